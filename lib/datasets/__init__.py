@@ -1,0 +1,1 @@
+"""Data: immersions with closed-form geometry (:mod:`lib.datasets.toy`)."""

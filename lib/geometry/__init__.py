@@ -1,0 +1,1 @@
+"""Estimators on sampled manifolds; no datasets, no plots."""
