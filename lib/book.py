@@ -78,22 +78,25 @@ def cached(function, *args, **kwargs):
 
 
 def publish(result, name: str):
-    """Save a figure (PNG and SVG) or a table (CSV) next to the executed chapter; return it.
+    """Save a figure (PNG and SVG) or a table (CSV) next to the executed chapter; return its view.
 
     Files go to the current directory, which :func:`run_chapter` sets to
-    ``book/chapters/<chapter>/``. A table is returned as a formatted Styler
-    so the page shows it with 4 significant digits; the CSV keeps full precision.
+    ``book/chapters/<chapter>/``. A figure is shown as the PNG just written,
+    so the page and the file are the same image; a table is shown with four
+    significant digits while the CSV keeps full precision.
     """
     import pandas as pd
+    from IPython.display import Image
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
         result.savefig(f"{name}.png", dpi=150)
         result.savefig(f"{name}.svg")
-        return result
+        return Image(filename=f"{name}.png")
     if isinstance(result, pd.DataFrame):
         result.to_csv(f"{name}.csv", index=False)
-        return result.style.format(precision=4, thousands=",").hide(axis="index")
+        numeric = result.select_dtypes("number").columns
+        return result.style.format("{:.4g}", subset=numeric, na_rep="–").hide(axis="index")
     raise TypeError(f"The 'result' parameter of publish must be a matplotlib Figure or a pandas "
                     f"DataFrame. Got {type(result).__name__} instead.")
 
@@ -150,7 +153,7 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
             run_chapter(chapter.slug, {"preset": preset}, root=root, progress=progress)
             print(f"{chapter.slug}: executed at preset {preset!r} in "
                   f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-    command = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output",
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output",
                str(root), "-W", "-n", "--keep-going"]
     return subprocess.call(command, cwd=root)
 

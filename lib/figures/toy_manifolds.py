@@ -42,7 +42,7 @@ def _wrap(array, periodic):
 def curvature_gallery(fields) -> Figure:
     """Curves and surfaces coloured by their closed-form curvature, one panel each."""
     with sns.axes_style("white"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(12, 7.5))
+        fig = _figure(figsize=(9, 6.2))
         columns = 3
         rows = int(np.ceil(len(fields) / columns))
         for index, field in enumerate(fields):
@@ -74,7 +74,7 @@ def curvature_gallery(fields) -> Figure:
 def reach_profiles(profiles) -> Figure:
     """Numerical local reach along one parameter; dashed: the closed-form global reach."""
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(12, 3.8))
+        fig = _figure(figsize=(9, 3.4))
         axes = fig.subplots(1, len(profiles))
         for ax, profile in zip(np.atleast_1d(axes), profiles):
             ax.plot(profile.values, profile.local_reach, color="C0", marker=".",
@@ -95,7 +95,7 @@ def quadrature_convergence(table) -> Figure:
     manifolds = list(dict.fromkeys(table["manifold"]))
     palette = dict(zip(manifolds, sns.color_palette("tab10", len(manifolds))))
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(11, 4))
+        fig = _figure(figsize=(9, 3.6))
         axes = fig.subplots(1, len(quantities), sharey=True)
         floor = 1e-16
         for ax, quantity in zip(np.atleast_1d(axes), quantities):
@@ -118,7 +118,7 @@ def quadrature_convergence(table) -> Figure:
 def sampling(checks) -> Figure:
     """Histograms of volume-uniform samples against the exact density of one coordinate."""
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(10, 3.6))
+        fig = _figure(figsize=(9, 3.4))
         axes = fig.subplots(1, len(checks))
         for ax, check in zip(np.atleast_1d(axes), checks):
             ax.hist(check.values, bins=40, density=True, color="C0", alpha=0.6,

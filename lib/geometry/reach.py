@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape

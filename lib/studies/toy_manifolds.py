@@ -99,9 +99,10 @@ def closed_form_table(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``manifold, d, D, total volume, volume by quadrature,
-    total Gaussian curvature, Gauss-Bonnet by quadrature, reach, reach (Aamari,
-    exact tangents), max rel. error volume element, max abs. error scalar curvature``.
+    DataFrame with a ``quantity`` column (d, D, total volume, volume by
+    quadrature, total Gaussian curvature, Gauss-Bonnet by quadrature, Euler
+    characteristic, reach, reach (Aamari, exact tangents), max rel. error
+    volume element, max abs. error scalar curvature) and one column per manifold.
     """
     rows = []
     resolution, reach_resolution = config.sizes["resolution"], config.sizes["reach_resolution"]
@@ -128,11 +129,12 @@ def closed_form_table(config: Config) -> pd.DataFrame:
         row["reach (Aamari, exact tangents)"] = _numerical_reach(
             manifold, immersion, manifold.grid(reach_resolution)).reach
         rows.append(row)
-    columns = ["manifold", "d", "D", "total volume", "volume by quadrature",
-               "total Gaussian curvature", "Gauss-Bonnet by quadrature", "Euler characteristic",
-               "reach", "reach (Aamari, exact tangents)", "max rel. error volume element",
-               "max abs. error scalar curvature"]
-    return pd.DataFrame(rows)[columns]
+    quantities = ["d", "D", "total volume", "volume by quadrature", "total Gaussian curvature",
+                  "Gauss-Bonnet by quadrature", "Euler characteristic", "reach",
+                  "reach (Aamari, exact tangents)", "max rel. error volume element",
+                  "max abs. error scalar curvature"]
+    wide = pd.DataFrame(rows).set_index("manifold")[quantities].T
+    return wide.rename_axis(index="quantity", columns=None).reset_index()
 
 
 def _numerical_reach(manifold, immersion, grid):

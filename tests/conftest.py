@@ -1,0 +1,42 @@
+"""Shared fixtures: a built copy of the book at the ci preset, and Chromium launch options."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lib import book
+
+PROJECT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def copy_book_sources(target: Path) -> Path:
+    """Copy what a book build reads (not the library, not outputs) into ``target``."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(PROJECT / name, target / name)
+    shutil.copytree(PROJECT / "book", target / "book", ignore=shutil.ignore_patterns("chapters"))
+    (target / "notebooks").mkdir()
+    for source in (PROJECT / "notebooks").glob("*.md"):
+        shutil.copy(source, target / "notebooks" / source.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """Every chapter executed at the ci preset and the book rendered, in a scratch root."""
+    root = copy_book_sources(tmp_path_factory.mktemp("book"))
+    status = book.build_book(root=root, preset="ci", rerun=True, progress=False)
+    assert status == 0, "jupyter-book build failed (strict mode: warnings are errors)"
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright: Debian's Chromium, since Playwright cannot fetch its own offline."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from lib.grid import Axis, Grid
+
+
+def test_spacing_interval_and_periodic():
+    grid = Grid.product(a=(0.0, 1.0, 11), b=(0.0, 2 * np.pi, 8, "periodic"))
+    assert grid.shape == (11, 8)
+    np.testing.assert_allclose(grid.spacing, (0.1, np.pi / 4), rtol=1e-15)
+    assert grid.points.shape == (11, 8, 2)
+    # The periodic axis stops one step short of its end; the interval axis includes it.
+    np.testing.assert_allclose(grid.points[-1, -1], (1.0, 2 * np.pi - np.pi / 4), rtol=1e-15)
+
+
+def test_quadrature_is_exact_for_linear_and_trigonometric_integrands():
+    grid = Grid.product(x=(0.0, 2.0, 5), t=(0.0, 2 * np.pi, 6, "periodic"))
+    x, t = np.moveaxis(grid.points, -1, 0)
+    # Trapezoid is exact for linear functions; the periodic rule for low-degree trig polynomials.
+    np.testing.assert_allclose(grid.integrate((3 * x + 1) * (1 + np.cos(2 * t))), 8 * 2 * np.pi,
+                               rtol=1e-13)
+
+
+def test_trapezoid_error_halves_twice_per_refinement():
+    errors = []
+    for n in (11, 21, 41):
+        grid = Grid.product(x=(0.0, 1.0, n))
+        errors.append(abs(grid.integrate(np.exp(grid.points[..., 0])) - (np.e - 1)))
+    # Second order: halving h divides the error by about 4.
+    np.testing.assert_allclose(np.log2(np.array(errors[:-1]) / errors[1:]), 2.0, atol=0.02)
+
+
+def test_interior_index_matches_interior_grid():
+    grid = Grid.product(x=(0.0, 1.0, 9), t=(0.0, 1.0, 6, "periodic"))
+    inner = grid.interior(2)
+    assert inner.shape == (5, 6)
+    np.testing.assert_allclose(grid.points[grid.interior_index(2)], inner.points, atol=1e-15)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ((0.0, 1.0, 1), "'n' parameter of Axis 'x' must be an int in \\[2, inf\\]"),
+    ((1.0, 0.0, 5), "'stop' parameter of Axis 'x'"),
+    ((0.0, 1.0, 5, "cyclic"), "must be \\(start, stop, n\\)"),
+])
+def test_bad_axes_are_named(spec, match):
+    with pytest.raises(ValueError, match=match):
+        Grid.product(x=spec)
+
+
+def test_interior_too_deep_names_depth_and_bound():
+    grid = Grid.product(x=(0.0, 1.0, 6))
+    with pytest.raises(ValueError, match="'depth' parameter of Grid.interior must leave .* at most 2"):
+        grid.interior(3)
+
+
+def test_axis_type_errors():
+    with pytest.raises(TypeError, match="'n' parameter"):
+        Axis("x", 0.0, 1.0, 2.5)
