@@ -49,6 +49,8 @@ class ToyManifold:
     dim: int = 0
     native_dim: int = 0
     euler_characteristic: int | None = None
+    # Isometries of the ambient space act transitively: the local reach is the reach everywhere.
+    homogeneous: bool = False
 
     # --- to be provided by each manifold -------------------------------------------
     def _axes(self):
@@ -61,7 +63,8 @@ class ToyManifold:
     def volume_element(self, theta) -> np.ndarray:
         raise NotImplementedError
 
-    def _volume_element_bound(self) -> float:
+    def volume_element_bound(self) -> float:
+        """An upper bound of the volume element over the chart (the rejection envelope)."""
         raise NotImplementedError
 
     # --- derived --------------------------------------------------------------------
@@ -96,6 +99,9 @@ class ToyManifold:
                                   f"single normal are not defined.")
 
     def local_reach(self, theta) -> np.ndarray:
+        """Closed-form local reach tau(x), shape (...); only on homogeneous manifolds."""
+        if self.homogeneous:
+            return np.full(np.shape(theta)[:-1], float(self.reach))
         raise NotImplementedError(f"The local reach of the {self.name} has no closed form; "
                                   f"use lib.geometry.reach.local_reach on a dense grid.")
 
@@ -114,7 +120,7 @@ class ToyManifold:
         axes = self._axes()
         low = np.array([start for start, _, _ in axes.values()])
         high = np.array([stop for _, stop, _ in axes.values()])
-        bound = self._volume_element_bound()
+        bound = self.volume_element_bound()
         accepted, count = [], 0
         while count < n:
             proposal = rng.uniform(low, high, size=(2 * n, self.dim))
@@ -156,6 +162,7 @@ class Circle(ToyManifold):
     radius: float = 1.0
     name = "circle"
     dim, native_dim, euler_characteristic = 1, 2, 0
+    homogeneous = True
 
     def __post_init__(self):
         _positive(self.radius, "radius", "Circle")
@@ -170,7 +177,7 @@ class Circle(ToyManifold):
     def volume_element(self, theta):
         return np.full(np.shape(theta)[:-1], self.radius)
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return self.radius
 
     @property
@@ -183,9 +190,6 @@ class Circle(ToyManifold):
     @property
     def reach(self):
         return self.radius
-
-    def local_reach(self, theta):
-        return np.full(np.shape(theta)[:-1], self.radius)
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ class Ellipse(ToyManifold):
         (t,) = _split(theta)
         return np.hypot(self.a * np.sin(t), self.b * np.cos(t))
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return self.a
 
     @property
@@ -235,6 +239,7 @@ class Sphere(ToyManifold):
     radius: float = 1.0
     name = "sphere"
     dim, native_dim, euler_characteristic = 2, 3, 2
+    homogeneous = True
 
     def __post_init__(self):
         _positive(self.radius, "radius", "Sphere")
@@ -252,7 +257,7 @@ class Sphere(ToyManifold):
         polar, _ = _split(theta)
         return self.radius**2 * np.sin(polar)
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return self.radius**2
 
     @property
@@ -268,9 +273,6 @@ class Sphere(ToyManifold):
     @property
     def reach(self):
         return self.radius
-
-    def local_reach(self, theta):
-        return np.full(np.shape(theta)[:-1], self.radius)
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ class Ellipsoid(ToyManifold):
                                       + a**2 * c**2 * np.sin(azimuth) ** 2)
         return np.sin(polar) * np.sqrt(inner + a**2 * b**2 * np.cos(polar) ** 2)
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return max(self.a * self.b, self.a * self.c, self.b * self.c)
 
     @property
@@ -376,7 +378,7 @@ class Torus(ToyManifold):
         _, v = _split(theta)
         return self.r * (self.R + self.r * np.cos(v))
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return self.r * (self.R + self.r)
 
     @property
@@ -435,7 +437,7 @@ class Hyperboloid(ToyManifold):
         t, _ = _split(theta)
         return self.a * np.cosh(t) * np.sqrt(self._q(t))
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return float(self.volume_element(np.array([[self.height, 0.0]]))[0])
 
     @property
@@ -473,6 +475,7 @@ class FlatTorus(ToyManifold):
     b: float = 0.5
     name = "flat torus"
     dim, native_dim, euler_characteristic = 2, 4, 0
+    homogeneous = True
 
     def __post_init__(self):
         _positive(self.a, "a", "FlatTorus")
@@ -489,7 +492,7 @@ class FlatTorus(ToyManifold):
     def volume_element(self, theta):
         return np.full(np.shape(theta)[:-1], self.a * self.b)
 
-    def _volume_element_bound(self):
+    def volume_element_bound(self):
         return self.a * self.b
 
     @property
@@ -502,9 +505,6 @@ class FlatTorus(ToyManifold):
     @property
     def reach(self):
         return min(self.a, self.b)
-
-    def local_reach(self, theta):
-        return np.full(np.shape(theta)[:-1], self.reach)
 
 
 def random_isometry(native_dim: int, ambient_dim: int, *, seed=None) -> np.ndarray:

@@ -87,7 +87,7 @@ def _embedded(manifold, isometry):
 def _regular_queries(manifold, grid):
     """Chart points away from coordinate singularities (the poles of polar charts)."""
     theta = grid.points[grid.interior_index(1)].reshape(-1, grid.ndim)
-    keep = manifold.volume_element(theta) > 1e-9 * manifold._volume_element_bound()
+    keep = manifold.volume_element(theta) > 1e-9 * manifold.volume_element_bound()
     return theta[keep]
 
 

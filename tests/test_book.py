@@ -1,0 +1,40 @@
+"""The book helpers: the parameter-keyed cache and publishing of figures and tables."""
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from lib import book
+
+CALLS = []
+
+
+def square(x):
+    CALLS.append(x)
+    return x * x
+
+
+def test_cached_computes_once_per_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv(book.CACHE_ENV, str(tmp_path))
+    CALLS.clear()
+    assert [book.cached(square, 3), book.cached(square, 3), book.cached(square, 4)] == [9, 9, 16]
+    assert CALLS == [3, 4]
+    # Entries live on disk under the chosen folder, so a new process finds them too.
+    assert any(tmp_path.rglob("output.pkl"))
+
+
+def test_publish_writes_png_svg_and_csv(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    book.publish(fig, "line")
+    book.publish(pd.DataFrame({"a": [1.0, 2.0]}), "numbers")
+    assert (tmp_path / "line.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in (tmp_path / "line.svg").read_text()
+    assert pd.read_csv(tmp_path / "numbers.csv")["a"].tolist() == [1.0, 2.0]
+
+
+def test_publish_rejects_other_types(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="'result' parameter of publish must be a matplotlib"):
+        book.publish([1, 2], "list")
