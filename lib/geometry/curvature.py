@@ -29,7 +29,7 @@ __all__ = ["christoffels", "scalar_curvature"]
 
 
 def christoffels(metric, grid: Grid, *, order: int = 2):
-    """Christoffel symbols of a metric sampled on a grid.
+    r"""Christoffel symbols of a metric sampled on a grid.
 
     Parameters
     ----------
