@@ -44,6 +44,10 @@ def _pair(jacobian, hessian, caller):
     return jac, hess.to(jac.dtype), restore
 
 
+def _metric(jac):
+    return torch.einsum("...ai,...aj->...ij", jac, jac)
+
+
 def metric_matrix(jacobian):
     """Induced metric g = J^T J.
 
@@ -56,7 +60,7 @@ def metric_matrix(jacobian):
     metric : array of shape (*Q, d, d)
     """
     jac, restore = _jacobian(jacobian, "metric_matrix")
-    return restore(torch.einsum("...ai,...aj->...ij", jac, jac))
+    return restore(_metric(jac))
 
 
 def volume_element(jacobian):
@@ -117,7 +121,7 @@ def scalar_curvature(jacobian, hessian):
     """
     jac, hess, restore = _pair(jacobian, hessian, "scalar_curvature")
     form = _normal_part(jac, hess)
-    inverse = torch.linalg.inv(torch.einsum("...ai,...aj->...ij", jac, jac))
+    inverse = torch.linalg.inv(_metric(jac))
     trace = torch.einsum("...ij,...aij->...a", inverse, form)
     norm = torch.einsum("...ik,...jl,...aij,...akl->...", inverse, inverse, form, form)
     return restore((trace**2).sum(-1) - norm)
@@ -144,7 +148,7 @@ def principal_curvatures(jacobian, hessian, normal):
     check_shape(nrm.shape, jac.shape[:-1], name="normal", caller=caller,
                 describe=f"(*Q, D) = {tuple(jac.shape[:-1])}")
     form = torch.einsum("...a,...aij->...ij", nrm.to(jac.dtype), hess)
-    metric = torch.einsum("...ai,...aj->...ij", jac, jac)
+    metric = _metric(jac)
     # Generalised symmetric eigenproblem II v = k g v via the Cholesky factor of g.
     factor = torch.linalg.cholesky(metric)
     half = torch.linalg.solve_triangular(factor, form, upper=False)

@@ -117,10 +117,10 @@ def closed_form_table(config: Config) -> pd.DataFrame:
         scalar = extrinsic.scalar_curvature(der.jacobian, der.hessian)
         row = manifold.summary()
         row["D"] = config.ambient_dim
-        row["volume by quadrature"] = grid.integrate(manifold.volume_element(grid.points))
+        element = manifold.volume_element(grid.points)
+        row["volume by quadrature"] = grid.integrate(element)
         row["Gauss-Bonnet by quadrature"] = (
-            grid.integrate(manifold.gaussian_curvature(grid.points)
-                           * manifold.volume_element(grid.points))
+            grid.integrate(manifold.gaussian_curvature(grid.points) * element)
             if manifold.dim == 2 else np.nan)
         row["max rel. error volume element"] = float(
             np.max(np.abs(volume / manifold.volume_element(theta) - 1)))
