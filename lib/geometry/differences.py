@@ -18,26 +18,46 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_shape
 from lib.grid import Grid
 
-__all__ = ["STENCILS", "gradient"]
+__all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives"]
 
 # Offsets and weights of the central first-derivative stencils, per accuracy order.
 STENCILS = {2: ((1, 0.5), (-1, -0.5)),
             4: ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12))}
+# Central second-derivative stencils (pure d^2/dx^2), per accuracy order.
+SECOND_STENCILS = {2: ((1, 1.0), (0, -2.0), (-1, 1.0)),
+                   4: ((2, -1 / 12), (1, 16 / 12), (0, -30 / 12), (-1, 16 / 12), (-2, -1 / 12))}
 
 
-def _shifted(field: torch.Tensor, grid: Grid, axis: int, offset: int, depth: int) -> torch.Tensor:
-    """``field`` moved by ``offset`` samples along ``axis`` and cut to ``grid.interior(depth)``."""
+def _shifted(field: torch.Tensor, grid: Grid, offsets: dict, depth: int) -> torch.Tensor:
+    """``field`` moved by ``offsets[axis]`` samples per axis and cut to ``grid.interior(depth)``."""
     index = []
     for position, grid_axis in enumerate(grid.axes):
-        step = offset if position == axis else 0
+        step = offsets.get(position, 0)
         if grid_axis.periodic:
             index.append(slice(None))
         else:
             index.append(slice(depth + step, grid_axis.n - depth + step))
     moved = field[tuple(index)]
-    if grid.axes[axis].periodic and offset:
-        moved = torch.roll(moved, shifts=-offset, dims=axis)
+    for axis, offset in offsets.items():
+        if grid.axes[axis].periodic and offset:
+            moved = torch.roll(moved, shifts=-offset, dims=axis)
     return moved
+
+
+def _checked(values, grid, order, caller):
+    check_in(order, tuple(STENCILS), name="order", caller=caller)
+    field, restore = as_tensor(values)
+    describe = f"(*grid.shape, *F) = ({', '.join(map(str, grid.shape))}, ...)"
+    check_shape(field.shape[:grid.ndim], grid.shape, name="values", caller=caller,
+                describe=describe)
+    check_finite(field, name="values", caller=caller)
+    grid.interior(order // 2)  # names the axis that is too short for the stencil
+    return field, restore
+
+
+def _first(field, grid, order, axis):
+    return sum(weight * _shifted(field, grid, {axis: offset}, order // 2)
+               for offset, weight in STENCILS[order]) / grid.spacing[axis]
 
 
 def gradient(values, grid: Grid, *, order: int = 2):
@@ -66,18 +86,47 @@ def gradient(values, grid: Grid, *, order: int = 2):
     >>> slope.shape, float(slope.mean())
     ((9, 1, 1), 3.0)
     """
-    caller = "gradient"
-    check_in(order, tuple(STENCILS), name="order", caller=caller)
-    field, restore = as_tensor(values)
-    describe = f"(*grid.shape, *F) = ({', '.join(map(str, grid.shape))}, ...)"
-    check_shape(field.shape[:grid.ndim], grid.shape, name="values", caller=caller,
-                describe=describe)
-    check_finite(field, name="values", caller=caller)
-    depth = order // 2
-    grid.interior(depth)  # names the axis that is too short for the stencil
-    partials = []
-    for axis, spacing in enumerate(grid.spacing):
-        derivative = sum(weight * _shifted(field, grid, axis, offset, depth)
-                         for offset, weight in STENCILS[order])
-        partials.append(derivative / spacing)
+    field, restore = _checked(values, grid, order, "gradient")
+    partials = [_first(field, grid, order, axis) for axis in range(grid.ndim)]
     return restore(torch.stack(partials, dim=-1))
+
+
+def derivatives(values, grid: Grid, *, order: int = 2):
+    """First and second partial derivatives by central differences, on one common sub-grid.
+
+    Pure second derivatives use the second-difference stencil; mixed ones the
+    product of two first-difference stencils. Both lose ``order // 2`` layers
+    per interval axis, so Jacobian and Hessian share ``grid.interior(order // 2)``.
+
+    Parameters
+    ----------
+    values : array of shape (*grid.shape, D)
+    grid : Grid
+    order : {2, 4}, default=2
+
+    Returns
+    -------
+    lib.geometry.jacobian.Derivatives
+        ``jacobian`` (*G', D, k) and ``hessian`` (*G', D, k, k) with
+        ``G' = grid.interior(order // 2).shape``, in the input's array type.
+    """
+    from lib.geometry.jacobian import Derivatives
+
+    field, restore = _checked(values, grid, order, "derivatives")
+    depth, k = order // 2, grid.ndim
+    jacobian = torch.stack([_first(field, grid, order, axis) for axis in range(k)], dim=-1)
+    rows = []
+    for i in range(k):
+        row = []
+        for j in range(k):
+            if i == j:
+                value = sum(weight * _shifted(field, grid, {i: offset}, depth)
+                            for offset, weight in SECOND_STENCILS[order]) / grid.spacing[i] ** 2
+            else:
+                value = sum(wi * wj * _shifted(field, grid, {i: oi, j: oj}, depth)
+                            for oi, wi in STENCILS[order] for oj, wj in STENCILS[order])
+                value = value / (grid.spacing[i] * grid.spacing[j])
+            row.append(value)
+        rows.append(torch.stack(row, dim=-1))
+    hessian = torch.stack(rows, dim=-2)
+    return Derivatives(jacobian=restore(jacobian), hessian=restore(hessian))

@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
+from lib.geometry.differences import gradient
+from lib.grid import Grid
 
-__all__ = ["ReachResult", "local_reach"]
+__all__ = ["ReachResult", "local_reach", "grid_reach"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class ReachResult:
 
 
 def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
-                progress: bool = False) -> ReachResult:
+                exact_neighbours: int = 64, progress: bool = False) -> ReachResult:
     """Local reach tau(x) at each query point against a set of candidate points.
 
     Parameters
@@ -58,11 +60,16 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
         Spanning vectors of T_x M at each query (need not be orthonormal).
     candidates : array of shape (M, D)
         Points y of the manifold. Candidates that coincide with the query up
-        to rounding (distance below 64 machine epsilons of the point cloud's
-        scale: the query itself, or a repeated point such as a pole of a
-        spherical chart) are skipped.
+        to rounding (closer than about 5e-7 times the point cloud's radius, or
+        64 machine epsilons of the input dtype: the query itself, or a repeated
+        point such as a pole of a spherical chart) are skipped.
     memory_budget : float, default=2**28
-        Bytes for the (chunk, M, D) block of differences; does not change the answer.
+        Bytes for the (chunk, M, d + 4) float64 blocks of one batch of queries; does not
+        change the answer beyond rounding.
+    exact_neighbours : int, default=64
+        For this many nearest candidates of each query the ratio is recomputed
+        from explicit differences y - x, since the Gram-matrix route loses
+        about eps |x|^2 / |y - x|^2 of relative accuracy on them.
     progress : bool, default=False
         Show a tqdm bar over query chunks.
 
@@ -92,6 +99,7 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     check_shape(y.shape, (None, ambient), name="candidates", caller=caller,
                 describe=f"(M, D) = (M, {ambient})")
     check_real(memory_budget, name="memory_budget", caller=caller, low=0, low_open=True)
+    check_int(exact_neighbours, name="exact_neighbours", caller=caller, low=1)
     for name, value in (("queries", x), ("tangents", tan), ("candidates", y)):
         check_finite(value, name=name, caller=caller)
     tan, y = tan.to(device=x.device, dtype=x.dtype), y.to(device=x.device, dtype=x.dtype)
@@ -103,20 +111,92 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
         raise ValueError(f"The 'tangents' parameter of {caller} must have full rank d at every "
                          f"query. Got {bad} degenerate tangent spaces instead.")
 
-    scale = torch.linalg.vector_norm(y, dim=-1).max().clamp_min(1.0)
-    duplicate_sq = float(64 * torch.finfo(x.dtype).eps * scale) ** 2
-    chunk = max(1, int(memory_budget // (y.shape[0] * ambient * x.element_size())))
-    local = torch.empty(q_count, dtype=x.dtype, device=x.device)
+    # Work in float64 on centred data: |y - x|^2 and its normal part come from Gram
+    # matrices (BLAS matmuls, cost Q M D (d + 1)), and centring keeps their cancellation
+    # at the level of |y - x|, not |x|.
+    centre = y.mean(dim=0)
+    xc = (x - centre).to(torch.float64)
+    yc = (y - centre).to(torch.float64)
+    qc = basis.to(torch.float64)
+    x_sq, y_sq = (xc * xc).sum(-1), (yc * yc).sum(-1)
+    scale = torch.sqrt(y_sq.max()).clamp_min(1.0)
+    # Coincident points: equal up to the input's rounding, or within the Gram matrices'
+    # own rounding (about eps64 * scale^2 on a squared distance).
+    duplicate_sq = max(float(64 * torch.finfo(x.dtype).eps * scale) ** 2,
+                       float(1e3 * torch.finfo(torch.float64).eps * scale**2))
+    k = tan.shape[-1]
+    bytes_per_query = (y.shape[0] * (k + 4) + exact_neighbours * (ambient + k + 3)) * 8
+    chunk = max(1, int(memory_budget // bytes_per_query))
+    local = torch.empty(q_count, dtype=torch.float64, device=x.device)
     witness = torch.empty(q_count, dtype=torch.long, device=x.device)
     starts = range(0, q_count, chunk)
     for start in tqdm(starts, desc="reach", disable=not progress, leave=False):
         stop = min(start + chunk, q_count)
-        diff = y[None, :, :] - x[start:stop, None, :]                 # (c, M, D)
-        squared = (diff * diff).sum(-1)                               # |v|^2
-        along = torch.einsum("cmD,cDk->cmk", diff, basis[start:stop])  # Q^T v
+        q = qc[start:stop]                                                  # (c, D, k)
+        along = torch.einsum("cDk,mD->cmk", q, yc) - torch.einsum("cDk,cD->ck", q, xc[start:stop])[:, None]
+        squared = (x_sq[start:stop, None] + y_sq[None] - 2 * xc[start:stop] @ yc.T).clamp_min(0)
         normal_sq = (squared - (along * along).sum(-1)).clamp_min(0)
         ratio = squared / (2 * normal_sq.sqrt())
         # Tangential candidates (normal part 0) and the query itself never bound the reach.
         ratio = torch.where((normal_sq > 0) & (squared > duplicate_sq), ratio, torch.inf)
+        # The Gram route cancels badly for the nearest candidates, whose normal part is tiny:
+        # recompute those few from explicit differences (cost c * near * D).
+        near = torch.topk(squared, min(exact_neighbours, squared.shape[1]), dim=1,
+                          largest=False).indices                           # (c, near)
+        diff = yc[near] - xc[start:stop, None]                             # (c, near, D)
+        near_sq = (diff * diff).sum(-1)
+        near_along = torch.einsum("cnD,cDk->cnk", diff, q)
+        near_normal = (near_sq - (near_along * near_along).sum(-1)).clamp_min(0)
+        near_ratio = torch.where((near_normal > 0) & (near_sq > duplicate_sq),
+                                 near_sq / (2 * near_normal.sqrt()), torch.inf)
+        ratio.scatter_(1, near, near_ratio)
         local[start:stop], witness[start:stop] = ratio.min(dim=1)
+    local = local.to(x.dtype)
     return ReachResult(local=restore(local), witness=restore(witness))
+
+
+def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
+               memory_budget: float = 2**28, progress: bool = False) -> ReachResult:
+    """Local reach of a manifold sampled on a grid, with finite-difference tangents.
+
+    Tangents come from central differences on the full grid; queries are the
+    points of ``grid.interior(order // 2)`` and candidates all grid points, both
+    taking every ``stride``-th sample per axis (the paper uses stride 2).
+
+    Parameters
+    ----------
+    values : array of shape (*grid.shape, D)
+    grid : Grid
+    order : {2, 4}, default=2
+    stride : int, default=1
+    memory_budget, progress
+        As in :func:`local_reach`.
+
+    Returns
+    -------
+    ReachResult
+        ``local`` of shape ``grid.interior(order // 2).shape`` subsampled by
+        ``stride``; ``witness`` indexes the flattened strided candidates.
+
+    Examples
+    --------
+    >>> from lib.datasets.toy import Torus
+    >>> torus = Torus(R=1.0, r=0.6)
+    >>> grid = torus.grid(48)
+    >>> round(grid_reach(torus.points(grid), grid, order=4).reach, 2)
+    0.4
+    """
+    caller = "grid_reach"
+    check_int(stride, name="stride", caller=caller, low=1)
+    x, restore = as_tensor(values)
+    tangents = gradient(x, grid, order=order)                      # (*G', D, k)
+    inner = x[grid.interior_index(order // 2)]
+    step = (slice(None, None, stride),) * grid.ndim
+    queries, tangents = inner[step], tangents[step]
+    shape = queries.shape[:-1]
+    candidates = x[step].reshape(-1, x.shape[-1])
+    result = local_reach(queries.reshape(-1, x.shape[-1]),
+                         tangents.reshape(-1, *tangents.shape[-2:]), candidates,
+                         memory_budget=memory_budget, progress=progress)
+    return ReachResult(local=restore(result.local.reshape(shape)),
+                       witness=restore(result.witness.reshape(shape)))
