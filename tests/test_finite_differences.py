@@ -79,3 +79,6 @@ def test_bad_input_is_named():
         gradient(np.zeros((4, 5, 3)), grid, order=4)
     with pytest.raises(ValueError, match="only finite"):
         gradient(np.full((4, 5, 3), np.nan), grid)
+    with pytest.raises(ValueError, match="'grid' parameter of scalar_curvature must have at "
+                                         "least 14 samples .* Got n=4 on axis 'x'"):
+        scalar_curvature(np.zeros((4, 5, 3)), grid, order=4)

@@ -83,6 +83,11 @@ def scalar_curvature(values, grid: Grid, *, order: int = 2):
     """
     x, restore = as_tensor(values)
     depth = order // 2
+    for axis in grid.axes:
+        if not axis.periodic and axis.n < 6 * depth + 2:
+            raise ValueError(f"The 'grid' parameter of scalar_curvature must have at least "
+                             f"{6 * depth + 2} samples on every interval axis for order {order} "
+                             f"(three nested stencils). Got n={axis.n} on axis {axis.name!r}.")
     jacobian = gradient(x, grid, order=order)                 # (*G1, D, k)
     metric = torch.einsum("...ai,...aj->...ij", jacobian, jacobian)
     grid1 = grid.interior(depth)

@@ -133,12 +133,15 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     for start in tqdm(starts, desc="reach", disable=not progress, leave=False):
         stop = min(start + chunk, q_count)
         q = qc[start:stop]                                                  # (c, D, k)
-        along = torch.einsum("cDk,mD->cmk", q, yc) - torch.einsum("cDk,cD->ck", q, xc[start:stop])[:, None]
-        squared = (x_sq[start:stop, None] + y_sq[None] - 2 * xc[start:stop] @ yc.T).clamp_min(0)
-        normal_sq = (squared - (along * along).sum(-1)).clamp_min(0)
-        ratio = squared / (2 * normal_sq.sqrt())
+        # Q^T (y - x) as (c, k, M): contiguous along M, so the reductions below stream.
+        along = torch.matmul(q.transpose(1, 2), yc.T)
+        along -= torch.einsum("cDk,cD->ck", q, xc[start:stop])[:, :, None]
+        squared = torch.addmm(x_sq[start:stop, None] + y_sq[None], xc[start:stop], yc.T,
+                              alpha=-2).clamp_min_(0)                       # |y - x|^2
+        normal_sq = (squared - along.square_().sum(1)).clamp_min_(0)
+        ratio = squared / normal_sq.sqrt_().mul_(2)
         # Tangential candidates (normal part 0) and the query itself never bound the reach.
-        ratio = torch.where((normal_sq > 0) & (squared > duplicate_sq), ratio, torch.inf)
+        ratio.masked_fill_((normal_sq == 0) | (squared <= duplicate_sq), torch.inf)
         # The Gram route cancels badly for the nearest candidates, whose normal part is tiny:
         # recompute those few from explicit differences (cost c * near * D).
         near = torch.topk(squared, min(exact_neighbours, squared.shape[1]), dim=1,
