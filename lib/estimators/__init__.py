@@ -1,0 +1,14 @@
+"""Point-cloud estimators: intrinsic dimension (scikit-learn API) and local geometry.
+
+:mod:`lib.estimators.intrinsic_dim` holds :class:`TwoNN` and
+:class:`LevinaBickelMLE`; :mod:`lib.estimators.local` holds local PCA
+tangents, quadratic-fit curvature, kNN volume and the reach with estimated
+tangents. Inputs are samples (N, D); no grids, no datasets, no plots.
+"""
+
+from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
+from lib.estimators.local import (QuadraticFit, aamari_reach, knn_volume, local_pca_tangents,
+                                  quadratic_fit_curvature)
+
+__all__ = ["TwoNN", "LevinaBickelMLE", "QuadraticFit", "local_pca_tangents",
+           "quadratic_fit_curvature", "knn_volume", "aamari_reach"]
