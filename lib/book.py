@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.params import Specification
-from lib.studies import toy_manifolds
+from lib.studies import grid_geometry, toy_manifolds
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter", "build_book", "main"]
 
@@ -54,6 +54,7 @@ class Chapter:
 
 CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("toy-manifolds", toy_manifolds.PARAMETERS),
+    Chapter("grid-geometry", grid_geometry.PARAMETERS),
 )}
 
 

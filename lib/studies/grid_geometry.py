@@ -1,0 +1,274 @@
+"""Chapter "Measuring geometry on a grid": finite differences against closed forms.
+
+Two questions. How fast do the grid estimators (volume element, scalar
+curvature by the intrinsic and the extrinsic route, reach) converge to the
+closed forms as the grid is refined, and at which order? And what do
+general-purpose point-cloud estimators give on the same manifolds at the
+same number of points?
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lib.datasets import toy
+from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
+from lib.estimators.local import aamari_reach, knn_volume, quadratic_fit_curvature
+from lib.geometry import curvature, extrinsic, metric
+from lib.geometry.differences import derivatives
+from lib.geometry.reach import grid_reach
+from lib.grid import Grid
+from lib.params import Choice, Integer, Specification
+
+__all__ = ["PARAMETERS", "SIZES", "Config", "testbed", "convergence", "fitted_orders",
+           "order_summary", "baselines"]
+
+PARAMETERS = Specification("grid-geometry", (
+    Choice("preset", "default", ("ci", "default", "paper"),
+           "problem sizes: ci (seconds), default (a laptop, minutes), paper (dense)"),
+    Integer("seed", 0, 0, 2**32 - 1, "seeds the isometric embedding and the point samples"),
+    Integer("ambient_dim", 64, 3, 4096, "dimension D of the isometric embedding"),
+))
+
+# Refinement levels: each halves every grid spacing (see Testbed).
+SIZES = {
+    "ci": dict(levels=(0, 1, 2), reach_orders=(4,), baseline_levels=(0, 1), neighbours=12),
+    "default": dict(levels=(0, 1, 2, 3), reach_orders=(2, 4), baseline_levels=(0, 1, 2),
+                    neighbours=16),
+    "paper": dict(levels=(0, 1, 2, 3, 4), reach_orders=(2, 4), baseline_levels=(0, 1, 2, 3),
+                  neighbours=24),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated parameters of the chapter plus the sizes of its preset."""
+
+    preset: str = "default"
+    seed: int = 0
+    ambient_dim: int = 64
+    sizes: dict = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        values = PARAMETERS.validate({name: getattr(self, name) for name in PARAMETERS.names})
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "sizes", dict(SIZES[self.preset]))
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """A manifold with a chart that avoids coordinate singularities.
+
+    ``axes`` maps each parameter to ``(start, stop, periodic, n0)``: its range and
+    its number of samples at refinement level 0. Level l halves every spacing l
+    times (n0 * 2^l samples on a periodic axis, (n0 - 1) * 2^l + 1 on an interval).
+    """
+
+    name: str
+    manifold: toy.ToyManifold
+    axes: dict
+
+    def grid(self, level: int) -> Grid:
+        specs = {}
+        for name, (start, stop, periodic, n0) in self.axes.items():
+            specs[name] = ((start, stop, n0 * 2**level, "periodic") if periodic
+                           else (start, stop, (n0 - 1) * 2**level + 1))
+        return Grid.product(**specs)
+
+
+def testbed() -> list[Testbed]:
+    """Ellipse, torus, an ellipsoid band and a hyperboloid patch (periodic and interval axes)."""
+    two_pi, band = 2 * math.pi, 0.45
+    # Level-0 sizes give comparable spacings (about 0.2-0.4) and at least the 14 samples
+    # per interval axis that order-4 intrinsic curvature needs.
+    return [
+        Testbed("ellipse", toy.Ellipse(1.0, 0.5), {"t": (0.0, two_pi, True, 16)}),
+        Testbed("torus", toy.Torus(1.0, 0.6),
+                {"u": (0.0, two_pi, True, 16), "v": (0.0, two_pi, True, 16)}),
+        Testbed("ellipsoid band", toy.Ellipsoid(1.0, 0.8, 0.6),
+                {"theta": (band, math.pi - band, False, 15), "phi": (0.0, two_pi, True, 24)}),
+        Testbed("hyperboloid", toy.Hyperboloid(0.5, 0.4, 1.0),
+                {"t": (-1.0, 1.0, False, 15), "u": (0.0, two_pi, True, 24)}),
+    ]
+
+
+def _embedded_points(bed, grid, config, index):
+    return toy.embed(bed.manifold.points(grid), config.ambient_dim, seed=[config.seed, index])
+
+
+def _relative(estimate, truth):
+    return abs(estimate - truth) / abs(truth)
+
+
+def convergence(config: Config) -> pd.DataFrame:
+    """Errors of the grid estimators against closed forms over a ladder of grid spacings.
+
+    Measures: total volume of the charted region (the same trapezoid rule on
+    the same sub-grid for estimate and truth, so only the stencil's error
+    remains); scalar curvature, max absolute error over the sub-grid relative
+    to the largest |S|, by the intrinsic route (Christoffel symbols, three
+    nested differences) and the extrinsic route (second fundamental form and
+    Gauss equation); reach, relative error of the grid minimum.
+
+    Returns
+    -------
+    DataFrame with columns ``manifold, measure, method, order, level, spacing,
+    error, seconds``.
+    """
+    rows = []
+    for index, bed in enumerate(testbed()):
+        manifold = bed.manifold
+        for level in config.sizes["levels"]:
+            grid = bed.grid(level)
+            values = _embedded_points(bed, grid, config, index)
+            base = dict(manifold=bed.name, level=level, spacing=grid.max_spacing)
+            for order in (2, 4):
+                depth = order // 2
+                inner = grid.interior(depth)
+                theta = grid.points[grid.interior_index(depth)]
+                started = time.perf_counter()
+                estimate = metric.total_volume(values, grid, order=order)
+                seconds = time.perf_counter() - started
+                truth = inner.integrate(manifold.volume_element(theta))
+                rows.append(dict(base, measure="volume", method="finite differences",
+                                 order=order, error=_relative(estimate, truth), seconds=seconds))
+                if manifold.dim == 2:
+                    rows += _curvature_rows(base, manifold, values, grid, order)
+                if order not in config.sizes["reach_orders"]:
+                    continue
+                started = time.perf_counter()
+                reach = grid_reach(values, grid, order=order).reach
+                rows.append(dict(base, measure="reach", method="finite differences",
+                                 order=order,
+                                 error=_relative(reach, manifold.reach),
+                                 seconds=time.perf_counter() - started))
+    return pd.DataFrame(rows)
+
+
+def _curvature_rows(base, manifold, values, grid, order):
+    rows = []
+    depth = order // 2
+    started = time.perf_counter()
+    intrinsic = curvature.scalar_curvature(values, grid, order=order)
+    seconds = time.perf_counter() - started
+    truth = manifold.scalar_curvature(grid.points[grid.interior_index(3 * depth)])
+    rows.append(dict(base, measure="scalar curvature", method="intrinsic (Christoffel)",
+                     order=order, seconds=seconds,
+                     error=np.abs(intrinsic - truth).max() / np.abs(truth).max()))
+    started = time.perf_counter()
+    der = derivatives(values, grid, order=order)
+    via_gauss = extrinsic.scalar_curvature(der.jacobian, der.hessian)
+    seconds = time.perf_counter() - started
+    truth = manifold.scalar_curvature(grid.points[grid.interior_index(depth)])
+    rows.append(dict(base, measure="scalar curvature", method="extrinsic (Gauss equation)",
+                     order=order, seconds=seconds,
+                     error=np.abs(via_gauss - truth).max() / np.abs(truth).max()))
+    return rows
+
+
+def fitted_orders(table: pd.DataFrame) -> pd.DataFrame:
+    """Slope of log(error) against log(h) per manifold, measure, method and stencil order.
+
+    The slope is the observed convergence order; its 95% interval comes from
+    the standard error of the least-squares fit (scipy.stats.linregress).
+    Errors at rounding level (below 1e-13) are left out of the fit.
+    """
+    rows = []
+    keys = ["manifold", "measure", "method", "order"]
+    for key, part in table.groupby(keys, sort=False):
+        part = part[part["error"] > 1e-13]
+        if len(part) < 2:
+            rows.append(dict(zip(keys, key), **{"observed order": np.nan, "95% interval": ""}))
+            continue
+        fit = stats.linregress(np.log(part["spacing"]), np.log(part["error"]))
+        half = (stats.t.ppf(0.975, len(part) - 2) * fit.stderr) if len(part) > 2 else np.nan
+        interval = f"[{fit.slope - half:.2f}, {fit.slope + half:.2f}]" if np.isfinite(half) else ""
+        rows.append(dict(zip(keys, key), **{"observed order": fit.slope,
+                                             "95% interval": interval}))
+    return pd.DataFrame(rows)
+
+
+def order_summary(orders: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fitted_orders` as one row per estimator and one column per stencil order.
+
+    Cells read ``observed [95% interval]``; a dash where no slope was fitted.
+    """
+    def cell(row):
+        if not np.isfinite(row["observed order"]):
+            return "–"
+        return f"{row['observed order']:.2f} {row['95% interval']}".strip()
+
+    labelled = orders.assign(cell=orders.apply(cell, axis=1),
+                             stencil=orders["order"].map(lambda o: f"order {o}"))
+    wide = labelled.pivot_table(index=["manifold", "measure", "method"], columns="stencil",
+                                values="cell", aggfunc="first", sort=False)
+    return wide.reset_index().rename_axis(columns=None).fillna("–")
+
+
+def baselines(config: Config) -> pd.DataFrame:
+    """Grid estimators against point-cloud estimators at the same number of points, on the torus.
+
+    The point cloud is drawn uniformly in volume (``toy.Torus.sample``) with
+    as many points as the grid has, then embedded like the grid. Point-cloud
+    methods: kNN volume, quadratic-fit curvature (median absolute error,
+    relative to max |S|), Aamari reach with local-PCA tangents, and the
+    TwoNN and Levina-Bickel intrinsic dimension (the grid knows d = 2).
+
+    Returns
+    -------
+    DataFrame with columns ``measure, method, points, error, seconds``.
+    """
+    bed = next(b for b in testbed() if b.name == "torus")
+    torus, k = bed.manifold, config.sizes["neighbours"]
+    rng = np.random.default_rng(config.seed)
+    rows = []
+    for level in config.sizes["baseline_levels"]:
+        grid = bed.grid(level)
+        values = _embedded_points(bed, grid, config, 1)
+        theta = torus.sample(grid.size, seed=rng)
+        cloud = toy.embed(torus.points(theta), config.ambient_dim, seed=[config.seed, 1])
+        n = grid.size
+        truth_s = torus.scalar_curvature(grid.points)
+        scale_s = np.abs(truth_s).max()
+
+        def timed(function, *args, **kwargs):
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            return result, time.perf_counter() - started
+
+        volume, t = timed(metric.total_volume, values, grid, order=4)
+        rows.append(dict(measure="total volume", method="grid, order 4", points=n, seconds=t,
+                         error=_relative(volume, torus.total_volume)))
+        volume, t = timed(knn_volume, cloud, n_neighbors=k, dim=2)
+        rows.append(dict(measure="total volume", method="kNN balls", points=n, seconds=t,
+                         error=_relative(volume, torus.total_volume)))
+
+        der, t = timed(derivatives, values, grid, order=4)
+        s_grid = extrinsic.scalar_curvature(der.jacobian, der.hessian)
+        rows.append(dict(measure="scalar curvature", method="grid, order 4", points=n,
+                         seconds=t, error=float(np.median(np.abs(s_grid - truth_s))) / scale_s))
+        fit, t = timed(quadratic_fit_curvature, cloud, n_neighbors=k, dim=2)
+        s_cloud = np.asarray(fit.scalar_curvature)
+        rows.append(dict(measure="scalar curvature", method="local quadratic fit", points=n,
+                         seconds=t, error=float(np.median(np.abs(
+                             s_cloud - torus.scalar_curvature(theta)))) / scale_s))
+
+        reach, t = timed(grid_reach, values, grid, order=4)
+        rows.append(dict(measure="reach", method="grid, order 4", points=n, seconds=t,
+                         error=_relative(reach.reach, torus.reach)))
+        reach, t = timed(aamari_reach, cloud, n_neighbors=k, dim=2)
+        rows.append(dict(measure="reach", method="Aamari, local-PCA tangents", points=n,
+                         seconds=t, error=_relative(reach.reach, torus.reach)))
+
+        for estimator in (TwoNN(), LevinaBickelMLE(n_neighbors=k)):
+            fitted, t = timed(estimator.fit, cloud)
+            rows.append(dict(measure="intrinsic dimension", method=type(estimator).__name__,
+                             points=n, seconds=t, error=_relative(fitted.dimension_, 2.0)))
+    return pd.DataFrame(rows)
