@@ -7,7 +7,8 @@ import torch
 from lib.datasets import toy
 from lib.geometry import extrinsic
 from lib.geometry.curvature import scalar_curvature
-from lib.geometry.differences import gradient
+from lib.geometry.differences import derivatives, gradient
+from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 
 
@@ -82,3 +83,34 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="'grid' parameter of scalar_curvature must have at "
                                          "least 14 samples .* Got n=4 on axis 'x'"):
         scalar_curvature(np.zeros((4, 5, 3)), grid, order=4)
+
+
+def test_degenerate_metric_is_refused_by_name():
+    grid = Grid.product(x=(0.0, 1.0, 20), t=(0.0, 2 * np.pi, 16, "periodic"))
+    x, t = np.moveaxis(grid.points, -1, 0)
+    # The points do not move along x: the chart is degenerate.
+    flat = np.stack([np.cos(t), np.sin(t), 0 * x], axis=-1)
+    with pytest.raises(ValueError, match="scalar_curvature needs a non-degenerate metric"):
+        scalar_curvature(flat, grid)
+    der = derivatives(flat, grid)
+    with pytest.raises(ValueError, match="non-degenerate metric"):
+        extrinsic.scalar_curvature(der.jacobian, der.hessian)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_grid_reach_matches_closed_form_one_sidedly(order):
+    for manifold, resolution in ((toy.Ellipse(1.0, 0.5), 256), (toy.Torus(1.0, 0.6), 48)):
+        grid = manifold.grid(resolution)
+        reach = grid_reach(manifold.points(grid), grid, order=order).reach
+        # Finite candidates can only overestimate; the gap is O(h^2) (bound 2 h^2, relative).
+        assert manifold.reach * (1 - 1e-9) <= reach <= manifold.reach * (1 + 2 * grid.max_spacing**2)
+
+
+def test_grid_reach_stride_and_shapes():
+    torus = toy.Torus(1.0, 0.6)
+    grid = torus.grid(32)
+    result = grid_reach(torch.as_tensor(torus.points(grid), dtype=torch.float32), grid, stride=2)
+    assert result.local.shape == (16, 16) and result.local.dtype == torch.float32
+    assert result.reach == pytest.approx(0.4, rel=1e-3)
+    with pytest.raises(ValueError, match="'stride' parameter of grid_reach"):
+        grid_reach(torus.points(grid), grid, stride=0)

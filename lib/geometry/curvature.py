@@ -23,6 +23,7 @@ import torch
 
 from lib._arrays import as_tensor
 from lib.geometry.differences import gradient
+from lib.geometry.extrinsic import inverse_metric
 from lib.grid import Grid
 
 __all__ = ["christoffels", "scalar_curvature"]
@@ -43,16 +44,17 @@ def christoffels(metric, grid: Grid, *, order: int = 2):
         Indexed ``[..., k, i, j]`` for :math:`\Gamma^k_{ij}`.
     """
     g, restore = as_tensor(metric)
-    return restore(_christoffels(g, grid, order))
+    return restore(_christoffels(g, grid, order, "christoffels"))
 
 
-def _christoffels(g, grid, order):
+def _christoffels(g, grid, order, caller):
     depth = order // 2
     dg = gradient(g, grid, order=order)                      # dg[..., a, b, c] = d_c g_ab
     inner = g[grid.interior_index(depth)]
     combination = (torch.einsum("...jli->...ijl", dg) + torch.einsum("...ilj->...ijl", dg)
                    - dg)
-    return 0.5 * torch.einsum("...kl,...ijl->...kij", torch.linalg.inv(inner), combination)
+    inverse = inverse_metric(inner, caller=caller)
+    return 0.5 * torch.einsum("...kl,...ijl->...kij", inverse, combination)
 
 
 def scalar_curvature(values, grid: Grid, *, order: int = 2):
@@ -91,7 +93,7 @@ def scalar_curvature(values, grid: Grid, *, order: int = 2):
     jacobian = gradient(x, grid, order=order)                 # (*G1, D, k)
     metric = torch.einsum("...ai,...aj->...ij", jacobian, jacobian)
     grid1 = grid.interior(depth)
-    gamma = _christoffels(metric, grid1, order)                # (*G2, k, k, k) on grid2
+    gamma = _christoffels(metric, grid1, order, "scalar_curvature")  # (*G2, k, k, k)
     grid2 = grid1.interior(depth)
     d_gamma = gradient(gamma, grid2, order=order)              # [..., r, n, s, m] = d_m G^r_ns
     gamma3 = gamma[grid2.interior_index(depth)]
@@ -99,4 +101,5 @@ def scalar_curvature(values, grid: Grid, *, order: int = 2):
     ricci = (torch.einsum("...rnsr->...sn", d_gamma) - torch.einsum("...rrsn->...sn", d_gamma)
              + torch.einsum("...rrl,...lns->...sn", gamma3, gamma3)
              - torch.einsum("...rnl,...lrs->...sn", gamma3, gamma3))
-    return restore(torch.einsum("...sn,...sn->...", torch.linalg.inv(metric3), ricci))
+    inverse = inverse_metric(metric3, caller="scalar_curvature")
+    return restore(torch.einsum("...sn,...sn->...", inverse, ricci))

@@ -48,6 +48,20 @@ def _metric(jac):
     return torch.einsum("...ai,...aj->...ij", jac, jac)
 
 
+def inverse_metric(metric, *, caller: str):
+    """Inverse of g, refusing degenerate metrics (rank-deficient tangents) by name."""
+    # Relative to the metric's own scale: det g / (trace g / k)^k is scale-free.
+    k = metric.shape[-1]
+    scale = (torch.diagonal(metric, dim1=-2, dim2=-1).sum(-1) / k).clamp_min(torch.finfo(
+        metric.dtype).tiny)
+    degenerate = torch.linalg.det(metric) / scale**k <= 1e3 * torch.finfo(metric.dtype).eps
+    if bool(degenerate.any()):
+        raise ValueError(f"{caller} needs a non-degenerate metric g = J^T J (tangent vectors of "
+                         f"full rank). Got {int(degenerate.sum())} degenerate points, e.g. a "
+                         f"chart axis along which the points do not move.")
+    return torch.linalg.inv(metric)
+
+
 def metric_matrix(jacobian):
     """Induced metric g = J^T J.
 
@@ -121,7 +135,7 @@ def scalar_curvature(jacobian, hessian):
     """
     jac, hess, restore = _pair(jacobian, hessian, "scalar_curvature")
     form = _normal_part(jac, hess)
-    inverse = torch.linalg.inv(_metric(jac))
+    inverse = inverse_metric(_metric(jac), caller="scalar_curvature")
     trace = torch.einsum("...ij,...aij->...a", inverse, form)
     norm = torch.einsum("...ik,...jl,...aij,...akl->...", inverse, inverse, form, form)
     return restore((trace**2).sum(-1) - norm)

@@ -59,3 +59,24 @@ def test_closed_forms_do_not_depend_on_grid(resolution):
     grid = torus.grid(resolution)
     # Periodic quadrature of a degree-1 trig polynomial is exact on any grid of >= 2 samples.
     assert abs(grid.integrate(torus.volume_element(grid.points)) / torus.total_volume - 1) < 1e-12
+
+
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(0.2, 5.0), ambient=st.integers(3, 30))
+@settings(max_examples=15, deadline=None)
+def test_finite_difference_geometry_is_invariant_and_scales(seed, scale, ambient):
+    from lib.geometry import curvature, metric
+    from lib.geometry.differences import derivatives as fd_derivatives
+
+    torus = toy.Torus(1.0, 0.5)
+    grid = torus.grid(24)
+    points = torus.points(grid)
+    moved = scale * points @ toy.random_isometry(3, ambient, seed=seed) + 1.0
+    np.testing.assert_allclose(metric.volume_element(moved, grid),
+                               scale**2 * metric.volume_element(points, grid), rtol=1e-9)
+    np.testing.assert_allclose(curvature.scalar_curvature(moved, grid),
+                               curvature.scalar_curvature(points, grid) / scale**2,
+                               rtol=1e-7, atol=1e-9)
+    der, der_moved = fd_derivatives(points, grid), fd_derivatives(moved, grid)
+    np.testing.assert_allclose(extrinsic.scalar_curvature(der_moved.jacobian, der_moved.hessian),
+                               extrinsic.scalar_curvature(der.jacobian, der.hessian) / scale**2,
+                               rtol=1e-7, atol=1e-9)
