@@ -28,20 +28,40 @@ SECOND_STENCILS = {2: ((1, 1.0), (0, -2.0), (-1, 1.0)),
                    4: ((2, -1 / 12), (1, 16 / 12), (0, -30 / 12), (-1, 16 / 12), (-2, -1 / 12))}
 
 
-def _shifted(field: torch.Tensor, grid: Grid, offsets: dict, depth: int) -> torch.Tensor:
-    """``field`` moved by ``offsets[axis]`` samples per axis and cut to ``grid.interior(depth)``."""
+def _padded(field: torch.Tensor, grid: Grid, depth: int) -> torch.Tensor:
+    """Wrap every periodic axis by ``depth`` samples on each side (one copy per call).
+
+    After padding every stencil offset is a plain slice, i.e. a view: no
+    per-offset ``roll`` copies, which dominate the cost at large D.
+    """
+    for axis, grid_axis in enumerate(grid.axes):
+        if grid_axis.periodic and depth:
+            n = grid_axis.n
+            field = torch.cat([field.narrow(axis, n - depth, depth), field,
+                               field.narrow(axis, 0, depth)], dim=axis)
+    return field
+
+
+def _shifted(padded: torch.Tensor, grid: Grid, offsets: dict, depth: int) -> torch.Tensor:
+    """View of the padded field moved by ``offsets[axis]`` samples, on ``grid.interior(depth)``."""
     index = []
     for position, grid_axis in enumerate(grid.axes):
         step = offsets.get(position, 0)
-        if grid_axis.periodic:
-            index.append(slice(None))
+        stop = grid_axis.n + depth if grid_axis.periodic else grid_axis.n - depth
+        index.append(slice(depth + step, stop + step))
+    return padded[tuple(index)]
+
+
+def _combine(padded, grid, depth, terms):
+    """sum of weight * shifted view over ``terms = [(offsets, weight), ...]``, accumulated in place."""
+    total = None
+    for offsets, weight in terms:
+        view = _shifted(padded, grid, offsets, depth)
+        if total is None:
+            total = view * weight
         else:
-            index.append(slice(depth + step, grid_axis.n - depth + step))
-    moved = field[tuple(index)]
-    for axis, offset in offsets.items():
-        if grid.axes[axis].periodic and offset:
-            moved = torch.roll(moved, shifts=-offset, dims=axis)
-    return moved
+            total.add_(view, alpha=weight)
+    return total
 
 
 def _checked(values, grid, order, caller):
@@ -55,9 +75,10 @@ def _checked(values, grid, order, caller):
     return field, restore
 
 
-def _first(field, grid, order, axis):
-    return sum(weight * _shifted(field, grid, {axis: offset}, order // 2)
-               for offset, weight in STENCILS[order]) / grid.spacing[axis]
+def _first(padded, grid, order, axis):
+    h = grid.spacing[axis]
+    return _combine(padded, grid, order // 2,
+                    [({axis: offset}, weight / h) for offset, weight in STENCILS[order]])
 
 
 def gradient(values, grid: Grid, *, order: int = 2):
@@ -87,7 +108,8 @@ def gradient(values, grid: Grid, *, order: int = 2):
     ((9, 1, 1), 3.0)
     """
     field, restore = _checked(values, grid, order, "gradient")
-    partials = [_first(field, grid, order, axis) for axis in range(grid.ndim)]
+    padded = _padded(field, grid, order // 2)
+    partials = [_first(padded, grid, order, axis) for axis in range(grid.ndim)]
     return restore(torch.stack(partials, dim=-1))
 
 
@@ -114,19 +136,20 @@ def derivatives(values, grid: Grid, *, order: int = 2):
 
     field, restore = _checked(values, grid, order, "derivatives")
     depth, k = order // 2, grid.ndim
-    jacobian = torch.stack([_first(field, grid, order, axis) for axis in range(k)], dim=-1)
+    padded = _padded(field, grid, depth)
+    jacobian = torch.stack([_first(padded, grid, order, axis) for axis in range(k)], dim=-1)
     rows = []
     for i in range(k):
         row = []
         for j in range(k):
             if i == j:
-                value = sum(weight * _shifted(field, grid, {i: offset}, depth)
-                            for offset, weight in SECOND_STENCILS[order]) / grid.spacing[i] ** 2
+                terms = [({i: offset}, weight / grid.spacing[i] ** 2)
+                         for offset, weight in SECOND_STENCILS[order]]
             else:
-                value = sum(wi * wj * _shifted(field, grid, {i: oi, j: oj}, depth)
-                            for oi, wi in STENCILS[order] for oj, wj in STENCILS[order])
-                value = value / (grid.spacing[i] * grid.spacing[j])
-            row.append(value)
+                scale = grid.spacing[i] * grid.spacing[j]
+                terms = [({i: oi, j: oj}, wi * wj / scale)
+                         for oi, wi in STENCILS[order] for oj, wj in STENCILS[order]]
+            row.append(_combine(padded, grid, depth, terms))
         rows.append(torch.stack(row, dim=-1))
     hessian = torch.stack(rows, dim=-2)
     return Derivatives(jacobian=restore(jacobian), hessian=restore(hessian))

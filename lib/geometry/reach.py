@@ -49,7 +49,7 @@ class ReachResult:
 
 
 def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
-                exact_neighbours: int = 64, progress: bool = False) -> ReachResult:
+                exact_neighbours: int = 16, progress: bool = False) -> ReachResult:
     """Local reach tau(x) at each query point against a set of candidate points.
 
     Parameters
@@ -66,10 +66,11 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     memory_budget : float, default=2**28
         Bytes for the (chunk, M, d + 4) float64 blocks of one batch of queries; does not
         change the answer beyond rounding.
-    exact_neighbours : int, default=64
+    exact_neighbours : int, default=16
         For this many nearest candidates of each query the ratio is recomputed
-        from explicit differences y - x, since the Gram-matrix route loses
-        about eps |x|^2 / |y - x|^2 of relative accuracy on them.
+        from explicit differences y - x and the residual y - x - Q Q^T (y - x),
+        since the Gram-matrix route loses about eps |x|^2 / d(y - x, T)^2 of
+        relative accuracy, which matters only for the nearest candidates.
     progress : bool, default=False
         Show a tqdm bar over query chunks.
 
@@ -104,7 +105,9 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
         check_finite(value, name=name, caller=caller)
     tan, y = tan.to(device=x.device, dtype=x.dtype), y.to(device=x.device, dtype=x.dtype)
 
-    basis, _ = torch.linalg.qr(tan)
+    # Orthonormalise in float64: a float32 basis is orthonormal only to ~1e-7, which the
+    # subtraction |v|^2 - |Q^T v|^2 turns into large errors for near candidates.
+    basis, _ = torch.linalg.qr(tan.to(torch.float64))
     rank_ok = torch.linalg.matrix_rank(tan) == tan.shape[-1]
     if not bool(rank_ok.all()):
         bad = int((~rank_ok).sum())
@@ -117,7 +120,7 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     centre = y.mean(dim=0)
     xc = (x - centre).to(torch.float64)
     yc = (y - centre).to(torch.float64)
-    qc = basis.to(torch.float64)
+    qc = basis
     x_sq, y_sq = (xc * xc).sum(-1), (yc * yc).sum(-1)
     scale = torch.sqrt(y_sq.max()).clamp_min(1.0)
     # Coincident points: equal up to the input's rounding, or within the Gram matrices'
@@ -148,8 +151,9 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
                           largest=False).indices                           # (c, near)
         diff = yc[near] - xc[start:stop, None]                             # (c, near, D)
         near_sq = (diff * diff).sum(-1)
-        near_along = torch.einsum("cnD,cDk->cnk", diff, q)
-        near_normal = (near_sq - (near_along * near_along).sum(-1)).clamp_min(0)
+        # The normal part as an explicit residual v - Q Q^T v, not |v|^2 - |Q^T v|^2.
+        residual = diff - torch.einsum("cnk,cDk->cnD", torch.einsum("cnD,cDk->cnk", diff, q), q)
+        near_normal = (residual * residual).sum(-1)
         near_ratio = torch.where((near_normal > 0) & (near_sq > duplicate_sq),
                                  near_sq / (2 * near_normal.sqrt()), torch.inf)
         ratio.scatter_(1, near, near_ratio)
@@ -193,11 +197,15 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     check_int(stride, name="stride", caller=caller, low=1)
     x, restore = as_tensor(values)
     tangents = gradient(x, grid, order=order)                      # (*G', D, k)
-    inner = x[grid.interior_index(order // 2)]
+    depth = order // 2
+    inner = x[grid.interior_index(depth)]
     step = (slice(None, None, stride),) * grid.ndim
     queries, tangents = inner[step], tangents[step]
     shape = queries.shape[:-1]
-    candidates = x[step].reshape(-1, x.shape[-1])
+    # Candidates on the same stride lattice as the queries, so every query is a candidate.
+    lattice = tuple(slice(0 if axis.periodic else depth % stride, None, stride)
+                    for axis in grid.axes)
+    candidates = x[lattice].reshape(-1, x.shape[-1])
     result = local_reach(queries.reshape(-1, x.shape[-1]),
                          tangents.reshape(-1, *tangents.shape[-2:]), candidates,
                          memory_budget=memory_budget, progress=progress)
