@@ -46,7 +46,7 @@ def test_scalar_curvature_of_the_sphere_on_an_interval_chart():
     grid = Grid.product(theta=(0.8, 2.3, 64), phi=(0.0, 2 * np.pi, 128, "periodic"))
     curvature = scalar_curvature(sphere.points(grid), grid, order=4)
     assert curvature.shape == grid.interior(6).shape
-    # Measured 5.6e-7 at this size (2026-11-22); bound with a 20x margin.
+    # Measured 1.6e-7 at this size (2026-11-22, first-kind symbols); bound 1e-5.
     np.testing.assert_allclose(curvature, 0.5, atol=1e-5)
 
 

@@ -13,7 +13,10 @@ Conventions (do Carmo, *Riemannian Geometry*, ch. 4, in coordinates):
 The metric comes from first differences of the points, the Christoffels from
 differences of the metric and the Ricci tensor from differences of the
 Christoffels: three nested stencils, so each interval axis loses
-``3 * order // 2`` layers at each end. This is the paper's estimator; the
+``3 * order // 2`` layers at each end. Only g and the Christoffel symbols of
+the first kind, :math:`\Gamma_{m,ij} = g_{mk}\Gamma^k_{ij}`, are differenced;
+derivatives of :math:`g^{-1}` follow exactly from
+:math:`\partial g^{-1} = -g^{-1}(\partial g)g^{-1}`. This is the paper's estimator; the
 extrinsic route (:mod:`lib.geometry.extrinsic`) needs second differences only.
 """
 
@@ -47,14 +50,17 @@ def christoffels(metric, grid: Grid, *, order: int = 2):
     return restore(_christoffels(g, grid, order, "christoffels"))
 
 
+def _first_kind(d_metric):
+    """G_{m,ij} = (d_i g_jm + d_j g_im - d_m g_ij) / 2 from d_metric[..., a, b, c] = d_c g_ab."""
+    return 0.5 * (torch.einsum("...jmi->...mij", d_metric) + torch.einsum("...imj->...mij", d_metric)
+                  - torch.einsum("...ijm->...mij", d_metric))
+
+
 def _christoffels(g, grid, order, caller):
     depth = order // 2
-    dg = gradient(g, grid, order=order)                      # dg[..., a, b, c] = d_c g_ab
-    inner = g[grid.interior_index(depth)]
-    combination = (torch.einsum("...jli->...ijl", dg) + torch.einsum("...ilj->...ijl", dg)
-                   - dg)
-    inverse = inverse_metric(inner, caller=caller)
-    return 0.5 * torch.einsum("...kl,...ijl->...kij", inverse, combination)
+    first = _first_kind(gradient(g, grid, order=order))
+    inverse = inverse_metric(g[grid.interior_index(depth)], caller=caller)
+    return torch.einsum("...km,...mij->...kij", inverse, first)
 
 
 def scalar_curvature(values, grid: Grid, *, order: int = 2):
@@ -93,13 +99,20 @@ def scalar_curvature(values, grid: Grid, *, order: int = 2):
     jacobian = gradient(x, grid, order=order)                 # (*G1, D, k)
     metric = torch.einsum("...ai,...aj->...ij", jacobian, jacobian)
     grid1 = grid.interior(depth)
-    gamma = _christoffels(metric, grid1, order, "scalar_curvature")  # (*G2, k, k, k)
+    d_metric = gradient(metric, grid1, order=order)           # (*G2, k, k, k): d_c g_ab
+    first = _first_kind(d_metric)                              # (*G2, k, k, k): G_{m,ij}
     grid2 = grid1.interior(depth)
-    d_gamma = gradient(gamma, grid2, order=order)              # [..., r, n, s, m] = d_m G^r_ns
-    gamma3 = gamma[grid2.interior_index(depth)]
-    metric3 = metric[grid1.interior_index(2 * depth)]
+    d_first = gradient(first, grid2, order=order)             # (*G3, k, k, k, k)
+    # Differentiate only g and the first-kind symbols, never g^{-1}: its derivatives come
+    # exactly from d(g^{-1}) = -g^{-1} (dg) g^{-1}, which keeps the stencil error small
+    # where g^{-1} varies fast (near the poles of a polar chart).
+    inner = grid2.interior_index(depth)
+    inverse = inverse_metric(metric[grid1.interior_index(2 * depth)], caller="scalar_curvature")
+    gamma = torch.einsum("...lm,...mij->...lij", inverse, first[inner])
+    d_gamma = torch.einsum("...lm,...mijc->...lijc", inverse,
+                           d_first - torch.einsum("...mbc,...bij->...mijc", d_metric[inner], gamma))
+    # d_gamma[..., r, n, s, m] = d_m G^r_ns
     ricci = (torch.einsum("...rnsr->...sn", d_gamma) - torch.einsum("...rrsn->...sn", d_gamma)
-             + torch.einsum("...rrl,...lns->...sn", gamma3, gamma3)
-             - torch.einsum("...rnl,...lrs->...sn", gamma3, gamma3))
-    inverse = inverse_metric(metric3, caller="scalar_curvature")
+             + torch.einsum("...rrl,...lns->...sn", gamma, gamma)
+             - torch.einsum("...rnl,...lrs->...sn", gamma, gamma))
     return restore(torch.einsum("...sn,...sn->...", inverse, ricci))
