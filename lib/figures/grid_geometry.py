@@ -26,7 +26,7 @@ def convergence(table):
     dashes = dict(zip(methods, ["", (4, 2), (1, 1)]))
     orders = sorted(table["order"].unique())
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 5.6))
+        fig = _figure(figsize=(8, 6.4))
         axes = fig.subplots(len(orders), len(MEASURES), sharex=True, sharey="row", squeeze=False)
         for row, order in enumerate(orders):
             for column, measure in enumerate(MEASURES):
@@ -53,7 +53,7 @@ def convergence(table):
                                      label=m) for m in methods]
         handles.append(mpl.lines.Line2D([], [], color="black", lw=0.8, ls="-.",
                                         label=r"slope = stencil order"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=4)
+        fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
 
 
