@@ -116,6 +116,18 @@ class Specification:
                              f"Its parameters are: {known}.")
         return {name: self[name].validate(value, caller) for name, value in values.items()}
 
+    def finish_config(self, config, sizes: dict) -> None:
+        """Validate a frozen chapter ``Config`` in place and attach its preset's ``sizes``.
+
+        Called from ``Config.__post_init__``: every declared parameter is read
+        from the dataclass, checked and coerced, and ``config.sizes`` becomes a
+        copy of ``sizes[config.preset]``.
+        """
+        values = self.validate({name: getattr(config, name) for name in self.names})
+        for name, value in values.items():
+            object.__setattr__(config, name, value)
+        object.__setattr__(config, "sizes", dict(sizes[config.preset]))
+
     def parse(self, pairs: list[tuple[str, str]]) -> dict:
         """Turn command-line ``(name, text)`` pairs into validated values."""
         raw = {}

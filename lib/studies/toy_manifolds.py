@@ -59,10 +59,7 @@ class Config:
     sizes: dict = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        values = PARAMETERS.validate({name: getattr(self, name) for name in PARAMETERS.names})
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "sizes", dict(SIZES[self.preset]))
+        PARAMETERS.finish_config(self, SIZES)
 
 
 def family(config: Config) -> dict[str, toy.ToyManifold]:
