@@ -141,3 +141,18 @@ def test_total_gaussian_curvature_of_an_ellipsoid_band_from_differences():
     assert estimate == pytest.approx(truth, rel=1e-5)
     # Most of the 4 pi of the closed ellipsoid lies in this band.
     assert 0.8 * 4 * np.pi < truth < 4 * np.pi
+
+
+@pytest.mark.parametrize("first_periodic", [True, False])
+def test_slabs_give_exactly_the_whole_grid_answer(first_periodic):
+    from lib.geometry.differences import by_slabs
+
+    first = (0.0, 2 * np.pi, 20, "periodic") if first_periodic else (0.0, 2.0, 21)
+    grid = Grid.product(a=first, b=(0.0, 2 * np.pi, 16, "periodic"))
+    values = torch.as_tensor(np.random.default_rng(0).standard_normal((*grid.shape, 5)))
+    whole = gradient(values, grid, order=4)
+    # 2 rows per slab at most: many slabs, each with its halo.
+    sliced = by_slabs(lambda slab, sub: gradient(slab, sub, order=4), values, grid, halo=2,
+                      slab_bytes=2 * 16 * 5 * 8)
+    # Equal up to rounding: each slab's spacing is recomputed from its own range.
+    torch.testing.assert_close(sliced, whole, rtol=1e-13, atol=1e-13)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lib._arrays import as_tensor
 from lib.geometry import extrinsic
-from lib.geometry.differences import gradient
+from lib.geometry.differences import by_slabs, gradient
 from lib.grid import Grid
 
 __all__ = ["metric_matrix", "volume_element", "total_volume"]
@@ -30,12 +31,16 @@ def metric_matrix(values, grid: Grid, *, order: int = 2):
     -------
     metric : array of shape (*grid.interior(order // 2).shape, k, k)
     """
-    return extrinsic.metric_matrix(gradient(values, grid, order=order))
+    x, restore = as_tensor(values)
+    return restore(by_slabs(lambda slab, sub: extrinsic.metric_matrix(
+        gradient(slab, sub, order=order)), x, grid, halo=order // 2))
 
 
 def volume_element(values, grid: Grid, *, order: int = 2):
     """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``."""
-    return extrinsic.volume_element(gradient(values, grid, order=order))
+    x, restore = as_tensor(values)
+    return restore(by_slabs(lambda slab, sub: extrinsic.volume_element(
+        gradient(slab, sub, order=order)), x, grid, halo=order // 2))
 
 
 def total_volume(values, grid: Grid, *, order: int = 2) -> float:
