@@ -66,16 +66,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, PROJECT_ROOT / "data" / "cache"))
 
 
+def library_fingerprint() -> str:
+    """Hash of every source file of :mod:`lib`, 12 hex digits.
+
+    joblib keys an entry by the cached function's own code and its arguments,
+    not by the code it calls; keeping the cache under this fingerprint means a
+    change anywhere in ``lib`` can never serve a stale result.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def cached(function, *args, **kwargs):
     """Call ``function(*args, **kwargs)`` through a joblib.Memory cache keyed by its arguments.
 
     joblib hashes the function's code and every argument, and writes each
     entry to a temporary name before renaming it into place, so a killed run
-    leaves no half-written entry behind.
+    leaves no half-written entry behind. Entries live under
+    ``cache_dir() / library_fingerprint()``.
     """
     from joblib import Memory
 
-    return Memory(cache_dir(), verbose=0).cache(function)(*args, **kwargs)
+    location = cache_dir() / library_fingerprint()
+    return Memory(location, verbose=0).cache(function)(*args, **kwargs)
 
 
 def publish(result, name: str):

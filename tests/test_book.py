@@ -38,3 +38,11 @@ def test_publish_rejects_other_types(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TypeError, match="'result' parameter of publish must be a matplotlib"):
         book.publish([1, 2], "list")
+
+
+def test_cache_lives_under_the_library_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.setenv(book.CACHE_ENV, str(tmp_path))
+    fingerprint = book.library_fingerprint()
+    assert len(fingerprint) == 12 and fingerprint == book.library_fingerprint()
+    book.cached(square, 5)
+    assert (tmp_path / fingerprint).is_dir()
