@@ -61,7 +61,7 @@ def curvature_gallery(fields) -> Figure:
                 x, y, z = np.moveaxis(points, -1, 0)
                 ax.plot_surface(x, y, z, facecolors=colours, rstride=1, cstride=1, linewidth=0,
                                 antialiased=False, shade=True)
-                ax.set_box_aspect((np.ptp(x), np.ptp(y), np.ptp(z)))
+                ax.set_box_aspect((np.ptp(x), np.ptp(y), np.ptp(z)), zoom=1.5)
                 ax.view_init(elev=25, azim=-60)
                 ax.set_axis_off()
             mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
