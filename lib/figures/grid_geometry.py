@@ -6,7 +6,7 @@ import matplotlib as mpl
 import numpy as np
 import seaborn as sns
 
-from lib.figures.toy_manifolds import STYLE, _figure
+from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
 __all__ = ["convergence", "baselines"]
 
@@ -14,19 +14,15 @@ FLOOR = 1e-16
 MEASURES = ["volume", "scalar curvature", "reach"]
 
 
-def _palette(names):
-    return dict(zip(names, sns.color_palette("tab10", len(names))))
-
-
 def convergence(table):
     """Error against grid spacing, log-log: one row per stencil order, one column per measure."""
     manifolds = list(dict.fromkeys(table["manifold"]))
     methods = list(dict.fromkeys(table["method"]))
-    palette = _palette(manifolds)
+    colours = palette(manifolds)
     dashes = dict(zip(methods, ["", (4, 2), (1, 1)]))
     orders = sorted(table["order"].unique())
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(8, 6.4))
+        fig = new_figure(figsize=(8, 6.4))
         axes = fig.subplots(len(orders), len(MEASURES), sharex=True, sharey="row", squeeze=False)
         for row, order in enumerate(orders):
             for column, measure in enumerate(MEASURES):
@@ -40,15 +36,14 @@ def convergence(table):
                     continue
                 part["error"] = part["error"].clip(lower=FLOOR)
                 sns.lineplot(part, x="spacing", y="error", hue="manifold", style="method",
-                             palette=palette, dashes=dashes, markers=True, ax=ax, legend=False)
+                             palette=colours, dashes=dashes, markers=True, ax=ax, legend=False)
                 h = np.array(sorted(part["spacing"].unique()))
                 anchor = 4 * part["error"].max() / h.max() ** order
                 ax.plot(h, anchor * h**order, color="black", lw=0.8, ls="-.")
                 ax.set(xscale="log", yscale="log", xlabel="largest grid spacing h" if row else "",
                        ylabel=f"order {order}: relative error" if column == 0 else "")
                 ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-        handles = [mpl.lines.Line2D([], [], color=palette[m], marker="o", label=m)
-                   for m in manifolds]
+        handles = marker_handles(colours)
         handles += [mpl.lines.Line2D([], [], color="0.3", dashes=dashes[m] or (None, None),
                                      label=m) for m in methods]
         handles.append(mpl.lines.Line2D([], [], color="black", lw=0.8, ls="-.",
@@ -61,19 +56,18 @@ def baselines(table):
     """Grid against point-cloud estimators at equal numbers of points, one panel per measure."""
     measures = list(dict.fromkeys(table["measure"]))
     methods = list(dict.fromkeys(table["method"]))
-    palette = _palette(methods)
+    colours = palette(methods)
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 3.6))
+        fig = new_figure(figsize=(9, 3.6))
         axes = fig.subplots(1, len(measures), squeeze=False)[0]
         for ax, measure in zip(axes, measures):
             part = table[table["measure"] == measure].copy()
             part["error"] = part["error"].clip(lower=FLOOR)
-            sns.lineplot(part, x="points", y="error", hue="method", palette=palette,
+            sns.lineplot(part, x="points", y="error", hue="method", palette=colours,
                          marker="o", ax=ax, legend=False)
             ax.set(xscale="log", yscale="log", title=measure, xlabel="number of points",
                    ylabel="relative error" if ax is axes[0] else "")
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-        handles = [mpl.lines.Line2D([], [], color=palette[m], marker="o", label=m)
-                   for m in methods]
+        handles = marker_handles(colours)
         fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig

@@ -8,16 +8,9 @@ import seaborn as sns
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from lib.figures._style import STYLE, marker_handles, new_figure, palette
+
 __all__ = ["curvature_gallery", "reach_profiles", "quadrature_convergence", "sampling"]
-
-STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
-         "legend.fontsize": 9, "font.size": 10}
-
-
-def _figure(**kwargs) -> Figure:
-    """A Figure not registered with pyplot, so notebooks display it once."""
-    return Figure(layout="constrained", **kwargs)
-
 
 def _norm(values):
     """Diverging colours around 0 for curvature of both signs, sequential otherwise."""
@@ -42,7 +35,7 @@ def _wrap(array, periodic):
 def curvature_gallery(fields) -> Figure:
     """Curves and surfaces coloured by their closed-form curvature, one panel each."""
     with sns.axes_style("white"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 6.2))
+        fig = new_figure(figsize=(9, 6.2))
         columns = 3
         rows = int(np.ceil(len(fields) / columns))
         for index, field in enumerate(fields):
@@ -74,7 +67,7 @@ def curvature_gallery(fields) -> Figure:
 def reach_profiles(profiles) -> Figure:
     """Numerical local reach along one parameter; dashed: the closed-form global reach."""
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 3.4))
+        fig = new_figure(figsize=(9, 3.4))
         axes = fig.subplots(1, len(profiles))
         for ax, profile in zip(np.atleast_1d(axes), profiles):
             ax.plot(profile.values, profile.local_reach, color="C0", marker=".",
@@ -93,16 +86,16 @@ def quadrature_convergence(table) -> Figure:
     """Relative quadrature error against grid spacing, log-log, one panel per quantity."""
     quantities = list(dict.fromkeys(table["quantity"]))
     manifolds = list(dict.fromkeys(table["manifold"]))
-    palette = dict(zip(manifolds, sns.color_palette("tab10", len(manifolds))))
+    colours = palette(manifolds)
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 3.6))
+        fig = new_figure(figsize=(9, 3.6))
         axes = fig.subplots(1, len(quantities), sharey=True)
         floor = 1e-16
         for ax, quantity in zip(np.atleast_1d(axes), quantities):
             part = table[table["quantity"] == quantity].copy()
             part["relative error"] = part["relative error"].clip(lower=floor)
             sns.lineplot(part, x="spacing", y="relative error", hue="manifold", marker="o",
-                         ax=ax, palette=palette, legend=False)
+                         ax=ax, palette=colours, legend=False)
             h = np.array(sorted(part["spacing"]))
             # Drawn a little above the data so the reference slope stays visible.
             anchor = 4 * part["relative error"].max() / h.max() ** 2
@@ -111,8 +104,7 @@ def quadrature_convergence(table) -> Figure:
                    ylabel=f"relative error (floored at {floor:g})")
             # Decade labels only: minor labels on a short log axis collide.
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-        handles = [mpl.lines.Line2D([], [], color=palette[m], marker="o", label=m)
-                   for m in manifolds]
+        handles = marker_handles(colours)
         handles.append(mpl.lines.Line2D([], [], color="0.4", ls=":", label=r"$\propto h^2$"))
         fig.legend(handles=handles, loc="outside right center")
     return fig
@@ -121,7 +113,7 @@ def quadrature_convergence(table) -> Figure:
 def sampling(checks) -> Figure:
     """Histograms of volume-uniform samples against the exact density of one coordinate."""
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = _figure(figsize=(9, 3.4))
+        fig = new_figure(figsize=(9, 3.4))
         axes = fig.subplots(1, len(checks))
         for ax, check in zip(np.atleast_1d(axes), checks):
             ax.hist(check.values, bins=40, density=True, color="C0", alpha=0.6,

@@ -31,16 +31,19 @@ def metric_matrix(values, grid: Grid, *, order: int = 2):
     -------
     metric : array of shape (*grid.interior(order // 2).shape, k, k)
     """
-    x, restore = as_tensor(values)
-    return restore(by_slabs(lambda slab, sub: extrinsic.metric_matrix(
-        gradient(slab, sub, order=order)), x, grid, halo=order // 2))
+    return _from_jacobian(extrinsic.metric_matrix, values, grid, order)
 
 
 def volume_element(values, grid: Grid, *, order: int = 2):
     """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``."""
+    return _from_jacobian(extrinsic.volume_element, values, grid, order)
+
+
+def _from_jacobian(measure, values, grid, order):
+    """``measure`` of the finite-difference Jacobian, computed slab by slab (see by_slabs)."""
     x, restore = as_tensor(values)
-    return restore(by_slabs(lambda slab, sub: extrinsic.volume_element(
-        gradient(slab, sub, order=order)), x, grid, halo=order // 2))
+    return restore(by_slabs(lambda slab, sub: measure(gradient(slab, sub, order=order)), x, grid,
+                            halo=order // 2))
 
 
 def total_volume(values, grid: Grid, *, order: int = 2) -> float:

@@ -100,6 +100,13 @@ def _embedded_points(bed, grid, config, index):
     return toy.embed(bed.manifold.points(grid), config.ambient_dim, seed=[config.seed, index])
 
 
+def _timed(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` and its wall time in seconds."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
 def _relative(estimate, truth):
     return abs(estimate - truth) / abs(truth)
 
@@ -130,9 +137,7 @@ def convergence(config: Config) -> pd.DataFrame:
                 depth = order // 2
                 inner = grid.interior(depth)
                 theta = grid.points[grid.interior_index(depth)]
-                started = time.perf_counter()
-                estimate = metric.total_volume(values, grid, order=order)
-                seconds = time.perf_counter() - started
+                estimate, seconds = _timed(metric.total_volume, values, grid, order=order)
                 truth = inner.integrate(manifold.volume_element(theta))
                 rows.append(dict(base, measure="volume", method="finite differences",
                                  order=order, error=_relative(estimate, truth), seconds=seconds))
@@ -140,29 +145,24 @@ def convergence(config: Config) -> pd.DataFrame:
                     rows += _curvature_rows(base, manifold, values, grid, order)
                 if order not in config.sizes["reach_orders"]:
                     continue
-                started = time.perf_counter()
-                reach = grid_reach(values, grid, order=order).reach
+                reach, seconds = _timed(grid_reach, values, grid, order=order)
                 rows.append(dict(base, measure="reach", method="finite differences",
-                                 order=order,
-                                 error=_relative(reach, manifold.reach),
-                                 seconds=time.perf_counter() - started))
+                                 order=order, error=_relative(reach.reach, manifold.reach),
+                                 seconds=seconds))
     return pd.DataFrame(rows)
 
 
 def _curvature_rows(base, manifold, values, grid, order):
     rows = []
     depth = order // 2
-    started = time.perf_counter()
-    intrinsic = curvature.scalar_curvature(values, grid, order=order)
-    seconds = time.perf_counter() - started
+    intrinsic, seconds = _timed(curvature.scalar_curvature, values, grid, order=order)
     truth = manifold.scalar_curvature(grid.points[grid.interior_index(3 * depth)])
     rows.append(dict(base, measure="scalar curvature", method="intrinsic (Christoffel)",
                      order=order, seconds=seconds,
                      error=np.abs(intrinsic - truth).max() / np.abs(truth).max()))
-    started = time.perf_counter()
-    der = derivatives(values, grid, order=order)
-    via_gauss = extrinsic.scalar_curvature(der.jacobian, der.hessian)
-    seconds = time.perf_counter() - started
+    der, seconds = _timed(derivatives, values, grid, order=order)
+    via_gauss, more = _timed(extrinsic.scalar_curvature, der.jacobian, der.hessian)
+    seconds += more
     truth = manifold.scalar_curvature(grid.points[grid.interior_index(depth)])
     rows.append(dict(base, measure="scalar curvature", method="extrinsic (Gauss equation)",
                      order=order, seconds=seconds,
@@ -235,38 +235,32 @@ def baselines(config: Config) -> pd.DataFrame:
         n = grid.size
         truth_s = torus.scalar_curvature(grid.points)
         scale_s = np.abs(truth_s).max()
-
-        def timed(function, *args, **kwargs):
-            started = time.perf_counter()
-            result = function(*args, **kwargs)
-            return result, time.perf_counter() - started
-
-        volume, t = timed(metric.total_volume, values, grid, order=4)
+        volume, t = _timed(metric.total_volume, values, grid, order=4)
         rows.append(dict(measure="total volume", method="grid, order 4", points=n, seconds=t,
                          error=_relative(volume, torus.total_volume)))
-        volume, t = timed(knn_volume, cloud, n_neighbors=k, dim=2)
+        volume, t = _timed(knn_volume, cloud, n_neighbors=k, dim=2)
         rows.append(dict(measure="total volume", method="kNN balls", points=n, seconds=t,
                          error=_relative(volume, torus.total_volume)))
 
-        der, t = timed(derivatives, values, grid, order=4)
+        der, t = _timed(derivatives, values, grid, order=4)
         s_grid = extrinsic.scalar_curvature(der.jacobian, der.hessian)
         rows.append(dict(measure="scalar curvature", method="grid, order 4", points=n,
                          seconds=t, error=float(np.median(np.abs(s_grid - truth_s))) / scale_s))
-        fit, t = timed(quadratic_fit_curvature, cloud, n_neighbors=k, dim=2)
+        fit, t = _timed(quadratic_fit_curvature, cloud, n_neighbors=k, dim=2)
         s_cloud = np.asarray(fit.scalar_curvature)
         rows.append(dict(measure="scalar curvature", method="local quadratic fit", points=n,
                          seconds=t, error=float(np.median(np.abs(
                              s_cloud - torus.scalar_curvature(theta)))) / scale_s))
 
-        reach, t = timed(grid_reach, values, grid, order=4)
+        reach, t = _timed(grid_reach, values, grid, order=4)
         rows.append(dict(measure="reach", method="grid, order 4", points=n, seconds=t,
                          error=_relative(reach.reach, torus.reach)))
-        reach, t = timed(aamari_reach, cloud, n_neighbors=k, dim=2)
+        reach, t = _timed(aamari_reach, cloud, n_neighbors=k, dim=2)
         rows.append(dict(measure="reach", method="Aamari, local-PCA tangents", points=n,
                          seconds=t, error=_relative(reach.reach, torus.reach)))
 
         for estimator in (TwoNN(), LevinaBickelMLE(n_neighbors=k)):
-            fitted, t = timed(estimator.fit, cloud)
+            fitted, t = _timed(estimator.fit, cloud)
             rows.append(dict(measure="intrinsic dimension", method=type(estimator).__name__,
                              points=n, seconds=t, error=_relative(fitted.dimension_, 2.0)))
     return pd.DataFrame(rows)
