@@ -9,14 +9,16 @@ arguments: geometry functions read everything they need from it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
 from lib._checks import check_int, check_real
 
-__all__ = ["Axis", "Grid"]
+__all__ = ["Axis", "Grid", "Sampled", "accepts_sampled"]
 
 
 @dataclass(frozen=True)
@@ -208,3 +210,32 @@ class Grid:
         check_real(factor, name="factor", caller="Grid.refined", low=0, low_open=True)
         return Grid(tuple(Axis(a.name, a.start, a.stop, max(2, round(a.n * factor)), a.periodic)
                           for a in self.axes))
+
+
+class Sampled(NamedTuple):
+    """One manifold sampled on a grid: ``values`` (*grid.shape, D) and its ``grid``.
+
+    Geometry functions that take ``(values, grid)`` also take one of these in
+    place of both (see :func:`accepts_sampled`), and ``f(*sampled)`` works too.
+    """
+
+    values: object
+    grid: Grid
+
+
+def accepts_sampled(function):
+    """Let ``function(values, grid, **options)`` also be called as ``function(sampled, **options)``."""
+
+    @functools.wraps(function)
+    def wrapper(values, grid=None, **options):
+        if isinstance(values, Sampled):
+            if grid is not None:
+                raise TypeError(f"The 'grid' parameter of {function.__name__} must be omitted when "
+                                f"'values' is a Sampled (it carries its grid). Got {grid!r}.")
+            values, grid = values
+        elif not isinstance(grid, Grid):
+            raise TypeError(f"The 'grid' parameter of {function.__name__} must be a Grid. "
+                            f"Got {type(grid).__name__} instead.")
+        return function(values, grid, **options)
+
+    return wrapper

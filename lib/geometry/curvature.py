@@ -27,7 +27,7 @@ import torch
 from lib._arrays import as_tensor
 from lib.geometry.differences import gradient
 from lib.geometry.extrinsic import inverse_metric
-from lib.grid import Grid
+from lib.grid import Grid, accepts_sampled
 
 __all__ = ["christoffels", "scalar_curvature"]
 
@@ -63,6 +63,7 @@ def _christoffels(g, grid, order, caller):
     return torch.einsum("...km,...mij->...kij", inverse, first)
 
 
+@accepts_sampled
 def scalar_curvature(values, grid: Grid, *, order: int = 2):
     """Intrinsic scalar curvature of a manifold sampled on a parameter grid.
 

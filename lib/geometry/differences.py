@@ -17,7 +17,7 @@ import torch
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_shape
-from lib.grid import Axis, Grid
+from lib.grid import Axis, Grid, accepts_sampled
 
 __all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "by_slabs"]
 
@@ -82,6 +82,7 @@ def _first(padded, grid, order, axis):
                     [({axis: offset}, weight / h) for offset, weight in STENCILS[order]])
 
 
+@accepts_sampled
 def gradient(values, grid: Grid, *, order: int = 2):
     """Partial derivatives of a field along every grid axis.
 
@@ -114,6 +115,7 @@ def gradient(values, grid: Grid, *, order: int = 2):
     return restore(torch.stack(partials, dim=-1))
 
 
+@accepts_sampled
 def derivatives(values, grid: Grid, *, order: int = 2):
     """First and second partial derivatives by central differences, on one common sub-grid.
 

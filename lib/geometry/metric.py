@@ -13,11 +13,12 @@ import numpy as np
 from lib._arrays import as_tensor
 from lib.geometry import extrinsic
 from lib.geometry.differences import by_slabs, gradient
-from lib.grid import Grid
+from lib.grid import Grid, accepts_sampled
 
 __all__ = ["metric_matrix", "volume_element", "total_volume"]
 
 
+@accepts_sampled
 def metric_matrix(values, grid: Grid, *, order: int = 2):
     """Induced metric g = J^T J.
 
@@ -34,6 +35,7 @@ def metric_matrix(values, grid: Grid, *, order: int = 2):
     return _from_jacobian(extrinsic.metric_matrix, values, grid, order)
 
 
+@accepts_sampled
 def volume_element(values, grid: Grid, *, order: int = 2):
     """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``."""
     return _from_jacobian(extrinsic.volume_element, values, grid, order)
@@ -46,6 +48,7 @@ def _from_jacobian(measure, values, grid, order):
                             halo=order // 2))
 
 
+@accepts_sampled
 def total_volume(values, grid: Grid, *, order: int = 2) -> float:
     """Riemannian volume of the part of the manifold charted by ``grid.interior(order // 2)``.
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
 from lib.geometry.differences import gradient
-from lib.grid import Grid
+from lib.grid import Grid, accepts_sampled
 
 __all__ = ["ReachResult", "local_reach", "grid_reach"]
 
@@ -162,6 +162,7 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     return ReachResult(local=restore(local), witness=restore(witness))
 
 
+@accepts_sampled
 def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
                memory_budget: float = 2**28, progress: bool = False) -> ReachResult:
     """Local reach of a manifold sampled on a grid, with finite-difference tangents.
