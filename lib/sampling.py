@@ -82,7 +82,7 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     points chosen so far is largest, :math:`x_{k+1} = \arg\max_x
     \min_{j \le k} |x - x_j|`. The first :math:`k` chosen points cover the
     cloud within twice the optimal :math:`k`-centre radius (Gonzalez 1985).
-    Exact: one running vector of minimum squared distances, O(n N D) work.
+    Exact: one running vector of minimum distances, O(n N D) work.
 
     Parameters
     ----------
@@ -95,8 +95,8 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     start : int, optional
         Index of the first point, in [0, N - 1]; excludes ``seed``.
     chunk_size : int, optional
-        Rows per block of the distance update; bounds the temporary memory
-        to ``chunk_size * D`` entries and never changes the answer.
+        Rows per block of the distance update; never changes the answer
+        (each distance is computed from its own row).
 
     Returns
     -------
@@ -133,18 +133,18 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
         start = int(_rng(seed, caller).integers(size))
     step = size if chunk_size is None else chunk_size
 
-    # Squared distances as sums of squared differences: the |x|^2 - 2 x.y + |y|^2
-    # shortcut cancels badly for near neighbours and would break exact ties on grids.
+    # Distances from sums of squared differences (cdist's direct mode), not the
+    # |x|^2 - 2 x.y + |y|^2 matmul shortcut: that cancels badly for near
+    # neighbours and breaks exact ties on grids. Row by row, so chunks agree.
     nearest = torch.full((size,), math.inf, dtype=x.dtype, device=x.device)
     chosen = torch.empty(n, dtype=torch.int64, device=x.device)
     current = start
     for k in range(n):
         chosen[k] = current
-        centre = x[current]
+        centre = x[current][None]
         for lo in range(0, size, step):
-            block = x[lo:lo + step]
-            torch.minimum(nearest[lo:lo + step], ((block - centre) ** 2).sum(-1),
-                          out=nearest[lo:lo + step])
+            block = torch.cdist(x[lo:lo + step], centre, compute_mode="donot_use_mm_for_euclid_dist")
+            torch.minimum(nearest[lo:lo + step], block[:, 0], out=nearest[lo:lo + step])
         # -inf marks chosen rows, so duplicates of a chosen point (distance 0)
         # can still be picked once everything else is exhausted, but never twice.
         nearest[current] = -math.inf

@@ -273,3 +273,17 @@ def test_splits_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="'points' parameter of manifold_splits must have shape "
                                          "\\(\\*volume_element.shape, D\\) = \\(12, 10, D\\)"):
         manifold_splits(points[:, :5], volume)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fps_and_splits_on_cuda_match_the_cpu():
+    points = np.random.default_rng(4).normal(size=(400, 6))
+    gpu = farthest_point_sampling(torch.as_tensor(points, device="cuda"), 30, seed=2)
+    assert gpu.device.type == "cuda"
+    np.testing.assert_array_equal(gpu.cpu().numpy(), farthest_point_sampling(points, 30, seed=2))
+    split = manifold_splits(torch.as_tensor(points, device="cuda"),
+                            torch.ones(400, device="cuda"), test_size=40, seed=1)
+    assert split.test.device.type == "cuda" and split.train[0.5].device.type == "cuda"
+    np.testing.assert_array_equal(split.train[0.5].cpu().numpy(),
+                                  manifold_splits(points, np.ones(400), test_size=40, seed=1).train[0.5])
