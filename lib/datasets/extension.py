@@ -60,8 +60,15 @@ from lib._arrays import as_tensor
 from lib._checks import check_in, check_int, check_real, check_shape
 from lib.grid import Axis, Grid
 
-__all__ = ["similarity", "extend", "extension_grid", "fixed_parameters", "MIN_SCALE", "MAX_SCALE",
-           "FIXED_SCALE_INDEX"]
+__all__ = [
+    "FIXED_SCALE_INDEX",
+    "MAX_SCALE",
+    "MIN_SCALE",
+    "extend",
+    "extension_grid",
+    "fixed_parameters",
+    "similarity",
+]
 
 MIN_SCALE, MAX_SCALE = 0.5, 2.0
 PAD_RATIO = 182 / 128          # the reference pads 128 px views to 182 px (about sqrt 2)
@@ -111,7 +118,7 @@ def _window(position, half_width, size):
     weights = weights / weights.sum(-1, keepdim=True)
     # the outer ring of the working lattice is zero, so clamped taps read zeros
     taps = first.to(torch.int32)[..., None] + offsets.to(torch.int32)
-    return taps.clamp_(0, size - 1), weights
+    return taps.clamp(0, size - 1), weights
 
 
 def _windows(scale, rotation, out_size: int, n_rows: int, n_cols: int):
