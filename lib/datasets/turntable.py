@@ -16,7 +16,8 @@ images do not change with the angle, as for the symmetric objects of COIL-20.
 
 Rendering (:class:`Turntable`): orthographic camera looking down at
 ``elevation``; the object turns by ``angle`` about the vertical axis (the
-camera and the light stay). Along each pixel ray, ``samples`` fixed points
+camera and the light stay; at ``angle = pi/2`` the object's +x side faces
+the camera). Along each pixel ray, ``samples`` fixed points
 :math:`t_j` span the ray's chord through the object's bounding cylinder (which
 the turntable leaves invariant, so the samples never depend on the angle); the
 density is :math:`\sigma = \text{sharpness}\cdot\operatorname{sigmoid}(-f(p)/\text{softness})`,
@@ -26,7 +27,8 @@ expected surface point :math:`\bar p = \sum_j w_j p_j / \sum_j w_j`: pixel =
 opacity x albedo(p̄) x (ambient + (1 - ambient) relu_soft(n(p̄)·l)), with
 n the normalised gradient of f (:func:`torch.func.grad`). With sharp density
 the weights sit on the first surface, where this equals per-sample shading,
-at a fifth of the cost (normals at one point per ray instead of every sample).
+at a fraction of the cost: the gradient and the albedo are evaluated at one
+point per ray instead of at every sample.
 """
 
 from __future__ import annotations
@@ -328,7 +330,10 @@ class Turntable:
         Side of the square image in pixels.
     samples : int, default=64
         Fixed samples per pixel ray, spread over the ray's chord through the
-        object's bounding cylinder.
+        object's bounding cylinder. Against 384 samples (128 px, 2026-11-22):
+        64 give a mean absolute error of at most 5e-4 and a largest pixel error
+        of 0.02-0.09 (thin walls such as the lamp shade); 96 give 1e-4 and
+        0.04, at 1.5 times the cost.
     softness : float, default=0.6
         Width of the density's sigmoid in pixels (a pixel is ``2 * extent /
         image_size`` world units; objects span about 2): edges are
@@ -567,10 +572,12 @@ def extended_turntable(dim: int = 3, *, renderer: Turntable = Turntable(), objec
     if progress:
         from tqdm.auto import tqdm
         iterator = tqdm(objects, desc="turntable")
-    images = torch.stack([extension.extend(renderer.render(obj, angles), scale_values,
-                                           rotation_values, out_size=out_size)
-                          for obj in iterator])
-    images = images.reshape(len(objects), *grid.shape, out_size, out_size)
+    # filled in place: the default set alone is 2 GB in float32
+    images = torch.empty(len(objects), *grid.shape, out_size, out_size, dtype=dtype, device=device)
+    for k, obj in enumerate(iterator):
+        extended = extension.extend(renderer.render(obj, angles), scale_values, rotation_values,
+                                    out_size=out_size)
+        images[k] = extended.reshape(*grid.shape, out_size, out_size)
     return ImageManifold(images, grid, objects, "turntable")
 
 
