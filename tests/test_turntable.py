@@ -40,9 +40,9 @@ SMALL = Turntable(image_size=32)
 ASYMMETRIC = [obj for obj in OBJECTS if obj not in ROTATION_INVARIANT]
 
 
-def test_twenty_objects_and_a_few_symmetric_ones():
+def test_twenty_objects_none_invariant_under_the_turntable():
     assert len(OBJECTS) == len(set(OBJECTS)) == 20
-    assert set(ROTATION_INVARIANT) < set(OBJECTS) and len(ROTATION_INVARIANT) <= 4
+    assert ROTATION_INVARIANT == ()
 
 
 def test_full_turn_gives_the_same_image():
@@ -65,15 +65,13 @@ def test_angle_derivative_converges_at_order_two(obj):
     assert float(exact.abs().max()) > 0.1       # the derivative is not trivially zero
 
 
-def test_surfaces_of_revolution_do_not_change_and_the_others_do():
+def test_every_object_changes_with_the_angle():
+    """Even the surfaces of revolution carry a texture that turns, so no view axis is degenerate."""
     angles = torch.tensor([0.0, 0.9, math.pi / 2, 2.5], dtype=F64)
     for obj in OBJECTS:
         images = Turntable(image_size=24).render(obj, angles)
         change = (images - images[0]).pow(2).mean((-2, -1)).sqrt().max()
-        if obj in ROTATION_INVARIANT:
-            assert float(change) < 1e-12, obj
-        else:
-            assert float(change) > 0.05, obj
+        assert float(change) > 0.05, obj
 
 
 def test_objects_are_pairwise_distinct():

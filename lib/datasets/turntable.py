@@ -10,9 +10,12 @@ Objects are signed-distance-like functions built from smooth primitives
 minimum/maximum, :math:`\operatorname{smax}(a, b) = (a + b + \sqrt{(a-b)^2 + k^2})/2`,
 so that no crease makes the image a kinked function of the angle. Their
 albedo is procedural and smooth (stripes, bands, checkers and wood grain made
-of sines and sigmoids). Three objects are surfaces of revolution with
-rotation-invariant texture (``ROTATION_INVARIANT``: bottle, vase, spool): their
-images do not change with the angle, as for the symmetric objects of COIL-20.
+of sines and sigmoids). Three objects are surfaces of revolution (bottle,
+vase, spool), but each carries a texture that is not (a half-round label, a
+three-petal motif, a helical thread), so that every object's image changes
+with the angle and every class is a manifold of full dimension: with a
+rotation-invariant texture the view axis would be degenerate (the metric
+singular), and the curvature undefined. ``ROTATION_INVARIANT`` is empty.
 
 Rendering (:class:`Turntable`): orthographic camera looking down at
 ``elevation``; the object turns by ``angle`` about the vertical axis (the
@@ -117,6 +120,12 @@ def _capsule(x, y, z, a, b, r):
     return _norm(*(u - h * v for u, v in zip(rel, ab))) - r
 
 
+def _cos3(x, z):
+    """cos(3 phi) of the azimuth phi about the vertical axis, smooth away from the axis."""
+    r2 = x * x + z * z + 1e-4
+    return x * (x * x - 3 * z * z) / r2**1.5
+
+
 def _mix(base, other, weight):
     return base + (other - base) * weight
 
@@ -156,21 +165,29 @@ def _bottle(x, y, z):
     shoulder = _frustum(x, y, z, 0.2, 0.55, 0.36, 0.12)
     neck = _frustum(x, y, z, 0.45, 0.88, 0.12, 0.12)
     d = _union(body, shoulder, neck, k=0.06)
-    return d, lambda: (_mix(0.75, 0.35, _step(0.28 - _norm(y + 0.3)))
+    # The label covers about half the circumference (x > 0), so the bottle looks different
+    # from every side, as COIL-20's labelled bottles and jars do.
+    return d, lambda: (_mix(0.75, 0.3 + 0.2 * torch.sin(25 * z), _step(0.28 - _norm(y + 0.3))
+                            * _step(x / _norm(x, z, 0.01), 0.3))
                        + 0.1 * torch.sin(30 * y) * _step(y - 0.5))
 
 
 def _vase(x, y, z):
     radius = 0.38 + 0.16 * torch.sin(2.6 * y + 0.9)
     d = _smax(0.8 * (_norm(x, z) - radius), _norm(y) - 0.82)
-    return d, lambda: 0.6 + 0.25 * torch.sin(14 * y)
+    # A painted motif: three petals around the body (cos 3 phi), so no view repeats the next.
+    return d, lambda: (0.6 + 0.25 * torch.sin(14 * y)
+                       - 0.33 * _step(_cos3(x, z) - 0.5, 0.1) * _step(0.45 - _norm(y), 0.05))
 
 
 def _spool(x, y, z):
     core = _frustum(x, y, z, -0.5, 0.5, 0.28, 0.28)
     flanges = _smin(_frustum(x, y, z, -0.62, -0.5, 0.55, 0.55), _frustum(x, y, z, 0.5, 0.62, 0.55, 0.55))
     d = _union(core, flanges, k=0.02)
-    return d, lambda: _mix(0.55 + 0.3 * torch.sin(60 * y), 0.8, _step(core - flanges))
+    # A three-start helical thread: sin(60 y + 3 phi) is continuous across atan2's cut
+    # (phi jumps by 2 pi, the phase by 6 pi), and it turns with the spool.
+    return d, lambda: _mix(0.55 + 0.3 * torch.sin(60 * y + 3 * torch.atan2(z, x)), 0.8,
+                           _step(core - flanges))
 
 
 def _car(x, y, z, van=False):
@@ -309,7 +326,7 @@ _SHAPES: dict[str, tuple[Callable, tuple[float, float, float]]] = {
     "rattle": (_rattle, (0.85, -0.33, 0.33)),
 }
 OBJECTS: tuple[str, ...] = tuple(_SHAPES)
-ROTATION_INVARIANT: tuple[str, ...] = ("bottle", "vase", "spool")
+ROTATION_INVARIANT: tuple[str, ...] = ()
 
 
 def _field(obj: str) -> Callable:
