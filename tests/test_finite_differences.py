@@ -7,7 +7,7 @@ import torch
 from lib.datasets import toy
 from lib.geometry import extrinsic
 from lib.geometry.curvature import scalar_curvature
-from lib.geometry.differences import derivatives, gradient
+from lib.geometry.differences import derivatives, gradient, stencil_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 
@@ -156,3 +156,18 @@ def test_slabs_give_exactly_the_whole_grid_answer(first_periodic):
                       slab_bytes=2 * 16 * 5 * 8)
     # Equal up to rounding: each slab's spacing is recomputed from its own range.
     torch.testing.assert_close(sliced, whole, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_stencil_derivatives_at_a_grid_point_equal_the_grid_stencils(order):
+    """Same stencils, evaluated pointwise: equal to the grid result up to rounding."""
+    torus = toy.Torus(1.0, 0.4)
+    grid = torus.grid(24)
+    on_grid = derivatives(torus.points(grid), grid, order=order)
+    index = (5, 17)
+    theta = grid.points[index]
+    pointwise = stencil_derivatives(torus.immersion, theta, grid.spacing, order=order)
+    np.testing.assert_allclose(pointwise.jacobian, on_grid.jacobian[index], atol=1e-12)
+    np.testing.assert_allclose(pointwise.hessian, on_grid.hessian[index], atol=1e-11)
+    assert isinstance(pointwise.jacobian, np.ndarray) and torch.is_tensor(
+        stencil_derivatives(torus.immersion, torch.as_tensor(theta), grid.spacing).jacobian)

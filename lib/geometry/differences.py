@@ -19,7 +19,7 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_shape
 from lib.grid import Axis, Grid, accepts_sampled
 
-__all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "by_slabs"]
+__all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "stencil_derivatives", "by_slabs"]
 
 # Offsets and weights of the central first-derivative stencils, per accuracy order.
 STENCILS = {2: ((1, 0.5), (-1, -0.5)),
@@ -201,3 +201,72 @@ def by_slabs(function, values: torch.Tensor, grid: Grid, *, halo: int,
         axis = Axis(first.name, 0.0, first.spacing * (size - 1), size)
         parts.append(function(slab, Grid((axis, *grid.axes[1:]))))
     return torch.cat(parts, dim=0)
+
+
+def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
+    """Jacobian and Hessian of a map at one point by the same central stencils as :func:`derivatives`.
+
+    Evaluates ``fn`` only at the stencil's points: the centre, ``order`` points
+    along each axis and the ``order**2`` corners of each axis pair, i.e.
+    ``1 + order * k + order**2 * k * (k - 1) / 2`` points instead of the
+    ``(order + 2)**k`` of a local grid. At a grid point with the grid's
+    spacing the result equals :func:`derivatives` up to rounding.
+
+    Parameters
+    ----------
+    fn : callable
+        Map from parameters of shape (Q, k) to values of shape (Q, *F), batched, in torch.
+    theta : array of shape (k,)
+    spacing : sequence of k floats
+        Step per axis.
+    order : {2, 4}, default=2
+
+    Returns
+    -------
+    lib.geometry.jacobian.Derivatives
+        ``jacobian`` (*F, k) and ``hessian`` (*F, k, k), in the type of ``theta``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cubic = lambda t: (t[:, :1] ** 3 * t[:, 1:]).to(torch.float64)
+    >>> der = stencil_derivatives(cubic, [1.0, 2.0], [1e-2, 1e-2], order=4)
+    >>> [round(float(v), 6) for v in der.jacobian[0]], round(float(der.hessian[0, 0, 1]), 6)
+    ([6.0, 1.0], 3.0)
+    """
+    from lib.geometry.jacobian import Derivatives
+
+    caller = "stencil_derivatives"
+    check_in(order, tuple(STENCILS), name="order", caller=caller)
+    centre, restore = as_tensor(theta)
+    k = centre.shape[-1]
+    check_shape(centre.shape, (k,), name="theta", caller=caller, describe="(k,)")
+    step = torch.as_tensor(np.asarray(spacing, dtype=float), dtype=centre.dtype)
+    check_shape(step.shape, (k,), name="spacing", caller=caller, describe=f"(k,) = ({k},)")
+    eye = torch.eye(k, dtype=centre.dtype) * step
+    # Every point the stencils touch, as integer offsets per axis; evaluated in one batch.
+    offsets = {(0,) * k}
+    for i in range(k):
+        offsets |= {tuple(o if a == i else 0 for a in range(k)) for o, _ in SECOND_STENCILS[order]}
+        for j in range(i + 1, k):
+            offsets |= {tuple(oi if a == i else oj if a == j else 0 for a in range(k))
+                        for oi, _ in STENCILS[order] for oj, _ in STENCILS[order]}
+    offsets = sorted(offsets)
+    where = {offset: row for row, offset in enumerate(offsets)}
+    moves = torch.as_tensor(offsets, dtype=centre.dtype)
+    values = fn(centre + moves @ eye)
+
+    def at(**axes):
+        return values[where[tuple(axes.get(f"a{a}", 0) for a in range(k))]]
+
+    jacobian = torch.stack([sum(w / step[i] * at(**{f"a{i}": o}) for o, w in STENCILS[order])
+                            for i in range(k)], dim=-1)
+    hessian = torch.empty(*jacobian.shape, k, dtype=jacobian.dtype)
+    for i in range(k):
+        hessian[..., i, i] = sum(w / step[i] ** 2 * at(**{f"a{i}": o})
+                                 for o, w in SECOND_STENCILS[order])
+        for j in range(i + 1, k):
+            mixed = sum(wi * wj / (step[i] * step[j]) * at(**{f"a{i}": oi, f"a{j}": oj})
+                        for oi, wi in STENCILS[order] for oj, wj in STENCILS[order])
+            hessian[..., i, j] = hessian[..., j, i] = mixed
+    return Derivatives(jacobian=restore(jacobian), hessian=restore(hessian))

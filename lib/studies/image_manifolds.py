@@ -1,0 +1,377 @@
+"""Chapter "The image manifolds": the testbed's two image data sets, measured on their grids.
+
+Three questions. What do the images look like along each parameter axis?
+What are the volume, curvature, reach and mutual distances of each class
+manifold (the paper's per-class table)? And how close are the
+finite-difference tangents and curvatures the paper uses to the exact ones,
+which our smooth renderers give by automatic differentiation?
+
+Both data sets are rendered here: extended dSprites
+(:mod:`lib.datasets.dsprites`) and the offline turntable set
+(:mod:`lib.datasets.turntable`), the stand-in for extended COIL-20.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.datasets import dsprites, extension, turntable
+from lib.geometry import curvature, extrinsic
+from lib.geometry.differences import gradient, stencil_derivatives
+from lib.geometry.reach import local_reach
+from lib.grid import Grid
+from lib.params import Choice, Integer, Real, Specification
+
+__all__ = ["PARAMETERS", "SIZES", "BUFFER", "Config", "AxisSweep", "axis_sweeps", "gallery",
+           "class_geometry", "scaled_geometry", "tangent_convergence", "fitted_orders"]
+
+PARAMETERS = Specification("image-manifolds", (
+    Choice("preset", "default", ("ci", "default", "paper"),
+           "problem sizes: ci (seconds), default (a laptop, minutes), paper (the paper's grids)"),
+    Integer("seed", 0, 0, 2**32 - 1, "picks the parameter points where differences meet autodiff"),
+    Integer("dsprites_dim", 3, 1, 4,
+            "free axes of extended dSprites: 4 scale rotation y x, 3 drops x, 2 scale rotation, "
+            "1 rotation"),
+    Integer("turntable_dim", 3, 1, 3,
+            "free axes of the turntable set: 3 view scale rotation, 2 view rotation, 1 view"),
+    Real("blur", 0.8, 0.0, 4.0, "extra Gaussian blur of the dSprites images in pixels (paper 0.8)"),
+))
+
+# Interval axes carry this many extra samples at each end (the paper's buffer), so that
+# every estimator, including three nested order-2 stencils, is defined on the measured region.
+BUFFER = 3
+# Successive steps of the finite-difference ladder shrink by this factor.
+REFINE = 4
+
+SIZES = {
+    "ci": dict(dsprites=dict(scales=10, rotations=12, translations=10, max_shift=9.0),
+               turntable=dict(objects=4, views=12, scales=10, rotations=8, base_size=64),
+               convergence=dict(dsprites=(1, 2), turntable=(1, 1)), steps=4, reach_stride=2),
+    "default": dict(dsprites=dict(), turntable=dict(objects=20, views=18, scales=22,
+                                                    rotations=16, base_size=128),
+                    convergence=dict(dsprites=(3, 3), turntable=(2, 2)), steps=5, reach_stride=2),
+    "paper": dict(dsprites=dict(), turntable=dict(objects=20, views=18, scales=22,
+                                                  rotations=16, base_size=128),
+                  convergence=dict(dsprites=(3, 8), turntable=(4, 4)), steps=6, reach_stride=2),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated parameters of the chapter plus the sizes of its preset."""
+
+    preset: str = "default"
+    seed: int = 0
+    dsprites_dim: int = 3
+    turntable_dim: int = 3
+    blur: float = 0.8
+    sizes: dict = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        PARAMETERS.finish_config(self, SIZES)
+
+
+# --- the two data sets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One data set as the study needs it: a grid and a way to render any parameter points."""
+
+    name: str
+    grid: Grid
+    classes: tuple[str, ...]
+    dim: int
+    render: object          # (label, theta (..., dim) tensor) -> images (..., H, W)
+    exact: object           # (label, theta (Q, dim) tensor) -> Derivatives
+
+
+def _dsprites(config: Config) -> _Source:
+    renderer = dsprites.DSprites(blur=config.blur)
+    dim = config.dsprites_dim
+    grid = dsprites.dsprites_grid(dim, **config.sizes["dsprites"])
+
+    def render(label, theta):
+        return renderer.render(label, dsprites.full_parameters(theta, dim))
+
+    return _Source("dsprites", grid, dsprites.SHAPES, dim, render,
+                   lambda label, theta: renderer.derivatives(label, theta, dim=dim))
+
+
+def _turntable(config: Config) -> _Source:
+    sizes = config.sizes["turntable"]
+    renderer = turntable.Turntable(image_size=sizes["base_size"])
+    dim = config.turntable_dim
+    grid = extension.extension_grid(dim, views=sizes["views"], scales=sizes["scales"],
+                                    rotations=sizes["rotations"])
+    objects = turntable.OBJECTS[:sizes["objects"]]
+
+    def render(label, theta):
+        function = torch.func.vmap(renderer.image_function(label, dim=dim), chunk_size=64)
+        flat = function(theta.reshape(-1, dim))
+        side = math.isqrt(flat.shape[-1])
+        return flat.reshape(*theta.shape[:-1], side, side)
+
+    return _Source("turntable", grid, objects, dim, render,
+                   lambda label, theta: renderer.derivatives(label, theta, dim=dim))
+
+
+def _sources(config: Config) -> list[_Source]:
+    return [_dsprites(config), _turntable(config)]
+
+
+def _class_images(config: Config, source: _Source, label: str) -> torch.Tensor:
+    """One class rendered on the full grid in float64, flattened: (*grid.shape, D)."""
+    if source.name == "dsprites":
+        manifold = dsprites.extended_dsprites(config.dsprites_dim, shapes=(label,),
+                                              renderer=dsprites.DSprites(blur=config.blur),
+                                              dtype=torch.float64, **config.sizes["dsprites"])
+    else:
+        sizes = config.sizes["turntable"]
+        manifold = turntable.extended_turntable(
+            config.turntable_dim, renderer=turntable.Turntable(image_size=sizes["base_size"]),
+            objects=(label,), views=sizes["views"], scales=sizes["scales"],
+            rotations=sizes["rotations"], dtype=torch.float64)
+    return manifold.values(label)
+
+
+# --- what the images look like ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AxisSweep:
+    """Images of one class along one axis, the others mid-range (interval) or at 0 (angles).
+
+    ``images`` has shape (n, H, W) and ``values`` the n parameter values.
+    """
+
+    dataset: str
+    label: str
+    axis: str
+    values: np.ndarray
+    images: np.ndarray
+
+
+def _centre(grid: Grid) -> np.ndarray:
+    """Mid-range on interval axes, angle 0 on periodic ones (the upright, unturned view)."""
+    return np.array([axis.start + (0 if axis.periodic else axis.length / 2) for axis in grid.axes])
+
+
+def axis_sweeps(config: Config, *, steps: int = 8) -> list[AxisSweep]:
+    """For each data set and axis, ``steps`` images of one class across the axis range."""
+    sweeps = []
+    for source, label in zip(_sources(config), (dsprites.SHAPES[2], None)):
+        label = label or source.classes[0]
+        centre = _centre(source.grid)
+        for index, axis in enumerate(source.grid.axes):
+            stop = axis.stop - (axis.spacing if axis.periodic else 0)
+            values = np.linspace(axis.start, stop, steps)
+            theta = np.repeat(centre[None], steps, axis=0)
+            theta[:, index] = values
+            images = source.render(label, torch.as_tensor(theta, dtype=torch.float32))
+            sweeps.append(AxisSweep(source.name, label, axis.name, values, images.numpy()))
+    return sweeps
+
+
+def gallery(config: Config) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Every class of each data set at the centre of its grid: name -> (labels, (C, H, W))."""
+    result = {}
+    for source in _sources(config):
+        theta = torch.as_tensor(_centre(source.grid), dtype=torch.float32)
+        images = torch.stack([source.render(label, theta) for label in source.classes])
+        result[source.name] = (source.classes, images.numpy())
+    return result
+
+
+# --- per-class geometry -----------------------------------------------------------------
+
+
+def _clipped(field: torch.Tensor) -> torch.Tensor:
+    """The field clipped to its 1% and 99% quantiles, as the paper does before integrating."""
+    flat = field.flatten()
+    low, high = torch.quantile(flat, torch.tensor([0.01, 0.99], dtype=flat.dtype))
+    return field.clamp(low, high)
+
+
+def _integral(region: Grid, field: torch.Tensor) -> float:
+    return region.integrate(field.numpy())
+
+
+def class_geometry(config: Config) -> pd.DataFrame:
+    """The paper's per-class measurements on the raw images, by order-2 finite differences.
+
+    The measured region is ``grid.interior(BUFFER)``: the paper's grid without
+    its buffer layers. Per class: total volume (integral of sqrt(det g)); total
+    scalar curvature, integral of S dvol, with its positive and negative parts
+    (S clipped to its 1%/99% quantiles); the minimum and the integral of the
+    local reach (every ``reach_stride``-th point per axis as queries and
+    candidates, tangents from the full grid, the paper's protocol); and the mean
+    distance |x_a(theta) - x_b(theta)| to every other class at equal parameters.
+
+    Returns
+    -------
+    DataFrame with columns ``dataset, dim, class, volume, curvature,
+    curvature+, curvature-, min reach, reach integral, class distance``, all
+    on the raw (unscaled) images; see :func:`scaled_geometry`.
+    """
+    rows = []
+    stride = config.sizes["reach_stride"]
+    for source in _sources(config):
+        grid = source.grid
+        region = grid.interior(BUFFER)
+        cut = grid.interior_index(BUFFER)
+        on_region = grid.interior(1).interior_index(BUFFER - 1)   # interior(1) -> interior(3)
+        lattice = tuple(slice(None, None, stride) for _ in grid.axes)
+        # Candidates on the queries' lattice (offset BUFFER on interval axes), so every
+        # query is also a candidate, as in the paper's every-second-point protocol.
+        candidates_lattice = tuple(slice(0 if axis.periodic else BUFFER % stride, None, stride)
+                                   for axis in grid.axes)
+        coarse, first = {}, len(rows)
+        for label in source.classes:
+            values = _class_images(config, source, label)
+            tangents = gradient(values, grid)[on_region]                     # (*R, D, k)
+            element = extrinsic.volume_element(tangents)
+            scalar = _clipped(curvature.scalar_curvature(values, grid))      # on interior(3)
+            queries = values[cut][lattice]
+            reach = local_reach(queries.reshape(-1, queries.shape[-1]),
+                                tangents[lattice].reshape(-1, *tangents.shape[-2:]),
+                                values[candidates_lattice].reshape(-1, values.shape[-1])).local
+            reach = _clipped(reach.reshape(queries.shape[:-1]))
+            coarse[label] = queries
+            rows.append({
+                "dataset": source.name, "dim": grid.ndim, "class": label,
+                "volume": _integral(region, element),
+                "curvature": _integral(region, scalar * element),
+                "curvature+": _integral(region, scalar.clamp(min=0) * element),
+                "curvature-": _integral(region, scalar.clamp(max=0) * element),
+                "min reach": float(reach.min()),
+                # Mean of tau * volume element over the strided points, times the box volume.
+                "reach integral": float((reach * element[lattice]).mean()) * region.parameter_volume,
+            })
+            del values, tangents, scalar
+        for row in rows[first:]:
+            distances = [float((coarse[row["class"]] - other).norm(dim=-1).mean())
+                         for name, other in coarse.items() if name != row["class"]]
+            row["class distance"] = float(np.mean(distances)) if distances else math.nan
+    return pd.DataFrame(rows)
+
+
+def scaled_geometry(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`class_geometry` after rescaling each data set's union of classes to volume 1.
+
+    x -> x / V^(1/k) with V the summed class volumes (the paper's normalisation).
+    Under x -> c x lengths scale by c, k-volumes by c^k, scalar curvature by
+    c^-2, so total curvature by c^(k-2) and the reach integral by c^(k+1):
+    the scaled values follow exactly from the raw ones.
+    """
+    parts = []
+    for _, part in table.groupby("dataset", sort=False):
+        k = int(part["dim"].iloc[0])
+        c = part["volume"].sum() ** (-1.0 / k)
+        scaled = part.copy()
+        scaled["volume"] = part["volume"] * c**k
+        for column in ("curvature", "curvature+", "curvature-"):
+            scaled[column] = part[column] * c ** (k - 2)
+        for column in ("min reach", "class distance"):
+            scaled[column] = part[column] * c
+        scaled["reach integral"] = part["reach integral"] * c ** (k + 1)
+        parts.append(scaled)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- finite differences against autodiff ---------------------------------------------------
+
+
+def _query_points(grid: Grid, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random parameters inside the measured region."""
+    region = grid.interior(BUFFER)
+    low = np.array([axis.start for axis in region.axes])
+    high = np.array([axis.stop for axis in region.axes])
+    return rng.uniform(low, high, size=(count, grid.ndim))
+
+
+def _relative_error(estimate, truth) -> float:
+    return float((estimate - truth).norm() / truth.norm())
+
+
+def tangent_convergence(config: Config) -> pd.DataFrame:
+    """Errors of finite-difference derivatives of the images against the exact ones.
+
+    At random parameter points of the measured region, the central-difference
+    Jacobian and Hessian with steps ``h = grid spacing / REFINE^j`` (j = 0 is
+    the data set's own grid; :func:`~lib.geometry.differences.stencil_derivatives`,
+    the grid's stencils evaluated at one point) are compared with the autodiff values
+    of the renderer, in float64: the relative Frobenius error of the tangents
+    J, the relative error of the volume element, and the error of the scalar
+    curvature by the Gauss equation relative to the exact |S| (one stencil
+    deep, so it needs only the stencil's points around the centre).
+
+    Returns
+    -------
+    DataFrame with columns ``dataset, class, point, order, level, spacing,
+    quantity, error``; ``spacing`` is the largest step over the axes.
+    """
+    rng = np.random.default_rng(config.seed)
+    sizes = config.sizes
+    rows = []
+    for source in _sources(config):
+        base_spacing = np.array(source.grid.spacing)
+        classes, queries = sizes["convergence"][source.name]
+        theta = _query_points(source.grid, queries, rng)
+        for label in source.classes[:classes]:
+            exact = source.exact(label, torch.as_tensor(theta, dtype=torch.float64))
+            jac_exact = torch.as_tensor(exact.jacobian)
+            hess_exact = torch.as_tensor(exact.hessian)
+            s_exact = (extrinsic.scalar_curvature(jac_exact, hess_exact) if source.dim >= 2
+                       else None)
+            v_exact = extrinsic.volume_element(jac_exact)
+            for point, centre in enumerate(theta):
+                for order in (2, 4):
+                    for level in range(sizes["steps"]):
+                        spacing = base_spacing / REFINE**level
+                        fd = stencil_derivatives(
+                            lambda t: source.render(label, t).flatten(start_dim=-2),
+                            torch.as_tensor(centre), spacing, order=order)
+                        jac, hess = fd.jacobian, fd.hessian
+                        base = dict(dataset=source.name, **{"class": label}, point=point,
+                                    order=order, level=level, spacing=float(spacing.max()))
+                        rows += [
+                            dict(base, quantity="tangents",
+                                 error=_relative_error(jac, jac_exact[point])),
+                            dict(base, quantity="volume element",
+                                 error=abs(float(extrinsic.volume_element(jac) / v_exact[point])
+                                           - 1)),
+                        ]
+                        if source.dim >= 2:  # a curve has no intrinsic curvature
+                            s_fd = extrinsic.scalar_curvature(jac, hess)
+                            rows.append(dict(base, quantity="scalar curvature",
+                                             error=abs(float(s_fd - s_exact[point]))
+                                             / abs(float(s_exact[point]))))
+    return pd.DataFrame(rows)
+
+
+def fitted_orders(table: pd.DataFrame, *, finest: int = 3) -> pd.DataFrame:
+    """Observed convergence order per data set, quantity and stencil order.
+
+    The slope of log(median error over classes and points) against log(h),
+    fitted over the ``finest`` smallest steps whose median error is above
+    rounding (1e-11): coarser steps are often outside the asymptotic regime,
+    and the column ``error at grid spacing`` reports them instead.
+    """
+    keys = ["dataset", "quantity", "order"]
+    medians = table.groupby([*keys, "spacing"], sort=False)["error"].median().reset_index()
+    rows = []
+    for key, part in medians.groupby(keys, sort=False):
+        part = part.sort_values("spacing")
+        at_grid = float(part["error"].iloc[-1])
+        part = part[part["error"] > 1e-11].head(finest)
+        slope = (np.polyfit(np.log(part["spacing"]), np.log(part["error"]), 1)[0]
+                 if len(part) >= 2 else math.nan)
+        rows.append(dict(zip(keys, key), **{"observed order": slope,
+                                             "error at grid spacing": at_grid}))
+    return pd.DataFrame(rows)
