@@ -26,8 +26,8 @@ from torch.func import jacfwd
 
 from lib.datasets import extension
 from lib.datasets.images import ImageManifold
+from lib.datasets.solids import SHAPES
 from lib.datasets.turntable import (
-    _SHAPES,
     OBJECTS,
     ROTATION_INVARIANT,
     Turntable,
@@ -100,7 +100,7 @@ def test_background_is_black_away_from_the_object():
 def test_bounding_cylinders_contain_the_objects():
     """The ray range relies on these: the field is positive on each cylinder's surface."""
     phi = torch.linspace(0, 2 * math.pi, 181, dtype=F64)[:, None]
-    for obj, (field, (radius, low, high)) in _SHAPES.items():
+    for obj, (field, (radius, low, high)) in SHAPES.items():
         y = torch.linspace(low, high, 120, dtype=F64)[None, :].expand(181, 120)
         side = field(radius * torch.cos(phi).expand_as(y), y, radius * torch.sin(phi).expand_as(y))[0]
         r = torch.linspace(0, radius, 60, dtype=F64)[None, :]
