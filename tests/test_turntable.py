@@ -187,3 +187,14 @@ def test_errors_name_parameter_and_function(call, error, words):
     with pytest.raises(error) as info:
         call()
     assert all(word in str(info.value) for word in words), str(info.value)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_batched_images_equal_the_image_function(dim):
+    renderer = Turntable(image_size=24)
+    theta = torch.tensor([[0.3, 0.8, 1.1], [2.0, 0.6, 4.0]], dtype=F64)[:, :dim]
+    batched = renderer.images("mug", theta, dim=dim, out_size=16, scales=10)
+    looped = torch.stack([renderer.image_function("mug", dim=dim, out_size=16, scales=10)(t)
+                          for t in theta]).reshape(batched.shape)
+    torch.testing.assert_close(batched, looped, atol=1e-12, rtol=0)
+    assert batched.shape == (2, 16, 16)

@@ -194,19 +194,56 @@ class Turntable:
         images = images.index_copy(1, pixels, values)
         return restore(images.reshape(*angles.shape, n, n))
 
-    def image_function(self, obj: str, *, dim: int = 3, out_size: int = 64) -> Callable:
+    def images(self, obj: str, theta, *, dim: int = 3, out_size: int = 64, scales: int = 22):
+        """Images of the extended set at arbitrary parameter points, batched.
+
+        The same numbers as :meth:`image_function` at each point, but the views
+        of all points are rendered in one batch (the expensive part), then
+        scaled and rotated one by one.
+
+        Parameters
+        ----------
+        obj : str
+        theta : array of shape (*Q, dim)
+            Axes of :func:`lib.datasets.extension.extension_grid`; numpy or torch.
+        dim : {1, 2, 3}
+        out_size : int
+        scales : int, default=22
+            Scales of the grid the fixed scale of ``dim < 3`` is taken from.
+
+        Returns
+        -------
+        array of shape (*Q, out_size, out_size), in the type of ``theta``.
+        """
+        caller = "Turntable.images"
+        check_in(dim, (1, 2, 3), name="dim", caller=caller)
+        points, restore = as_tensor(theta)
+        if points.shape[-1:] != (dim,):
+            raise ValueError(f"The 'theta' parameter of {caller} must have shape (*Q, {dim}). "
+                             f"Got {tuple(points.shape)} instead.")
+        flat = points.reshape(-1, dim)
+        fixed = extension.fixed_parameters(dim, scales=scales)
+        views = self.render(obj, flat[:, 0])
+        scale = flat[:, 1] if dim == 3 else torch.full_like(flat[:, 0], fixed.get("scale", 1.0))
+        rotation = flat[:, dim - 1] if dim >= 2 else torch.zeros_like(flat[:, 0])
+        out = torch.stack([extension.similarity(view, s, r, out_size=out_size)
+                           for view, s, r in zip(views, scale, rotation)])
+        return restore(out.reshape(*points.shape[:-1], out_size, out_size))
+
+    def image_function(self, obj: str, *, dim: int = 3, out_size: int = 64,
+                       scales: int = 22) -> Callable:
         """The map theta (dim,) -> image (out_size * out_size,) of the extended set.
 
         ``theta`` follows the axes of :func:`lib.datasets.extension.extension_grid`
         (view, scale, rotation), with the axes a lower ``dim`` drops held at
-        :func:`lib.datasets.extension.fixed_parameters`. Written in torch for
-        :func:`lib.geometry.jacobian.derivatives`.
+        :func:`lib.datasets.extension.fixed_parameters` of a grid with ``scales``
+        scales. Written in torch for :func:`lib.geometry.jacobian.derivatives`.
         """
         caller = "Turntable.image_function"
         check_in(obj, OBJECTS, name="obj", caller=caller)
         check_in(dim, (1, 2, 3), name="dim", caller=caller)
         check_int(out_size, name="out_size", caller=caller, low=1)
-        fixed = extension.fixed_parameters(dim)
+        fixed = extension.fixed_parameters(dim, scales=scales)
 
         def image(theta):
             scale = theta[1] if dim == 3 else fixed["scale"]
@@ -216,12 +253,14 @@ class Turntable:
 
         return image
 
-    def derivatives(self, obj: str, theta, *, dim: int = 3, out_size: int = 64) -> Derivatives:
+    def derivatives(self, obj: str, theta, *, dim: int = 3, out_size: int = 64,
+                    scales: int = 22) -> Derivatives:
         """Exact Jacobian (*Q, D, dim) and Hessian (*Q, D, dim, dim) of :meth:`image_function`.
 
         ``theta`` has shape (*Q, dim), numpy or torch; D = out_size**2.
         """
-        return _derivatives(self.image_function(obj, dim=dim, out_size=out_size), theta)
+        return _derivatives(self.image_function(obj, dim=dim, out_size=out_size, scales=scales),
+                            theta)
 
 
 @functools.lru_cache(maxsize=64)

@@ -54,10 +54,10 @@ SIZES = {
                convergence=dict(dsprites=(1, 2), turntable=(1, 1)), steps=4, reach_stride=2),
     "default": dict(dsprites=dict(), turntable=dict(objects=20, views=18, scales=22,
                                                     rotations=16, base_size=128),
-                    convergence=dict(dsprites=(3, 3), turntable=(2, 2)), steps=5, reach_stride=2),
+                    convergence=dict(dsprites=(3, 3), turntable=(1, 2)), steps=5, reach_stride=2),
     "paper": dict(dsprites=dict(), turntable=dict(objects=20, views=18, scales=22,
                                                   rotations=16, base_size=128),
-                  convergence=dict(dsprites=(3, 8), turntable=(4, 4)), steps=6, reach_stride=2),
+                  convergence=dict(dsprites=(3, 8), turntable=(2, 4)), steps=6, reach_stride=2),
 }
 
 
@@ -112,13 +112,11 @@ def _turntable(config: Config) -> _Source:
     objects = turntable.OBJECTS[:sizes["objects"]]
 
     def render(label, theta):
-        function = torch.func.vmap(renderer.image_function(label, dim=dim), chunk_size=64)
-        flat = function(theta.reshape(-1, dim))
-        side = math.isqrt(flat.shape[-1])
-        return flat.reshape(*theta.shape[:-1], side, side)
+        return renderer.images(label, theta, dim=dim, scales=sizes["scales"])
 
     return _Source("turntable", grid, objects, dim, render,
-                   lambda label, theta: renderer.derivatives(label, theta, dim=dim))
+                   lambda label, theta: renderer.derivatives(label, theta, dim=dim,
+                                                             scales=sizes["scales"]))
 
 
 def _sources(config: Config) -> list[_Source]:
