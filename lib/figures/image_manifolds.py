@@ -26,17 +26,24 @@ def _image_axes(ax, image, title=None):
         ax.set_title(title, fontsize=8)
 
 
-def gallery(labels, images, *, columns: int = 10):
-    """Every class at the centre of the grid, one thumbnail each, labelled."""
-    rows = math.ceil(len(labels) / columns)
-    columns = min(columns, len(labels))
+def gallery(thumbnails: dict, *, columns: int = 10):
+    """Every class of every data set at the centre of its grid, one labelled thumbnail each.
+
+    ``thumbnails`` maps a data set's name to ``(labels, images (C, H, W))``; one
+    block of rows per data set, ``columns`` thumbnails per row.
+    """
+    blocks = [(name, labels, images) for name, (labels, images) in thumbnails.items()]
+    rows = [math.ceil(len(labels) / columns) for _, labels, _ in blocks]
     with mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(1.1 * columns, 1.25 * rows))
-        axes = np.atleast_2d(fig.subplots(rows, columns, squeeze=False))
-        for ax in axes.flat[len(labels):]:
-            ax.set_axis_off()
-        for ax, label, image in zip(axes.flat, labels, images):
-            _image_axes(ax, image, label)
+        fig = new_figure(figsize=(1.0 * columns, 1.2 * sum(rows) + 0.4 * len(blocks)))
+        subfigures = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=rows))
+        for subfigure, (name, labels, images), count in zip(subfigures, blocks, rows):
+            subfigure.suptitle(name, fontsize=10, x=0.01, ha="left")
+            axes = subfigure.subplots(count, columns, squeeze=False)
+            for ax in axes.flat[len(labels):]:
+                ax.set_axis_off()
+            for ax, label, image in zip(axes.flat, labels, images):
+                _image_axes(ax, image, label)
     return fig
 
 
@@ -108,8 +115,10 @@ def convergence(table):
                     # Reference slopes through the finest step, where the asymptotics hold.
                     ax.plot(h, median.iloc[0] * (h / h[0]) ** order, color="black", lw=0.8,
                             ls=":" if order == 4 else "-.")
+                # The reference lines must not stretch the axis beyond the data.
                 ax.set(xscale="log", yscale="log", xlabel="largest step h",
-                       ylabel="relative error" if ax is row[0] else "")
+                       ylabel="relative error" if ax is row[0] else "",
+                       ylim=(part["error"].min() / 3, part["error"].max() * 3))
         handles = marker_handles(colours)
         handles += [mpl.lines.Line2D([], [], color="black", lw=0.8, ls="-.", label="slope 2"),
                     mpl.lines.Line2D([], [], color="black", lw=0.8, ls=":", label="slope 4")]
