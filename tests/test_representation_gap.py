@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import softmax
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from lib.datasets import toy
 from lib.estimators.quantization import (
@@ -225,6 +226,11 @@ def test_rg_slope_recovers_sphere_dimension(d):
     skdim = pytest.importorskip("skdim", reason="scikit-dimension is a test dependency")
     assert abs(estimator.dimension_ - skdim.id.TwoNN().fit(X).dimension_) < 0.35
     assert abs(estimator.dimension_ - skdim.id.MLE().fit(X, n_neighbors=20).dimension_) < 0.35
+
+
+@parametrize_with_checks([RGSlope(n_bootstrap=5)])
+def test_rg_slope_follows_scikit_learn_conventions(estimator, check):
+    check(estimator)
 
 
 def test_rg_slope_parameters_are_validated_in_fit():

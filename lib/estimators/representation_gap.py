@@ -20,10 +20,14 @@ all digits once RG is below the rounding of :math:`|x|^2` (about 1e-7
 :math:`|x|^2` in float32). We use it only to *rank* training points; the
 few best candidates per query and per prefix segment are re-evaluated from
 explicit differences in float64, so every reported distance has full
-relative precision. ``precision`` picks the ranking dtype (float64: safe
-for any ties above 1e-16 :math:`|x|^2`; float32: 2x faster, k = 8 candidates
+relative precision. ``precision`` picks the ranking dtype (float64: 2
+candidates, safe for ties above 1e-16 :math:`|x|^2`; float32: 8 candidates,
 so that the true nearest point is found unless 8 others lie within the
-float32 rounding of it).
+float32 rounding of it). float32 halves the memory of the ranking copy and
+pays where float32 products are much faster (GPUs); on the 2-core CPU of
+``benchmarks/representation_gap.py`` both took 2.2-2.3 s for 200 queries x
+10^5 points in R^4096 (2026-11-22), as fast as scikit-learn's float32 brute
+force for one size, while giving 33 prefix sizes at full precision.
 """
 
 from __future__ import annotations
@@ -99,7 +103,10 @@ def _points(value, name, caller, device):
     if tensor.ndim != 2:
         raise ValueError(f"The {name!r} parameter of {caller} must have shape (N, D). "
                          f"Got {tuple(tensor.shape)} instead.")
-    check_finite(tensor, name=name, caller=caller)
+    # A NaN or inf makes the sum non-finite: one cheap reduction instead of an (N, D) mask
+    # (the full check also runs when a huge but finite input overflows the sum).
+    if not bool(torch.isfinite(tensor.sum())):
+        check_finite(tensor, name=name, caller=caller)
     return tensor.to(device), restore
 
 
@@ -144,7 +151,7 @@ def _nearest_exact(qe, qr, points, points_rank, norms, sizes, n_cand, mc):
         length = e - s
         # |q|^2 is the same along a row, so it is left out of the ranking.
         block = points_rank[:, s:e].reshape(n_group * length, dim)
-        approx = norms[:, s:e].reshape(1, -1) - 2 * (qr @ block.T)
+        approx = torch.addmm(norms[:, s:e].reshape(1, -1), qr, block.T, alpha=-2)
         take = min(n_cand, approx.shape[1])
         val, local = torch.topk(approx, take, dim=1, largest=False)
         idx = (local // length) * n_train + s + local % length
@@ -155,8 +162,9 @@ def _nearest_exact(qe, qr, points, points_rank, norms, sizes, n_cand, mc):
         cand_val, cand_idx = val, idx
         if e == sizes[k]:
             # amin, not min(dim).values: the latter costs ms per call on small CPU tensors.
-            diff = qe[:, None, :] - flat[cand_idx].to(torch.float64)
-            exact = torch.amin((diff * diff).sum(-1), 1)
+            # In place: this gather is memory-bound, one (Qc, k, D) buffer instead of three.
+            diff = flat[cand_idx].to(torch.float64).sub_(qe[:, None, :])
+            exact = torch.amin(torch.einsum("qkd,qkd->qk", diff, diff), 1)
             running = torch.minimum(running, exact)
             out[:, k] = running
             cand_val = cand_idx = None
@@ -260,7 +268,7 @@ def representation_gap(train, queries, *, sizes=None, group=None, orbit_distance
         rank = _RANK_DTYPE[precision]
         points = _orbit(group, x.to(torch.float64), caller) if group is not None else x[None]
         points_rank = points.to(rank)
-        norms = (points_rank * points_rank).sum(-1)
+        norms = torch.einsum("gmd,gmd->gm", points_rank, points_rank)
         n_group, n_cand = points.shape[0], _CANDIDATES[precision]
         per_row = lambda m: 3 * n_group * m * 8 + 3 * n_cand * dim * 8 + 8 * len(sizes)
         mc = min(x.shape[0], 8192)
