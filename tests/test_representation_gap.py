@@ -163,6 +163,28 @@ def test_numpy_in_numpy_out_torch_in_torch_out():
     np.testing.assert_allclose(denoised.numpy(), optimal_denoiser(q, x, 0.1), rtol=1e-12)
 
 
+def test_device_argument_moves_the_work_and_returns_to_the_input_device():
+    x, q = torch.tensor(sphere_points(2, 200, 5, 6)), torch.tensor(sphere_points(2, 40, 5, 7))
+    moved = representation_gap(x, q, device="cpu").gap
+    assert moved.device == x.device
+    np.testing.assert_allclose(moved.numpy(), representation_gap(x, q).gap.numpy(), rtol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_gap_on_gpu_matches_cpu(precision):
+    x, q = sphere_points(3, 2000, 30, 8, shift=5.0), sphere_points(3, 300, 30, 9, shift=5.0)
+    cpu = representation_gap(x, q, precision=precision).gap
+    gpu = representation_gap(torch.as_tensor(x, device="cuda"), torch.as_tensor(q, device="cuda"),
+                             precision=precision).gap
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu, rtol=1e-12)
+    on_gpu = representation_gap(x, q, precision=precision, device="cuda").gap
+    assert isinstance(on_gpu, np.ndarray)
+    np.testing.assert_allclose(on_gpu, cpu, rtol=1e-12)
+
+
 def clifford(rng, n):
     u = 2 * np.pi * rng.random((n, 2))
     return np.c_[np.cos(u[:, 0]), np.sin(u[:, 0]), np.cos(u[:, 1]), np.sin(u[:, 1])]
