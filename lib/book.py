@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.params import Specification
-from lib.studies import grid_geometry, image_manifolds, toy_manifolds
+from lib.studies import grid_geometry, image_manifolds, representation_gap, toy_manifolds
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter", "build_book", "main"]
 
@@ -56,6 +56,7 @@ CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("toy-manifolds", toy_manifolds.PARAMETERS),
     Chapter("grid-geometry", grid_geometry.PARAMETERS),
     Chapter("image-manifolds", image_manifolds.PARAMETERS),
+    Chapter("representation-gap", representation_gap.PARAMETERS),
 )}
 
 

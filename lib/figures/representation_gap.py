@@ -1,0 +1,65 @@
+"""Figures of the chapter "The Representation Gap"."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import seaborn as sns
+
+from lib.figures._style import STYLE, marker_handles, new_figure, palette
+
+__all__ = ["law_ratios", "denoiser_limit", "symmetry"]
+
+
+def law_ratios(table):
+    """Empirical RG over the asymptotic law against n: one panel per model family, one line per d."""
+    families = list(dict.fromkeys(table["family"]))
+    dims = sorted(table["d"].unique())
+    colours = palette([f"d = {d}" for d in dims])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(9, 3.2))
+        axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
+        for ax, family in zip(axes, families):
+            part = table[table["family"] == family].assign(
+                dimension=lambda t: t["d"].map(lambda d: f"d = {d}"))
+            sns.lineplot(part, x="n", y="ratio", hue="dimension", palette=colours, marker="o",
+                         markersize=3, errorbar=None, ax=ax, legend=False)
+            ax.axhline(1.0, color="black", lw=0.8)
+            ax.set(xscale="log", title=family, xlabel="training points n",
+                   ylabel=r"RG$_n$ / asymptotic law" if ax is axes[0] else "")
+            ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        fig.legend(handles=marker_handles(colours), loc="outside lower center", ncols=len(dims))
+    return fig
+
+
+def denoiser_limit(table):
+    """(test - train error of the optimal denoiser) / RG_n against the noise level, per n."""
+    colours = palette([f"n = {n}" for n in sorted(table["n"].unique())])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(5.5, 3.4))
+        ax = fig.subplots()
+        for n, part in table.groupby("n"):
+            ax.plot(part["sigma"], part["ratio"], marker="o", color=colours[f"n = {n}"])
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set(xscale="log", xlabel=r"noise level $\sigma$",
+               ylabel="(test − train error) / RG$_n$")
+        ax.legend(handles=marker_handles(colours), loc="lower left")
+    return fig
+
+
+def symmetry(table):
+    """RG against n on the Clifford torus for each group, with the law's prediction dashed."""
+    groups = list(dict.fromkeys(table["group"]))
+    colours = palette(groups)
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(5.5, 3.8))
+        ax = fig.subplots()
+        for group, part in table.groupby("group", sort=False):
+            ax.plot(part["n"], part["gap"], marker="o", markersize=3, color=colours[group])
+            ax.plot(part["n"], part["theory"], ls="--", lw=0.9, color=colours[group])
+        ax.set(xscale="log", yscale="log", xlabel="training points n", ylabel=r"RG$_n$")
+        handles = marker_handles(colours)
+        handles.append(mpl.lines.Line2D([], [], color="0.3", ls="--", label="asymptotic law"))
+        ax.legend(handles=handles, loc="lower left")
+        ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    return fig
+
