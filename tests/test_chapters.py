@@ -126,3 +126,19 @@ def test_representation_gap_chapter_recovers_the_known_exponents(built_book):
     assert len(closed) >= 6
     for column in ("RG slope", "TwoNN", "MLE (k=10)"):
         assert (abs(closed[column] / closed["true d"] - 1) < 0.15).all(), column
+
+
+def test_representation_gap_chapter_finds_d_on_one_parameter_image_manifolds(built_book):
+    """On the image testbed the estimators agree with the known d where the sampling is dense.
+
+    With one free parameter (the sprite's rotation, the turntable view) the ci
+    sample of 800 images resolves the curve: all three estimators within 15% of
+    d = 1 (measured 0.98-1.09 at ci, 1.00-1.03 at default, 2026-11-22). At d >= 3
+    the chapter reports pre-asymptotic overestimates, which are not asserted.
+    """
+    outputs = book.CHAPTERS["representation-gap"].outputs(built_book)
+    table = pd.read_csv(outputs / "image-dimension-estimates.csv")
+    curves = table[table["true d"] == 1]
+    assert len(curves) == 2
+    for column in ("RG slope", "TwoNN", "MLE (k=10)"):
+        assert (abs(curves[column] - 1) < 0.15).all(), column
