@@ -205,6 +205,18 @@ class Grid:
         return tuple(slice(None) if axis.periodic or depth == 0 else slice(depth, axis.n - depth)
                      for axis in self.axes)
 
+    def uniform_points(self, count: int, *, seed=None) -> np.ndarray:
+        """``count`` parameter points drawn uniformly in the box of the axes, shape (count, k).
+
+        ``seed`` is an int, a numpy Generator or None. Points are continuous, so
+        they almost never coincide with grid points.
+        """
+        check_int(count, name="count", caller="Grid.uniform_points", low=1)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        low = np.array([axis.start for axis in self.axes])
+        high = np.array([axis.stop for axis in self.axes])
+        return rng.uniform(low, high, size=(count, self.ndim))
+
     def refined(self, factor: float) -> "Grid":
         """The same axes with about ``factor`` times as many samples each."""
         check_real(factor, name="factor", caller="Grid.refined", low=0, low_open=True)

@@ -56,3 +56,16 @@ def test_interior_too_deep_names_depth_and_bound():
 def test_axis_type_errors():
     with pytest.raises(TypeError, match="'n' parameter"):
         Axis("x", 0.0, 1.0, 2.5)
+
+
+def test_uniform_points_fill_the_box_uniformly_and_follow_the_seed():
+    grid = Grid.product(s=(0.5, 1.0, 5), a=(0.0, 2 * np.pi, 8, "periodic"))
+    points = grid.uniform_points(20_000, seed=3)
+    assert points.shape == (20_000, 2)
+    assert points[:, 0].min() >= 0.5 and points[:, 0].max() <= 1.0
+    assert points[:, 1].min() >= 0.0 and points[:, 1].max() < 2 * np.pi
+    # Means within 5 standard errors of the box centre (uniform sd = length / sqrt 12).
+    for column, (low, high) in enumerate([(0.5, 1.0), (0.0, 2 * np.pi)]):
+        error = (high - low) / np.sqrt(12 * len(points))
+        assert abs(points[:, column].mean() - (low + high) / 2) < 5 * error
+    np.testing.assert_array_equal(grid.uniform_points(5, seed=3), points[:5])

@@ -285,14 +285,6 @@ def scaled_geometry(table: pd.DataFrame) -> pd.DataFrame:
 # --- finite differences against autodiff ---------------------------------------------------
 
 
-def _query_points(grid: Grid, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform random parameters inside the measured region."""
-    region = grid.interior(BUFFER)
-    low = np.array([axis.start for axis in region.axes])
-    high = np.array([axis.stop for axis in region.axes])
-    return rng.uniform(low, high, size=(count, grid.ndim))
-
-
 def _relative_error(estimate, truth) -> float:
     return float((estimate - truth).norm() / truth.norm())
 
@@ -320,7 +312,7 @@ def tangent_convergence(config: Config) -> pd.DataFrame:
     for source in _sources(config):
         base_spacing = np.array(source.grid.spacing)
         classes, queries = sizes["convergence"][source.name]
-        theta = _query_points(source.grid, queries, rng)
+        theta = source.grid.interior(BUFFER).uniform_points(queries, seed=rng)
         for label in source.classes[:classes]:
             exact = source.exact(label, torch.as_tensor(theta, dtype=torch.float64))
             jac_exact = torch.as_tensor(exact.jacobian)

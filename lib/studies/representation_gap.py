@@ -36,6 +36,9 @@ PARAMETERS = Specification("representation-gap", (
     Integer("ambient_dim", 50, 2, 4096, "the models are embedded isometrically in R^ambient_dim"),
 ))
 
+# The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
+BUFFER = 3
+
 SIZES = {
     "ci": dict(n_max=2_000, queries=400, repeats=1, dims=(1, 2, 3, 5), id_points=2_000,
                image_points=800, turntable_size=32,
@@ -130,14 +133,6 @@ def dimension_table(config: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _uniform_parameters(grid, count, rng) -> np.ndarray:
-    """Parameters uniform in the box of ``grid`` without its buffer (periodic axes whole)."""
-    region = grid.interior(3)
-    low = np.array([axis.start for axis in region.axes])
-    high = np.array([axis.start + axis.length for axis in region.axes])
-    return rng.uniform(low, high, size=(count, grid.ndim))
-
-
 def image_dimensions(config: Config) -> pd.DataFrame:
     """Intrinsic dimension of one class of each image data set, against the number of free axes.
 
@@ -158,12 +153,12 @@ def image_dimensions(config: Config) -> pd.DataFrame:
     table = turntable.Turntable(image_size=config.sizes["turntable_size"])
     rows = []
     for dim in (1, 2, 3, 4):
-        theta = _uniform_parameters(dsprites.dsprites_grid(dim), count, rng)
+        theta = dsprites.dsprites_grid(dim).interior(BUFFER).uniform_points(count, seed=rng)
         images = renderer.render("heart", dsprites.full_parameters(theta, dim))
         rows.append({"model": f"dSprites heart d={dim}", "true d": dim,
                      **_estimates(images.reshape(count, -1), config.seed)})
     for dim in (1, 2, 3):
-        theta = _uniform_parameters(extension.extension_grid(dim), count, rng)
+        theta = extension.extension_grid(dim).interior(BUFFER).uniform_points(count, seed=rng)
         images = table.images("duck", theta, dim=dim)
         rows.append({"model": f"turntable duck d={dim}", "true d": dim,
                      **_estimates(images.reshape(count, -1), config.seed)})
