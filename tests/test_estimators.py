@@ -312,15 +312,6 @@ def test_local_functions_numpy_and_torch_agree(function):
             np.testing.assert_allclose(c, a, rtol=2e-3, atol=1e-4)
 
 
-def test_brute_force_neighbour_search_matches_the_kd_tree():
-    # The brute-force path serves non-CPU devices; compare it with the k-d tree here on CPU.
-    from lib.estimators.local import _brute_force_neighbours, _kdtree_neighbours
-    x = torch.as_tensor(sample(toy.Torus(1.0, 0.4), 500, ambient_dim=7))
-    brute, tree = _brute_force_neighbours(x, 12), _kdtree_neighbours(x, 12)
-    torch.testing.assert_close(brute[0], tree[0], rtol=0, atol=1e-14)
-    assert torch.equal(brute[1], tree[1])    # no ties in a random sample
-
-
 def _arrays(result):
     if isinstance(result, QuadraticFit):
         return [result.scalar_curvature, result.second_fundamental_form]

@@ -28,10 +28,11 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
+
+from lib.neighbors import nearest_neighbors
 
 __all__ = ["TwoNN", "LevinaBickelMLE"]
 
@@ -39,14 +40,13 @@ __all__ = ["TwoNN", "LevinaBickelMLE"]
 def _neighbour_distances(estimator, X, n_neighbors):
     """Sorted distances (N, n_neighbors) from each point to its nearest other points.
 
-    Exact k-d tree search (scipy's cKDTree; unlike the matrix-product shortcut
-    of brute-force search it keeps full precision in small distances). The
-    nearest hit of each query is the point itself and is dropped. Raises when
+    Exact search at full precision in any dimension
+    (:func:`lib.neighbors.nearest_neighbors`: a k-d tree in low dimension, a
+    GEMM ranking with an exact re-check for images). Raises when
     a point has a duplicate: a zero distance makes every log-ratio infinite,
     and silently dropping such points would change N.
     """
-    distances, _ = cKDTree(X).query(X, k=n_neighbors + 1)
-    distances = distances[:, 1:]
+    distances, _ = nearest_neighbors(X, n_neighbors)
     duplicated = int((distances[:, 0] == 0).sum())
     if duplicated:
         raise ValueError(f"The 'X' parameter of {type(estimator).__name__} must hold distinct "

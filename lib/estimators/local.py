@@ -13,8 +13,7 @@ R^D). From it:
 
 All functions are written in torch; they take a numpy array or a tensor and
 return the caller's type, dtype and device (:func:`lib._arrays.as_tensor`).
-The neighbour search is exact: scipy's k-d tree for points on the CPU, a
-chunked brute-force search in torch for points on another device.
+The neighbour search is exact (:func:`lib.neighbors.nearest_neighbors`).
 
 References
 ----------
@@ -31,18 +30,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-from scipy.spatial import cKDTree
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_shape
 from lib.geometry.reach import ReachResult, local_reach
+from lib.neighbors import nearest_neighbors
 
 __all__ = ["QuadraticFit", "local_pca_tangents", "quadratic_fit_curvature", "knn_volume",
            "aamari_reach"]
-
-# Bytes for one (chunk, N) block of distances in the neighbour search.
-_DISTANCE_BUDGET = 2**27
-
 
 def _points(points, *, n_neighbors, dim, caller, min_neighbors=None, max_dim=None):
     """Convert and check ``points`` (N, D), ``dim`` in [1, max_dim] and ``n_neighbors``."""
@@ -59,39 +54,9 @@ def _points(points, *, n_neighbors, dim, caller, min_neighbors=None, max_dim=Non
 
 
 def _neighbours(x, n_neighbors):
-    """Distances and indices (N, k) of each point's k nearest other points, ascending.
-
-    Exact either way: on the CPU scipy's k-d tree (30x faster than brute force
-    at N = 20,000, D = 10), elsewhere a brute-force search in torch, so that
-    points on a GPU stay there.
-    """
-    if x.device.type == "cpu":
-        return _kdtree_neighbours(x, n_neighbors)
-    return _brute_force_neighbours(x, n_neighbors)
-
-
-def _kdtree_neighbours(x, n_neighbors):
-    array = x.detach().numpy()
-    distances, indices = cKDTree(array).query(array, k=n_neighbors + 1)
-    # The nearest hit is the point itself.
-    return (torch.from_numpy(distances[:, 1:]).to(x.dtype),
-            torch.from_numpy(indices[:, 1:]).to(torch.long))
-
-
-def _brute_force_neighbours(x, n_neighbors):
-    count = x.shape[0]
-    chunk = max(1, _DISTANCE_BUDGET // (count * x.element_size()))
-    distances, indices = [], []
-    for start in range(0, count, chunk):
-        stop = min(start + chunk, count)
-        # Without the matrix-product shortcut, so that near distances keep full precision.
-        block = torch.cdist(x[start:stop], x, compute_mode="donot_use_mm_for_euclid_dist")
-        rows = torch.arange(stop - start, device=x.device)
-        block[rows, rows + start] = torch.inf                     # not its own neighbour
-        found = torch.topk(block, n_neighbors, dim=1, largest=False, sorted=True)
-        distances.append(found.values)
-        indices.append(found.indices)
-    return torch.cat(distances), torch.cat(indices)
+    """Distances and indices (N, k) of each point's k nearest other points, ascending (exact)."""
+    distances, indices = nearest_neighbors(x, n_neighbors)
+    return distances.to(x.dtype), indices
 
 
 def _tangents(x, indices, dim):
@@ -109,7 +74,12 @@ def _tangents(x, indices, dim):
         q, factor = torch.linalg.qr(centred.transpose(1, 2))        # centred^T = Q R
         _, _, wh = torch.linalg.svd(factor.transpose(1, 2))         # centred = R^T Q^T
         right = q @ wh.transpose(1, 2)
-    return right[:, :, :dim]
+    right = right[:, :, :dim]
+    # Singular vectors have no sign; LAPACK and cuSOLVER pick different ones, and the
+    # off-diagonal second fundamental form flips with them. Fix it: the largest-magnitude
+    # coordinate of each column is made positive, so CPU and GPU give the same numbers.
+    pivot = torch.gather(right, 1, right.abs().argmax(dim=1, keepdim=True))
+    return right * torch.where(pivot < 0, -1.0, 1.0).to(right.dtype)
 
 
 def local_pca_tangents(points, *, n_neighbors: int, dim: int):
@@ -133,8 +103,9 @@ def local_pca_tangents(points, *, n_neighbors: int, dim: int):
     Returns
     -------
     tangents : array of shape (N, D, dim)
-        Orthonormal columns; same type, dtype and device as ``points``. The
-        sign of each column is arbitrary.
+        Orthonormal columns; same type, dtype and device as ``points``. Each
+        column's largest-magnitude coordinate is positive (a convention, so
+        that CPU and GPU agree).
 
     Examples
     --------
