@@ -159,7 +159,9 @@ def image_dimensions(config: Config) -> pd.DataFrame:
                      **_estimates(images.reshape(count, -1), config.seed)})
     for dim in (1, 2, 3):
         theta = extension.extension_grid(dim).interior(BUFFER).uniform_points(count, seed=rng)
-        images = table.images("duck", theta, dim=dim)
+        # float32 rendering is 3x faster; its rounding (1e-7) is far below the nearest-image
+        # distances these estimators see.
+        images = table.images("duck", theta.astype(np.float32), dim=dim)
         rows.append({"model": f"turntable duck d={dim}", "true d": dim,
                      **_estimates(images.reshape(count, -1), config.seed)})
     return pd.DataFrame(rows)
