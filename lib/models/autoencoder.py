@@ -1,0 +1,519 @@
+r"""MLP autoencoders A = D o E for the Jacobian-spectra chapter, their training and a weight cache.
+
+Our stand-in for the unpublished recipe of Agarwala et al. (arXiv 2107.06386):
+an encoder ``E: R^D -> R^d`` of ``n`` linear layers (hidden widths 512, 256,
+128, 64, the first ``n - 1`` of them; depth ``n`` in 3, 4, 5 is our reading of
+the paper's three networks), a linear latent layer, and a mirrored decoder
+``D: R^d -> R^D`` ending in a sigmoid, so reconstructions lie in [0, 1]. Only
+Linear layers and elementwise activations, nothing in place or batch-mixing:
+``model.encoder`` and ``model.decoder`` work under ``torch.func``
+(``functional_call``, ``vmap``, ``jacfwd``).
+
+Training minimises the MSE over pixels and points with Adam (or plain SGD) on
+shuffled minibatches. All randomness comes from ``TrainingSpec.seed`` through
+private :class:`torch.Generator` objects (initial weights by PyTorch's default
+law U(-1/sqrt(fan_in), 1/sqrt(fan_in)); minibatch order), so one seed gives
+bit-identical weights on the CPU and the global RNG is never touched.
+:func:`trained_autoencoder` caches weights under a hash of every parameter and
+of the image bytes, read back with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import numbers
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib._arrays import as_tensor
+from lib._checks import check_finite, check_in, check_int, check_real, check_shape
+
+__all__ = ["ACTIVATIONS", "DEPTH_WIDTHS", "OPTIMIZERS", "OUTPUTS", "Autoencoder",
+           "AutoencoderSpec", "TrainingSpec", "cache_key", "reconstruction_error",
+           "train_autoencoder", "trained_autoencoder"]
+
+# Hidden widths of the encoder by depth n: n linear layers, the last one to the latent space.
+DEPTH_WIDTHS = {3: (512, 256), 4: (512, 256, 128), 5: (512, 256, 128, 64)}
+# All three have forward-mode derivatives (jacfwd); ReLU's at 0 is taken as 0.
+ACTIVATIONS = {"relu": torch.nn.ReLU, "elu": torch.nn.ELU, "tanh": torch.nn.Tanh}
+OUTPUTS = {"sigmoid": torch.nn.Sigmoid, "linear": None}
+OPTIMIZERS = ("adam", "sgd")
+# Part of every cache key: bump it when training changes what a given spec produces.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AutoencoderSpec:
+    """Architecture of an MLP autoencoder.
+
+    Parameters
+    ----------
+    input_dim : int, default=784
+        Ambient dimension D (28 x 28 pixels for MNIST).
+    latent_dim : int, default=10
+        Latent dimension d, in [1, input_dim].
+    depth : {3, 4, 5}, default=4
+        Number n of linear layers of the encoder (and of the decoder).
+    activation : {"relu", "elu", "tanh"}, default="relu"
+        Activation after every hidden layer; the latent layer is linear.
+    output : {"sigmoid", "linear"}, default="sigmoid"
+        Activation of the decoder's last layer; sigmoid suits pixels in [0, 1].
+    widths : tuple of int, optional
+        Hidden widths of the encoder, ``depth - 1`` of them; the decoder uses
+        them reversed. Default ``DEPTH_WIDTHS[depth]``, the stand-in recipe;
+        pass smaller ones for small inputs, e.g. (32, 16) with depth 3 for
+        8 x 8 digits.
+
+    Examples
+    --------
+    >>> AutoencoderSpec(depth=3).layer_widths
+    (784, 512, 256, 10)
+    >>> AutoencoderSpec(input_dim=64, latent_dim=4, depth=3, widths=(32, 16)).layer_widths
+    (64, 32, 16, 4)
+    """
+
+    input_dim: int = 784
+    latent_dim: int = 10
+    depth: int = 4
+    activation: str = "relu"
+    output: str = "sigmoid"
+    widths: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        caller = "AutoencoderSpec"
+        check_int(self.input_dim, name="input_dim", caller=caller, low=1)
+        check_int(self.latent_dim, name="latent_dim", caller=caller, low=1, high=self.input_dim)
+        check_int(self.depth, name="depth", caller=caller, low=min(DEPTH_WIDTHS),
+                  high=max(DEPTH_WIDTHS))
+        check_in(self.activation, tuple(ACTIVATIONS), name="activation", caller=caller)
+        check_in(self.output, tuple(OUTPUTS), name="output", caller=caller)
+        if self.widths is not None:
+            widths = self.widths
+            message = (f"The 'widths' parameter of {caller} must be a tuple of depth - 1 = "
+                       f"{self.depth - 1} ints in [1, inf). Got {widths!r} instead.")
+            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or any(
+                    isinstance(w, bool) or not isinstance(w, numbers.Integral) for w in widths):
+                raise TypeError(message)
+            if len(widths) != self.depth - 1 or min(widths) < 1:
+                raise ValueError(message)
+            # A tuple of plain ints keeps the spec hashable and its cache key stable.
+            object.__setattr__(self, "widths", tuple(int(w) for w in widths))
+
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        """Hidden widths of the encoder, input side first."""
+        return DEPTH_WIDTHS[self.depth] if self.widths is None else self.widths
+
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """Widths of the encoder from input to latent: (D, *hidden_widths, d)."""
+        return (self.input_dim, *self.hidden_widths, self.latent_dim)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How an autoencoder is trained.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training images, in [1, inf).
+    batch_size : int, default=128
+        Images per optimiser step; the last batch of an epoch may be smaller.
+    learning_rate : float, default=1e-3
+        Step size, in (0, inf).
+    optimizer : {"adam", "sgd"}, default="adam"
+        ``torch.optim.Adam`` with its default betas, or plain ``torch.optim.SGD``.
+    seed : int, default=0
+        Seeds the initial weights, the minibatch order and the validation draw.
+    validation : float, default=0.0
+        Share of the images held out (drawn with the seed) to report a
+        validation loss per epoch, in [0, 1); 0 trains on all of them.
+
+    Examples
+    --------
+    >>> TrainingSpec(epochs=300).batch_size
+    128
+    """
+
+    epochs: int
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    seed: int = 0
+    validation: float = 0.0
+
+    def __post_init__(self):
+        caller = "TrainingSpec"
+        check_int(self.epochs, name="epochs", caller=caller, low=1)
+        check_int(self.batch_size, name="batch_size", caller=caller, low=1)
+        check_real(self.learning_rate, name="learning_rate", caller=caller, low=0.0,
+                   low_open=True, high_open=True)
+        check_in(self.optimizer, OPTIMIZERS, name="optimizer", caller=caller)
+        check_int(self.seed, name="seed", caller=caller, low=0)
+        check_real(self.validation, name="validation", caller=caller, low=0.0, high=1.0,
+                   high_open=True)
+
+
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> torch.nn.Linear:
+    # skip_init builds the layer without drawing from the global RNG; the draw below
+    # is PyTorch's default law for Linear, from our own generator.
+    layer = torch.nn.utils.skip_init(torch.nn.Linear, n_in, n_out)
+    bound = 1.0 / np.sqrt(n_in)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
+    return layer
+
+
+def _stack(widths, hidden: type, last: type | None,
+           generator: torch.Generator) -> torch.nn.Sequential:
+    layers = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        layers += [_linear(n_in, n_out, generator), hidden()]
+    layers.pop()   # the last layer gets `last`, or nothing (linear)
+    if last is not None:
+        layers.append(last())
+    return torch.nn.Sequential(*layers)
+
+
+class Autoencoder(torch.nn.Module):
+    """MLP autoencoder A = D o E with a mirrored decoder.
+
+    Parameters
+    ----------
+    spec : AutoencoderSpec
+        Widths, depth and activations.
+    seed : int, default=0
+        Seed of the initial weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    Attributes
+    ----------
+    encoder : torch.nn.Sequential
+        (B, D) -> (B, d): ``depth`` Linear layers, the activation after all
+        but the last.
+    decoder : torch.nn.Sequential
+        (B, d) -> (B, D): ``depth`` Linear layers, the activation after all
+        but the last, and the sigmoid after the last when ``spec.output`` is
+        "sigmoid".
+
+    Examples
+    --------
+    >>> model = Autoencoder(AutoencoderSpec(input_dim=64, latent_dim=3, depth=3, widths=(32, 16)))
+    >>> x = torch.rand(5, 64)
+    >>> tuple(model.encoder(x).shape), tuple(model(x).shape)
+    ((5, 3), (5, 64))
+    """
+
+    def __init__(self, spec: AutoencoderSpec, *, seed: int = 0):
+        super().__init__()
+        _check_type(spec, AutoencoderSpec, name="spec", caller="Autoencoder",
+                    expected="an AutoencoderSpec")
+        check_int(seed, name="seed", caller="Autoencoder", low=0)
+        self.spec = spec
+        generator = torch.Generator().manual_seed(seed)
+        hidden = ACTIVATIONS[spec.activation]
+        widths = spec.layer_widths
+        self.encoder = _stack(widths, hidden, None, generator)
+        self.decoder = _stack(widths[::-1], hidden, OUTPUTS[spec.output], generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction D(E(x)) of a (B, D) batch."""
+        return self.decoder(self.encoder(x))
+
+
+def _seeds(seed: int) -> tuple[int, int, int]:
+    # Independent streams for weights, batch order and validation draw from one seed.
+    words = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
+    return tuple(int(w >> np.uint64(1)) for w in words)
+
+
+def _images(images, spec: AutoencoderSpec, caller: str) -> torch.Tensor:
+    x, _ = as_tensor(images)
+    check_shape(tuple(x.shape), (None, spec.input_dim), name="images", caller=caller,
+                describe=f"(N, spec.input_dim) = (N, {spec.input_dim})")
+    if x.shape[0] < 1:
+        raise ValueError(f"The 'images' parameter of {caller} must hold at least one image. "
+                         f"Got shape {tuple(x.shape)} instead.")
+    check_finite(x, name="images", caller=caller)
+    return x
+
+
+def _device(device, caller: str) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"The 'device' parameter of {caller} must name a torch device such as "
+                         f"'cpu' or 'cuda'. Got {device!r} instead.") from error
+
+
+def _check_type(value, types, *, name: str, caller: str, expected: str) -> None:
+    if not isinstance(value, types):
+        raise TypeError(f"The {name!r} parameter of {caller} must be {expected}. "
+                        f"Got {type(value).__name__} instead.")
+
+
+def _check_specs(spec, training, caller: str) -> None:
+    _check_type(spec, AutoencoderSpec, name="spec", caller=caller, expected="an AutoencoderSpec")
+    _check_type(training, TrainingSpec, name="training", caller=caller, expected="a TrainingSpec")
+
+
+def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
+                      device="cpu", progress: bool = True):
+    r"""Train an autoencoder on flat images by minibatch MSE.
+
+    The loss of a batch B is :math:`\frac{1}{|B| D}\sum_{x\in B}|A(x) - x|^2`;
+    an epoch's ``train_loss`` is the batch losses' mean weighted by batch size
+    (the model moves during the epoch), ``val_loss`` the loss on the held-out
+    images after it. On the CPU the result depends on the arguments alone;
+    nothing global (RNG, deterministic-algorithm flag, threads) is changed.
+
+    Parameters
+    ----------
+    spec, training : AutoencoderSpec, TrainingSpec
+        Architecture; epochs, batch, optimiser, learning rate, seed, validation.
+    images : array of shape (N, spec.input_dim)
+        Flat images, numpy or torch; trained on in float32.
+    device : str or torch.device, default="cpu"
+        Where to train; the model is returned there.
+    progress : bool, default=True
+        Show a tqdm bar over epochs.
+
+    Returns
+    -------
+    model : Autoencoder
+        Trained, in eval mode, on ``device``.
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (1-based), ``train_loss`` and, when
+        ``training.validation > 0``, ``val_loss``.
+
+    Examples
+    --------
+    >>> spec = AutoencoderSpec(input_dim=4, latent_dim=2, depth=3, widths=(8, 4))
+    >>> x = np.random.default_rng(0).random((50, 4))
+    >>> model, history = train_autoencoder(spec, TrainingSpec(epochs=3), x, progress=False)
+    >>> history.columns.tolist(), len(history)
+    (['epoch', 'train_loss'], 3)
+    """
+    # Plain tqdm: tqdm.auto needs ipywidgets in a notebook, which the book does not install.
+    from tqdm import tqdm
+
+    caller = "train_autoencoder"
+    _check_specs(spec, training, caller)
+    x = _images(images, spec, caller).to(torch.float32)
+    device = _device(device, caller)
+    init_seed, order_seed, split_seed = _seeds(training.seed)
+
+    n_val = max(1, round(training.validation * len(x))) if training.validation > 0 else 0
+    if n_val > 0:
+        if n_val >= len(x):
+            raise ValueError(f"The 'validation' share {training.validation} of {caller} leaves no "
+                             f"training image out of {len(x)}. Use a smaller share.")
+        held = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
+        x, x_val = x[held[n_val:]], x[held[:n_val]].to(device)
+    x = x.to(device)
+
+    model = Autoencoder(spec, seed=init_seed).to(device)
+    optimizer_type = torch.optim.Adam if training.optimizer == "adam" else torch.optim.SGD
+    optimizer = optimizer_type(model.parameters(), lr=training.learning_rate)
+    order = torch.Generator().manual_seed(order_seed)   # on the CPU: same order on any device
+    rows = []
+    bar = tqdm(range(1, training.epochs + 1), desc=f"autoencoder d={spec.latent_dim} "
+               f"n={spec.depth}", unit="epoch", disable=not progress, leave=False)
+    model.train()
+    for epoch in bar:
+        # The loss is summed where it lives and read once per epoch: a read per step
+        # would stall a GPU on every batch.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for batch in torch.randperm(len(x), generator=order).to(device).split(training.batch_size):
+            xb = x[batch]
+            loss = torch.nn.functional.mse_loss(model(xb), xb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach().double() * len(batch)
+        row = {"epoch": epoch, "train_loss": float(total) / len(x)}
+        if n_val > 0:
+            with torch.no_grad():
+                row["val_loss"] = float(torch.nn.functional.mse_loss(model(x_val), x_val))
+        rows.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.4g}")
+    bar.close()
+    model.eval()
+    return model, pd.DataFrame(rows)
+
+
+def _image_digest(images) -> str:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    array = np.ascontiguousarray(images)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.view(np.uint8).reshape(-1))
+    return digest.hexdigest()
+
+
+def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images) -> str:
+    """Hash (24 hex digits) of everything that determines a trained model.
+
+    Parameters
+    ----------
+    spec, training : AutoencoderSpec, TrainingSpec
+    data_key : str
+        A readable name of the data (source, split, seed).
+    images : array of shape (N, D)
+        The training images; their dtype, shape and bytes enter the hash.
+
+    Examples
+    --------
+    >>> spec, training = AutoencoderSpec(input_dim=4, latent_dim=2, depth=3), TrainingSpec(epochs=1)
+    >>> x = np.zeros((3, 4))
+    >>> cache_key(spec, training, "zeros", x) == cache_key(spec, training, "zeros", x.copy())
+    True
+    >>> cache_key(spec, training, "zeros", x) == cache_key(spec, training, "zeros", x + 1)
+    False
+    """
+    return _key(_record(spec, training, data_key, images))
+
+
+def _record(spec, training, data_key, images) -> dict:
+    return {"version": CACHE_VERSION, "spec": dataclasses.asdict(spec),
+            "training": dataclasses.asdict(training), "data_key": data_key,
+            "images": _image_digest(images)}
+
+
+def _key(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _write_atomic(path: Path, write) -> None:
+    # A temporary file in the same folder, then one rename: a reader sees the old
+    # file or the whole new one, never a half-written one.
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images, *,
+                        cache_dir, device="cpu", progress: bool = True):
+    """:func:`train_autoencoder`, or its earlier result read from ``cache_dir``.
+
+    The files are ``<key>.pt`` (the ``state_dict``), ``<key>.csv`` (the
+    history) and ``<key>.json`` (the parameters, for people), with
+    ``key = cache_key(spec, training, data_key, images)``; each is written to
+    a temporary file in ``cache_dir`` and renamed into place, the weights
+    last, so a model counts as cached once ``<key>.pt`` exists. The device is
+    not part of the key: weights trained on a GPU serve a CPU run.
+
+    Parameters
+    ----------
+    spec, training, data_key, images
+        As for :func:`cache_key`; ``images`` has shape (N, spec.input_dim).
+    cache_dir : str or Path
+        Folder of the cache; created if missing.
+    device, progress
+        As for :func:`train_autoencoder`; the model is loaded onto ``device``.
+
+    Returns
+    -------
+    model, history : Autoencoder, pandas.DataFrame
+        As returned by :func:`train_autoencoder`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec = AutoencoderSpec(input_dim=4, latent_dim=2, depth=3, widths=(8, 4))
+    >>> x, folder = np.random.default_rng(0).random((20, 4)), tempfile.mkdtemp()
+    >>> first, _ = trained_autoencoder(spec, TrainingSpec(epochs=2), "demo", x, cache_dir=folder,
+    ...                                progress=False)
+    >>> again, _ = trained_autoencoder(spec, TrainingSpec(epochs=2), "demo", x, cache_dir=folder)
+    >>> bool(torch.equal(first.decoder[0].weight, again.decoder[0].weight))
+    True
+    """
+    caller = "trained_autoencoder"
+    _check_specs(spec, training, caller)
+    _check_type(data_key, str, name="data_key", caller=caller, expected="a non-empty str")
+    if not data_key:
+        raise ValueError(f"The 'data_key' parameter of {caller} must be a non-empty str naming "
+                         f"the data. Got '' instead.")
+    _check_type(cache_dir, (str, os.PathLike), name="cache_dir", caller=caller,
+                expected="a str or Path")
+    _images(images, spec, caller)
+    device = _device(device, caller)
+    folder = Path(cache_dir)
+    record = _record(spec, training, data_key, images)
+    key = _key(record)
+    weights, history_file = folder / f"{key}.pt", folder / f"{key}.csv"
+    if weights.is_file() and history_file.is_file():
+        model = Autoencoder(spec).to(device)
+        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+        return model.eval(), pd.read_csv(history_file)
+
+    model, history = train_autoencoder(spec, training, images, device=device, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / f"{key}.json",
+                  lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
+    _write_atomic(history_file, lambda f: f.write(history.to_csv(index=False).encode()))
+    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+    _write_atomic(weights, lambda f: torch.save(state, f))
+    return model, history
+
+
+def reconstruction_error(model: torch.nn.Module, images, *, batch_size: int = 1024):
+    r"""Per-image MSE :math:`|A(x) - x|^2 / D`, without gradients.
+
+    Parameters
+    ----------
+    model : Autoencoder
+        Any module mapping a (B, D) batch to (B, D); its parameters' dtype and
+        device are used.
+    images : array of shape (N, D)
+        Flat images, numpy or torch.
+    batch_size : int, default=1024
+        Images per forward pass; bounds memory, does not change the answer.
+
+    Returns
+    -------
+    error : array of shape (N,)
+        float64 numpy array for numpy input, a tensor on the input's device
+        for tensor input. The difference is formed in the model's dtype and
+        squared and averaged in float64.
+
+    Examples
+    --------
+    >>> model = Autoencoder(AutoencoderSpec(input_dim=4, latent_dim=2, depth=3, widths=(8, 4)))
+    >>> reconstruction_error(model, np.zeros((3, 4))).shape
+    (3,)
+    """
+    caller = "reconstruction_error"
+    _check_type(model, torch.nn.Module, name="model", caller=caller,
+                expected="a torch.nn.Module")
+    check_int(batch_size, name="batch_size", caller=caller, low=1)
+    x, restore = as_tensor(images)
+    if x.ndim != 2:
+        raise ValueError(f"The 'images' parameter of {caller} must have shape (N, D). "
+                         f"Got {tuple(x.shape)} instead.")
+    parameter = next(model.parameters())
+    errors = []
+    with torch.no_grad():
+        for chunk in x.split(batch_size):
+            xb = chunk.to(device=parameter.device, dtype=parameter.dtype)
+            difference = (model(xb) - xb).to(torch.float64)
+            errors.append(difference.square().mean(dim=1).to(x.device))
+    result = torch.cat(errors) if errors else torch.zeros(0, dtype=torch.float64)
+    return restore(result)
