@@ -350,3 +350,18 @@ def test_kmeans_codebook_reaches_optimal_constant_in_one_dimension():
     points, queries = rng.random((4000, 1)), rng.random((20000, 1))
     gap = kmeans_codebook_gap(points, 20, queries, seed=0)
     assert abs(gap * 12 * 20**2 - 1) < 0.1
+
+
+def test_digit_shift_orbit_is_a_translation_with_zero_fill():
+    from lib.studies.representation_gap import _shifts
+
+    image = torch.zeros(28, 28, dtype=torch.float64)
+    image[10:14, 12:15] = torch.arange(12, dtype=torch.float64).reshape(4, 3) + 1
+    orbit = _shifts(2)(image.reshape(1, -1)).reshape(25, 28, 28)
+    expected = [torch.roll(image, (dy, dx), dims=(0, 1))       # nothing reaches the frame here
+                for dy in range(-2, 3) for dx in range(-2, 3)]
+    for shifted in expected:
+        assert sum(torch.equal(o, shifted) for o in orbit) == 1
+    edge = torch.zeros(28, 28, dtype=torch.float64)
+    edge[0, 0] = 1.0                                          # shifted out: lost, not wrapped
+    assert float(_shifts(1)(edge.reshape(1, -1)).sum()) == 4.0

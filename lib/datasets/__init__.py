@@ -1,1 +1,4 @@
-"""Data: immersions with closed-form geometry (:mod:`lib.datasets.toy`)."""
+"""Data: toy immersions with closed-form geometry (:mod:`lib.datasets.toy`), the image
+testbed (:mod:`~lib.datasets.dsprites`, :mod:`~lib.datasets.turntable`,
+:mod:`~lib.datasets.coil20`), point clouds of known law (:mod:`~lib.datasets.point_clouds`)
+and real handwritten digits (:mod:`~lib.datasets.mnist`)."""

