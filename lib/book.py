@@ -118,7 +118,10 @@ def publish(result, name: str):
     if isinstance(result, pd.DataFrame):
         result.to_csv(f"{name}.csv", index=False)
         numeric = result.select_dtypes("number").columns
-        return result.style.format("{:.4g}", subset=numeric, na_rep="–").hide(axis="index")
+        # The theme's tables have no cell padding: adjacent columns ran together.
+        padding = [{"selector": "th, td", "props": [("padding", "0.15em 0.7em")]}]
+        return (result.style.format("{:.4g}", subset=numeric, na_rep="–").hide(axis="index")
+                .set_table_styles(padding))
     raise TypeError(f"The 'result' parameter of publish must be a matplotlib Figure or a pandas "
                     f"DataFrame. Got {type(result).__name__} instead.")
 
