@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.params import Specification
-from lib.studies import grid_geometry, image_manifolds, representation_gap, toy_manifolds
+from lib.studies import (eigenvalues, grid_geometry, image_manifolds, representation_gap,
+                         toy_manifolds)
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter", "build_book", "main"]
 
@@ -57,6 +58,7 @@ CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("grid-geometry", grid_geometry.PARAMETERS),
     Chapter("image-manifolds", image_manifolds.PARAMETERS),
     Chapter("representation-gap", representation_gap.PARAMETERS),
+    Chapter("eigenvalue-predictors", eigenvalues.PARAMETERS),
 )}
 
 

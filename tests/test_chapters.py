@@ -8,10 +8,13 @@ import json
 import math
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
 from lib import book
+
+PROJECT = book.PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +177,33 @@ def test_representation_gap_chapter_codebook_constants(built_book):
     assert abs(table.loc[1, "k-means"] * 12 - 1) < 0.25
     assert table.loc[1, "ratio"] > 3
     assert (table["k-means"] >= table["optimal lower"] * 0.99).all()
+
+
+def test_eigenvalue_chapter_tables_agree_with_each_other_and_the_paper(built_book):
+    """The ci run's tables are consistent where two routes lead to the same number.
+
+    - The long table of one model (depth 4, largest d) and the regressions come from
+      separate spectra computations: the regression on log omega must drop exactly
+      the digits whose volume form is not positive in that table, and the latent
+      trace must equal the sum of the real parts of the eigenvalues (a diagonal sum
+      against an eigen-decomposition: 1e-8 relative).
+    - The paper's column of the comparison equals the transcribed reference CSV.
+    """
+    outputs = book.CHAPTERS["eigenvalue-predictors"].outputs(built_book)
+    example = pd.read_csv(outputs / "spectra-one-model.csv")
+    d = sum(column.startswith("eig_L_") and column.endswith("_re") for column in example.columns)
+    eig_sum = example[[f"eig_L_{k}_re" for k in range(1, d + 1)]].sum(axis=1)
+    assert np.allclose(eig_sum, example["trace_L"], rtol=1e-8, atol=1e-10)
+    fits = pd.read_csv(outputs / "regressions.csv")
+    match = fits[(fits["depth"] == 4) & (fits["latent_dim"] == d) & (fits["replicate"] == 0)]
+    for space, tag in (("latent", "L"), ("input", "I")):
+        row = match[(match["space"] == space) & (match["predictor"] == "log omega")].iloc[0]
+        assert row["dropped"] == int((example[f"sign_{tag}"] <= 0).sum())
+        assert row["nobs"] + row["dropped"] == len(example)
+    reference = pd.read_csv(PROJECT / "data" / "reference" / "agarwala2022_tables.csv")
+    comparison = pd.read_csv(outputs / "paper-comparison.csv")
+    for row in comparison.itertuples():
+        predictor = "log omega" if row.table == 1 else "trace"
+        want = reference[(reference["predictor"] == predictor) & (reference["space"] == row.space)
+                         & (reference["latent_dim"] == row.latent_dim)]["test_slope"]
+        assert row.paper == float(want.iloc[0])

@@ -1,5 +1,6 @@
 """One module per question a chapter asks; each returns data and never plots."""
 
-from lib.studies import grid_geometry, image_manifolds, representation_gap, toy_manifolds
+from lib.studies import (eigenvalues, grid_geometry, image_manifolds, representation_gap,
+                         toy_manifolds)
 
-__all__ = ["grid_geometry", "image_manifolds", "representation_gap", "toy_manifolds"]
+__all__ = ["eigenvalues", "grid_geometry", "image_manifolds", "representation_gap", "toy_manifolds"]
