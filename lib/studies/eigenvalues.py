@@ -223,6 +223,9 @@ def interval_table(summary: pd.DataFrame, coefficient: str = "test_slope") -> pd
 def class_slopes(points: pd.DataFrame, depth: int) -> pd.DataFrame:
     """Test slopes per digit class (separate fits within each class), first replicate.
 
+    NaN where a class has fewer than 3 training or test digits with the
+    predictor defined (log omega needs omega > 0).
+
     Returns
     -------
     DataFrame with columns ``latent_dim, label, space, predictor, test_slope,
@@ -230,17 +233,22 @@ def class_slopes(points: pd.DataFrame, depth: int) -> pd.DataFrame:
     """
     part = points[(points["depth"] == depth) & (points["replicate"] == 0)]
     rows = []
-    for d, table in part.groupby("latent_dim"):
+    for (d, label), table in part.groupby(["latent_dim", "label"]):
         for tag, space in SPACES.items():
-            for predictor, label in PREDICTORS.items():
-                fits = eigen_regression(table, f"{predictor}_{tag}", by="label")
-                for group, fit in fits.items():
-                    row = fit.as_row()
-                    rows.append({"latent_dim": d, "label": int(row["label"]), "space": space,
-                                 "predictor": label, "test_slope": row["test_slope"],
-                                 "test_slope_low": row["test_slope_low"],
-                                 "test_slope_high": row["test_slope_high"],
-                                 "dropped": row["dropped"]})
+            for predictor, name in PREDICTORS.items():
+                column = f"{predictor}_{tag}"
+                defined = table[column].notna()
+                row = {"latent_dim": d, "label": int(label), "space": space, "predictor": name,
+                       "test_slope": np.nan, "test_slope_low": np.nan,
+                       "test_slope_high": np.nan, "dropped": int((~defined).sum())}
+                # A class whose volume forms are (almost) all <= 0, or without test digits,
+                # has no slope: reported as NaN, not fitted.
+                if (table.loc[defined, "split"].value_counts().reindex(["train", "test"])
+                        .fillna(0).min() >= 3):
+                    fit = eigen_regression(table, column).as_row()
+                    row |= {key: fit[key] for key in ("test_slope", "test_slope_low",
+                                                      "test_slope_high", "dropped")}
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
