@@ -1,0 +1,643 @@
+r"""A small image classifier, trained with a checkpoint per epoch, and its features layer by layer.
+
+For the NNK chapters, whose metrics follow a network over its layers and its
+epochs and compare networks trained with and without rotations. The network
+(our stand-in, far smaller than DeepNNK's six-conv model, so it trains on a
+CPU) is ``len(channels)`` blocks of 3 x 3 convolution (padding 1), ReLU and
+2 x 2 max-pooling, then ``Linear -> ReLU -> Linear``. Its blocks are named
+submodules ``conv1, conv2, ..., fc1, logits``, so any block's output can be
+tapped with a forward hook (:func:`layer_features`); ``"input"`` names the
+image itself.
+
+Rotations (:func:`rotate_images`, also the training augmentation) turn the
+image about its centre, counter-clockwise as displayed (row 0 on top) for a
+positive angle, the convention of ``torch.rot90`` and ``np.rot90``. They
+resample bilinearly, ``affine_grid`` + ``grid_sample`` with
+``align_corners=False``, so pixel centres sit at half-integers and a quarter
+turn of a square image maps pixel centres onto pixel centres. Ink that leaves
+the frame is lost; uncovered pixels are 0. Angles act in pixel units, so a
+non-square image is rotated, not sheared.
+
+All randomness of :func:`train_classifier` comes from
+``ClassifierTraining.seed`` through private :class:`torch.Generator` objects:
+initial weights (PyTorch's default law, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+for weights and biases), minibatch order and rotation angles, three
+independent streams, so switching augmentation on leaves the batch order
+alone. One seed gives bit-identical weights on the CPU; the global RNG is
+never touched. After every epoch the ``state_dict`` is written to
+``checkpoint_dir/<key>/epoch_{k:03d}.pt`` (temporary file, then
+``os.replace``), with ``key = checkpoint_key(spec, training, images)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from lib._arrays import as_tensor
+from lib._checks import check_finite, check_int, check_real, check_shape
+from lib.models.autoencoder import _check_type, _device, _image_digest, _write_atomic
+
+__all__ = ["CNNSpec", "ClassifierTraining", "SmallCNN", "accuracy", "checkpoint_key",
+           "layer_features", "load_checkpoint", "rotate_images", "train_classifier"]
+
+# Part of every checkpoint key: bump it when training changes what a given spec produces.
+CHECKPOINT_VERSION = 1
+HISTORY_FILE = "history.csv"
+RECORD_FILE = "record.json"
+
+
+@dataclass(frozen=True)
+class CNNSpec:
+    """Architecture of :class:`SmallCNN`.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+        Channels C of the input images.
+    image_size : int, default=28
+        Side of the square input images (28 for MNIST, 8 for sklearn's digits);
+        it must survive ``len(channels)`` halvings, ``image_size >= 2**len(channels)``.
+    channels : tuple of int, default=(16, 32)
+        Output channels of the convolution blocks, one block each.
+    hidden : int, default=64
+        Width of the hidden linear layer ``fc1``.
+    n_classes : int, default=10
+        Number of classes, the width of ``logits``; at least 2.
+
+    Examples
+    --------
+    >>> CNNSpec().layer_names
+    ('input', 'conv1', 'conv2', 'fc1', 'logits')
+    >>> CNNSpec(image_size=8, channels=(4, 8)).flat_features
+    32
+    """
+
+    in_channels: int = 1
+    image_size: int = 28
+    channels: tuple[int, ...] = (16, 32)
+    hidden: int = 64
+    n_classes: int = 10
+
+    def __post_init__(self):
+        caller = "CNNSpec"
+        check_int(self.in_channels, name="in_channels", caller=caller, low=1)
+        channels = self.channels
+        message = (f"The 'channels' parameter of {caller} must be a non-empty tuple of ints in "
+                   f"[1, inf). Got {channels!r} instead.")
+        if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or any(
+                isinstance(c, bool) or not isinstance(c, numbers.Integral) for c in channels):
+            raise TypeError(message)
+        if len(channels) == 0 or min(channels) < 1:
+            raise ValueError(message)
+        # A tuple of plain ints keeps the spec hashable and its checkpoint key stable.
+        object.__setattr__(self, "channels", tuple(int(c) for c in channels))
+        check_int(self.image_size, name="image_size", caller=caller,
+                  low=2 ** len(self.channels))
+        check_int(self.hidden, name="hidden", caller=caller, low=1)
+        check_int(self.n_classes, name="n_classes", caller=caller, low=2)
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the last block's feature maps (each pooling floors a halving)."""
+        return self.image_size // 2 ** len(self.channels)
+
+    @property
+    def flat_features(self) -> int:
+        """Inputs of ``fc1``: channels x side x side of the last block's output."""
+        return self.channels[-1] * self.feature_size ** 2
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Every tap of :func:`layer_features`, input first."""
+        convs = tuple(f"conv{i}" for i in range(1, len(self.channels) + 1))
+        return ("input", *convs, "fc1", "logits")
+
+
+@dataclass(frozen=True)
+class ClassifierTraining:
+    """How :class:`SmallCNN` is trained: Adam on the cross-entropy.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training images, in [1, inf); one checkpoint each.
+    batch_size : int, default=128
+        Images per optimiser step; the last batch of an epoch may be smaller.
+    learning_rate : float, default=1e-3
+        Adam's step size (default betas), in (0, inf).
+    seed : int, default=0
+        Seeds the initial weights, the minibatch order and the rotation angles.
+    rotation_augmentation : float, default=0.0
+        Largest absolute angle, in degrees, of the random rotation applied to
+        each training image, drawn uniformly in [-a, a] anew for every batch;
+        in [0, 180]. 0 trains on the images as given.
+
+    Examples
+    --------
+    >>> ClassifierTraining(epochs=5).batch_size
+    128
+    """
+
+    epochs: int
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    seed: int = 0
+    rotation_augmentation: float = 0.0
+
+    def __post_init__(self):
+        caller = "ClassifierTraining"
+        check_int(self.epochs, name="epochs", caller=caller, low=1)
+        check_int(self.batch_size, name="batch_size", caller=caller, low=1)
+        check_real(self.learning_rate, name="learning_rate", caller=caller, low=0.0,
+                   low_open=True, high_open=True)
+        check_int(self.seed, name="seed", caller=caller, low=0)
+        angle = check_real(self.rotation_augmentation, name="rotation_augmentation",
+                           caller=caller, low=0.0, high=180.0)
+        object.__setattr__(self, "rotation_augmentation", angle)
+
+
+def _layer(kind: type, *args, fan_in: int, generator: torch.Generator, **kwargs):
+    # skip_init builds the layer without touching the global RNG; the draw below is
+    # PyTorch's default law for Conv2d and Linear, from our own generator.
+    layer = torch.nn.utils.skip_init(kind, *args, **kwargs)
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
+    return layer
+
+
+class SmallCNN(torch.nn.Module):
+    """Convolution blocks, then ``Linear -> ReLU -> Linear`` to the class scores.
+
+    Parameters
+    ----------
+    spec : CNNSpec
+        Channels, sizes and number of classes.
+    seed : int, default=0
+        Seed of the initial weights.
+
+    Attributes
+    ----------
+    conv1, conv2, ... : torch.nn.Sequential
+        (B, C_in, S, S) -> (B, C_out, S // 2, S // 2): ``Conv2d(3, padding=1)``,
+        ``ReLU``, ``MaxPool2d(2)``.
+    fc1 : torch.nn.Sequential
+        (B, spec.flat_features) -> (B, spec.hidden): ``Linear``, ``ReLU``.
+    logits : torch.nn.Linear
+        (B, spec.hidden) -> (B, spec.n_classes), no activation.
+
+    Examples
+    --------
+    >>> model = SmallCNN(CNNSpec(image_size=8, channels=(4, 8), hidden=16))
+    >>> tuple(model(torch.zeros(3, 1, 8, 8)).shape)
+    (3, 10)
+    """
+
+    def __init__(self, spec: CNNSpec, *, seed: int = 0):
+        super().__init__()
+        _check_type(spec, CNNSpec, name="spec", caller="SmallCNN", expected="a CNNSpec")
+        check_int(seed, name="seed", caller="SmallCNN", low=0)
+        self.spec = spec
+        generator = torch.Generator().manual_seed(seed)
+        self.conv_names = tuple(name for name in spec.layer_names if name.startswith("conv"))
+        c_in = spec.in_channels
+        for name, c_out in zip(self.conv_names, spec.channels):
+            conv = _layer(torch.nn.Conv2d, c_in, c_out, 3, padding=1, fan_in=9 * c_in,
+                          generator=generator)
+            self.add_module(name, torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2)))
+            c_in = c_out
+        fc1 = _layer(torch.nn.Linear, spec.flat_features, spec.hidden,
+                     fan_in=spec.flat_features, generator=generator)
+        self.fc1 = torch.nn.Sequential(fc1, torch.nn.ReLU())
+        self.logits = _layer(torch.nn.Linear, spec.hidden, spec.n_classes, fan_in=spec.hidden,
+                             generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (B, n_classes) of a (B, C, S, S) batch."""
+        for name in self.conv_names:
+            x = getattr(self, name)(x)
+        return self.logits(self.fc1(torch.flatten(x, 1)))
+
+
+def _rotation_grid(angles: torch.Tensor, shape, dtype: torch.dtype) -> torch.Tensor:
+    # Output pixel p samples the input at R(-angle) p about the centre, in pixel units:
+    # affine_grid's normalised coordinates scale x by W/2 and y by H/2, hence H/W, W/H.
+    # The matrix is formed in float64 so that cos(90 deg) is 6e-17, not float32's 4e-8.
+    height, width = shape[-2], shape[-1]
+    radians = torch.deg2rad(angles.to(torch.float64))
+    c, s = torch.cos(radians), torch.sin(radians)
+    zero = torch.zeros_like(c)
+    theta = torch.stack([torch.stack([c, -s * height / width, zero], -1),
+                         torch.stack([s * width / height, c, zero], -1)], -2)
+    return F.affine_grid(theta.to(dtype), list(shape), align_corners=False)
+
+
+def _rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    grid = _rotation_grid(angles, x.shape, x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def rotate_images(images, angles_degrees):
+    """Rotate images about their centre, counter-clockwise for positive angles.
+
+    Bilinear resampling with zero padding (module docstring); the operation
+    used by the training augmentation.
+
+    Parameters
+    ----------
+    images : array of shape (N, H, W) or (N, C, H, W)
+        Numpy array or torch tensor; every channel turns by its image's angle.
+    angles_degrees : float or array of shape (N,)
+        One angle for all images, or one per image, in degrees.
+
+    Returns
+    -------
+    rotated : array of the shape of `images`
+        Same type, dtype and device as `images`.
+
+    Examples
+    --------
+    >>> x = np.zeros((1, 4, 4)); x[0, 1, 2] = 1.0
+    >>> bool(np.allclose(rotate_images(x, 90.0), np.rot90(x, 1, axes=(1, 2)), atol=1e-12))
+    True
+    """
+    caller = "rotate_images"
+    x, restore = as_tensor(images)
+    if x.ndim not in (3, 4) or min(x.shape) < 1:
+        raise ValueError(f"The 'images' parameter of {caller} must have shape (N, H, W) or "
+                         f"(N, C, H, W) with no empty axis. Got {tuple(x.shape)} instead.")
+    check_finite(x, name="images", caller=caller)
+    try:
+        angles = torch.as_tensor(angles_degrees, dtype=torch.float64, device=x.device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"The 'angles_degrees' parameter of {caller} must be a float or an "
+                        f"array of shape (N,) = ({len(x)},). Got {angles_degrees!r} "
+                        f"instead.") from error
+    if angles.ndim == 0:
+        angles = angles.expand(len(x))
+    check_shape(tuple(angles.shape), (len(x),), name="angles_degrees", caller=caller,
+                describe=f"() or (N,) = ({len(x)},)")
+    check_finite(angles, name="angles_degrees", caller=caller)
+    flat = x.unsqueeze(1) if x.ndim == 3 else x
+    rotated = _rotate(flat, angles)
+    return restore(rotated.squeeze(1) if x.ndim == 3 else rotated)
+
+
+def _images(images, spec: CNNSpec, caller: str) -> torch.Tensor:
+    x, _ = as_tensor(images)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    size, channels = spec.image_size, spec.in_channels
+    check_shape(tuple(x.shape), (None, channels, size, size), name="images", caller=caller,
+                describe=f"(N, S, S) or (N, C, S, S) with C = spec.in_channels = {channels} and "
+                         f"S = spec.image_size = {size}")
+    if len(x) < 1:
+        raise ValueError(f"The 'images' parameter of {caller} must hold at least one image. "
+                         f"Got shape {tuple(x.shape)} instead.")
+    check_finite(x, name="images", caller=caller)
+    return x
+
+
+def _labels(labels, n: int, spec: CNNSpec, caller: str) -> torch.Tensor:
+    y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"The 'labels' parameter of {caller} must be an int array of shape "
+                        f"(N,) = ({n},). Got dtype {y.dtype} instead.")
+    check_shape(y.shape, (n,), name="labels", caller=caller, describe=f"(N,) = ({n},)")
+    if not (0 <= y.min() and y.max() < spec.n_classes):
+        raise ValueError(f"The 'labels' parameter of {caller} must hold ints in [0, "
+                         f"spec.n_classes - 1] = [0, {spec.n_classes - 1}]. Got values in "
+                         f"[{y.min()}, {y.max()}] instead.")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _seeds(seed: int) -> tuple[int, int, int]:
+    # Independent streams for weights, batch order and rotation angles from one seed.
+    words = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
+    return tuple(int(w >> np.uint64(1)) for w in words)
+
+
+def _record(spec, training, x: torch.Tensor) -> dict:
+    # The images as trained on (float32, N x C x S x S): numpy float64 or a tensor
+    # of the same values train the same model and share its checkpoints.
+    return {"version": CHECKPOINT_VERSION, "spec": dataclasses.asdict(spec),
+            "training": dataclasses.asdict(training),
+            "images": _image_digest(x.to(torch.float32).contiguous())}
+
+
+def _key(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _check_specs(spec, training, caller: str) -> None:
+    _check_type(spec, CNNSpec, name="spec", caller=caller, expected="a CNNSpec")
+    _check_type(training, ClassifierTraining, name="training", caller=caller,
+                expected="a ClassifierTraining")
+
+
+def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images) -> str:
+    """Hash (24 hex digits) of the architecture, the training and the image bytes.
+
+    Parameters
+    ----------
+    spec, training : CNNSpec, ClassifierTraining
+    images : array of shape (N, S, S) or (N, C, S, S)
+        Hashed as the float32 tensor the network trains on.
+
+    Examples
+    --------
+    >>> spec, training = CNNSpec(image_size=8), ClassifierTraining(epochs=1)
+    >>> x = np.zeros((3, 8, 8))
+    >>> checkpoint_key(spec, training, x) == checkpoint_key(spec, training, x[:, None])
+    True
+    >>> checkpoint_key(spec, training, x) == checkpoint_key(spec, training, x + 1)
+    False
+    """
+    _check_specs(spec, training, "checkpoint_key")
+    return _key(_record(spec, training, _images(images, spec, "checkpoint_key")))
+
+
+def _epoch_file(folder: Path, epoch: int) -> Path:
+    return folder / f"epoch_{epoch:03d}.pt"
+
+
+def _load(spec: CNNSpec, file: Path, device) -> SmallCNN:
+    model = SmallCNN(spec).to(device)
+    model.load_state_dict(torch.load(file, map_location=device, weights_only=True))
+    return model.eval()
+
+
+def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels, *,
+                     checkpoint_dir, device="cpu", progress: bool = True):
+    r"""Train :class:`SmallCNN` by Adam on the cross-entropy, saving every epoch.
+
+    When ``checkpoint_dir/<key>`` already holds every epoch's checkpoint and
+    the history, the last epoch is loaded instead (``weights_only=True``).
+    Otherwise training starts from scratch and rewrites them; the history
+    goes to ``history.csv`` and the parameters, with a hash of the labels, to
+    ``record.json``. The key does not hash the labels: the same images with
+    other labels (say, shuffled) under the same folder raise a ``ValueError``
+    rather than return the other model. On the CPU the result depends on the
+    arguments alone; nothing global (RNG, deterministic flag, threads) changes.
+
+    Parameters
+    ----------
+    spec, training : CNNSpec, ClassifierTraining
+        Architecture; epochs, batch, learning rate, seed, rotations.
+    images : array of shape (N, S, S) or (N, C, S, S)
+        S = spec.image_size, C = spec.in_channels; numpy or torch, trained on
+        in float32.
+    labels : int array of shape (N,)
+        Classes in [0, spec.n_classes - 1].
+    checkpoint_dir : str or Path
+        Parent folder of the checkpoint folders; created if missing.
+    device : str or torch.device, default="cpu"
+        Where to train; the model is returned there. Not part of the key.
+    progress : bool, default=True
+        Show a tqdm bar over epochs.
+
+    Returns
+    -------
+    model : SmallCNN
+        After the last epoch, in eval mode, on ``device``.
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (1-based), ``train_loss`` and
+        ``train_accuracy``, means over the epoch's (rotated) batches weighted
+        by batch size, as the model moved during the epoch.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec = CNNSpec(image_size=8, channels=(2,), hidden=4, n_classes=2)
+    >>> x, y = np.random.default_rng(0).random((20, 8, 8)), np.arange(20) % 2
+    >>> model, history = train_classifier(spec, ClassifierTraining(epochs=2), x, y,
+    ...                                   checkpoint_dir=tempfile.mkdtemp(), progress=False)
+    >>> history.columns.tolist(), len(history)
+    (['epoch', 'train_loss', 'train_accuracy'], 2)
+    """
+    from tqdm import tqdm  # plain tqdm: tqdm.auto needs ipywidgets, which the book lacks
+
+    caller = "train_classifier"
+    _check_specs(spec, training, caller)
+    x = _images(images, spec, caller).to(torch.float32)
+    y = _labels(labels, len(x), spec, caller)
+    _check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
+                expected="a str or Path")
+    device = _device(device, caller)
+    record = {**_record(spec, training, x), "labels": _image_digest(y)}
+    folder = Path(checkpoint_dir) / _key({k: v for k, v in record.items() if k != "labels"})
+    files = [_epoch_file(folder, epoch) for epoch in range(1, training.epochs + 1)]
+    if (folder / RECORD_FILE).is_file():
+        stored = json.loads((folder / RECORD_FILE).read_text())
+        if stored.get("labels") != record["labels"]:
+            raise ValueError(f"The 'labels' parameter of {caller} differs from the labels the "
+                             f"checkpoints in {folder} were trained on (same spec, training and "
+                             f"images). Use another checkpoint_dir for other labels.")
+    if all(f.is_file() for f in files) and (folder / HISTORY_FILE).is_file():
+        return _load(spec, files[-1], device), pd.read_csv(folder / HISTORY_FILE)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / RECORD_FILE,
+                  lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
+    init_seed, order_seed, angle_seed = _seeds(training.seed)
+    model = SmallCNN(spec, seed=init_seed).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    # Both generators live on the CPU: the same batches and angles on any device.
+    order = torch.Generator().manual_seed(order_seed)
+    angles = torch.Generator().manual_seed(angle_seed)
+    x, y = x.to(device), y.to(device)
+    rows = []
+    bar = tqdm(files, desc=f"cnn {spec.channels}", unit="epoch", disable=not progress,
+               leave=False)
+    for epoch, file in enumerate(bar, start=1):
+        model.train()
+        # Sums stay where they live and are read once per epoch, not once per step.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        for batch in torch.randperm(len(x), generator=order).to(device).split(training.batch_size):
+            xb, yb = x[batch], y[batch]
+            if training.rotation_augmentation > 0:
+                draw = (2 * torch.rand(len(batch), generator=angles, dtype=torch.float64) - 1)
+                xb = _rotate(xb, (draw * training.rotation_augmentation).to(device))
+            scores = model(xb)
+            loss = F.cross_entropy(scores, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().double() * len(batch)
+            hits += (scores.detach().argmax(1) == yb).sum()
+        rows.append({"epoch": epoch, "train_loss": float(loss_sum) / len(x),
+                     "train_accuracy": int(hits) / len(x)})
+        state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+        _write_atomic(file, functools.partial(torch.save, state))
+        bar.set_postfix(loss=f"{rows[-1]['train_loss']:.4g}")
+    bar.close()
+    history = pd.DataFrame(rows)
+    # Written last: a folder counts as complete only once the history is there.
+    _write_atomic(folder / HISTORY_FILE, lambda f: f.write(history.to_csv(index=False).encode()))
+    return model.eval(), history
+
+
+def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: int, *,
+                    checkpoint_dir, device="cpu") -> SmallCNN:
+    """The model after ``epoch`` epochs, as saved by :func:`train_classifier`.
+
+    Parameters
+    ----------
+    spec, training, images
+        As passed to :func:`train_classifier` (they give the key).
+    epoch : int
+        In [1, training.epochs].
+    checkpoint_dir : str or Path
+        As passed to :func:`train_classifier`.
+    device : str or torch.device, default="cpu"
+        Where to load the weights.
+
+    Returns
+    -------
+    model : SmallCNN
+        In eval mode, read with ``torch.load(..., weights_only=True)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When that epoch was never saved under this key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec, training = CNNSpec(image_size=8, channels=(2,), hidden=4), ClassifierTraining(2)
+    >>> x, y = np.random.default_rng(0).random((20, 8, 8)), np.arange(20) % 10
+    >>> folder = tempfile.mkdtemp()
+    >>> model, _ = train_classifier(spec, training, x, y, checkpoint_dir=folder, progress=False)
+    >>> first = load_checkpoint(spec, training, x, 1, checkpoint_dir=folder)
+    >>> bool(torch.equal(first.logits.weight, model.logits.weight))
+    False
+    """
+    caller = "load_checkpoint"
+    _check_specs(spec, training, caller)
+    check_int(epoch, name="epoch", caller=caller, low=1, high=training.epochs)
+    _check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
+                expected="a str or Path")
+    file = _epoch_file(Path(checkpoint_dir) / checkpoint_key(spec, training, images), epoch)
+    if not file.is_file():
+        raise FileNotFoundError(f"No checkpoint of epoch {epoch} at {file}: train_classifier "
+                                f"has not saved it under this checkpoint_dir.")
+    return _load(spec, file, _device(device, caller))
+
+
+def _model_input(model: torch.nn.Module, images, caller: str) -> torch.Tensor:
+    _check_type(model, SmallCNN, name="model", caller=caller, expected="a SmallCNN")
+    parameter = next(model.parameters())
+    return _images(images, model.spec, caller).to(parameter.dtype).to(parameter.device)
+
+
+def layer_features(model: SmallCNN, images, layers=None, *, batch_size: int = 512) -> dict:
+    """Each named block's output, flattened, for every image.
+
+    Forward hooks on the blocks (``"input"``: a pre-hook on the model) record
+    what the model itself computes, in eval mode and without gradients; the
+    model's mode is restored and the hooks removed afterwards.
+
+    Parameters
+    ----------
+    model : SmallCNN
+        Its parameters' dtype and device are used.
+    images : array of shape (N, S, S) or (N, C, S, S)
+        Numpy or torch.
+    layers : sequence of str, optional
+        Names among ``model.spec.layer_names``; default all of them.
+    batch_size : int, default=512
+        Images per forward pass; bounds memory, does not change the answer.
+
+    Returns
+    -------
+    features : dict of str -> ndarray of shape (N, F)
+        float64 numpy arrays, in the order of `layers`; ``conv<i>`` is the
+        block output after pooling, flattened channel-major (PyTorch order).
+
+    Examples
+    --------
+    >>> model = SmallCNN(CNNSpec(image_size=8, channels=(4, 8), hidden=16))
+    >>> {k: v.shape for k, v in layer_features(model, np.zeros((5, 8, 8))).items()}
+    {'input': (5, 64), 'conv1': (5, 64), 'conv2': (5, 32), 'fc1': (5, 16), 'logits': (5, 10)}
+    """
+    caller = "layer_features"
+    x = _model_input(model, images, caller)
+    check_int(batch_size, name="batch_size", caller=caller, low=1)
+    names = model.spec.layer_names
+    if layers is None:
+        layers = names
+    elif isinstance(layers, str):
+        raise TypeError(f"The 'layers' parameter of {caller} must be a sequence of names among "
+                        f"{names}. Got the str {layers!r} instead; wrap it in a list.")
+    layers = tuple(layers)
+    unknown = [name for name in layers if name not in names]
+    if unknown or not layers:
+        raise ValueError(f"The 'layers' parameter of {caller} must name one or more of {names}. "
+                         f"Got {layers!r} instead.")
+    chunks = {name: [] for name in layers}
+
+    def keep(name):
+        return lambda module, args, output: chunks[name].append(torch.flatten(output, 1))
+
+    handles = [getattr(model, name).register_forward_hook(keep(name))
+               for name in layers if name != "input"]
+    if "input" in layers:
+        handles.append(model.register_forward_pre_hook(
+            lambda module, args: chunks["input"].append(torch.flatten(args[0], 1))))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            for batch in x.split(batch_size):
+                model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return {name: torch.cat(chunks[name]).double().cpu().numpy() for name in layers}
+
+
+def accuracy(model: SmallCNN, images, labels, *, batch_size: int = 512) -> float:
+    """Share of images whose largest class score is their label, in eval mode.
+
+    Parameters
+    ----------
+    model : SmallCNN
+    images : array of shape (N, S, S) or (N, C, S, S)
+    labels : int array of shape (N,)
+    batch_size : int, default=512
+        Images per forward pass; does not change the answer.
+
+    Returns
+    -------
+    accuracy : float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> model = SmallCNN(CNNSpec(image_size=8, channels=(2,), hidden=4))
+    >>> 0.0 <= accuracy(model, np.zeros((4, 8, 8)), np.array([0, 1, 2, 3])) <= 1.0
+    True
+    """
+    caller = "accuracy"
+    x = _model_input(model, images, caller)
+    y = _labels(labels, len(x), model.spec, caller).numpy()
+    check_int(batch_size, name="batch_size", caller=caller, low=1)
+    scores = layer_features(model, x, ["logits"], batch_size=batch_size)["logits"]
+    return float(np.mean(scores.argmax(axis=1) == y))
