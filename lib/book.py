@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.params import Specification
-from lib.studies import (eigenvalues, grid_geometry, image_manifolds, representation_gap,
-                         toy_manifolds)
+from lib.studies import (eigenvalues, grid_geometry, image_manifolds, nnk_graphs,
+                         representation_gap, toy_manifolds)
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter", "build_book", "main"]
 
@@ -59,6 +59,7 @@ CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("image-manifolds", image_manifolds.PARAMETERS),
     Chapter("representation-gap", representation_gap.PARAMETERS),
     Chapter("eigenvalue-predictors", eigenvalues.PARAMETERS),
+    Chapter("nnk-graphs", nnk_graphs.PARAMETERS),
 )}
 
 

@@ -207,3 +207,33 @@ def test_eigenvalue_chapter_tables_agree_with_each_other_and_the_paper(built_boo
         want = reference[(reference["predictor"] == predictor) & (reference["space"] == row.space)
                          & (reference["latent_dim"] == row.latent_dim)]["test_slope"]
         assert row.paper == float(want.iloc[0])
+
+
+def test_nnk_chapter_calibration_solver_and_layers(built_book):
+    """The ci run of the NNK chapter against what is known exactly.
+
+    - Flat samples of dimension 1 and 2 (tori, spheres): the local PCA dimension of
+      the NNK neighbourhoods is the true d at the median node, and a curve has NNK
+      degree 2 (two neighbours, left and right; measured 2.000 at ci, 2026-11-23).
+    - The exact solver is optimal: the reference heuristic's reconstruction error
+      is never smaller (1e-12 for rounding), and it keeps no more neighbours on
+      average (the notes' check).
+    - The input layer is the same data for every epoch and seed: its NNK metrics
+      do not change over epochs, and its geometric stability across seeds is 1.
+    """
+    outputs = book.CHAPTERS["nnk-graphs"].outputs(built_book)
+    calibration = pd.read_csv(outputs / "calibration.csv")
+    flat = calibration[(calibration["family"] == "point cloud")
+                       & calibration["data"].str.match(r"(flattorus|sphere) d=[12]$")]
+    assert len(flat) == 4
+    assert (flat["NNK local PCA d"] == flat["true d"]).all()
+    curves = calibration[calibration["true d"] == 1]
+    assert (abs(curves["NNK degree"] - 2) < 0.05).all()
+    solvers = pd.read_csv(outputs / "solver-comparison.csv")
+    assert (solvers["smallest error gap"] > -1e-12).all()
+    assert (solvers["reference degree"] <= solvers["exact degree"] + 1e-9).all()
+    layers = pd.read_csv(outputs / "layer-epoch-metrics.csv")
+    inputs = layers[layers["layer"] == "input"]
+    assert inputs[["NNK degree", "polytope diameter", "LOO error"]].nunique().max() == 1
+    stability = pd.read_csv(outputs / "stability.csv").set_index("layer")
+    assert stability.loc["input", "stability"] == 1.0

@@ -38,7 +38,8 @@ from lib._checks import check_in, check_int, check_real, check_shape
 from lib.graphs.metrics import _labels
 from lib.graphs.nnk import knn_graph, nnk_graph
 
-__all__ = ["Propagation", "label_propagation", "propagation_accuracy"]
+__all__ = ["Propagation", "label_propagation", "propagation_accuracy", "stratified_labels",
+           "graph_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -193,18 +194,40 @@ def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
     count = x.shape[0]
     y = _labels(labels, count, None, caller, name="labels").numpy()
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    given = np.full(count, -1, dtype=np.int64)
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        chosen = rng.choice(members, size=max(1, round(f * members.size)), replace=False)
-        given[chosen] = c
+    given = stratified_labels(y, f, seed)
     if graph == "nnk":
         W = nnk_graph(points, n_neighbors, kernel=kernel, sigma=sigma,
                       symmetrize=symmetrize).weights
     else:
         W = knn_graph(points, n_neighbors, kernel=kernel, sigma=sigma)
-    predicted = label_propagation(W, given, alpha=alpha, n_classes=int(y.max()) + 1,
+    return graph_accuracy(W, y, given, alpha=alpha)
+
+
+def stratified_labels(labels, fraction: float, seed=None) -> np.ndarray:
+    """A seeded stratified labelled subset: ``labels`` where chosen, -1 elsewhere.
+
+    max(1, round(fraction * n_c)) nodes of each class c are chosen.
+
+    Examples
+    --------
+    >>> given = stratified_labels(np.array([0, 0, 0, 0, 1, 1]), 0.5, seed=0)
+    >>> np.bincount(given[given >= 0]).tolist()     # half of each class
+    [2, 1]
+    """
+    y = np.asarray(labels)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    given = np.full(y.shape[0], -1, dtype=np.int64)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        chosen = rng.choice(members, size=max(1, round(fraction * members.size)), replace=False)
+        given[chosen] = c
+    return given
+
+
+def graph_accuracy(weights, labels, given, *, alpha: float = 0.99) -> float:
+    """Accuracy on the unlabelled nodes (``given < 0``) of propagation on a fixed graph."""
+    y = np.asarray(labels)
+    predicted = label_propagation(weights, given, alpha=alpha, n_classes=int(y.max()) + 1,
                                   method="direct").labels
     hidden = given < 0
     return float((predicted[hidden] == y[hidden]).mean()) if hidden.any() else 1.0
