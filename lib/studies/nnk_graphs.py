@@ -109,7 +109,9 @@ def clouds(config: Config) -> list[tuple[str, str, int, np.ndarray]]:
     table = turntable.Turntable(image_size=sizes["turntable_size"])
     for d in sizes["image_dims"]:
         theta = dsprites.dsprites_grid(d).interior(BUFFER).uniform_points(count, seed=rng)
-        images = renderer.render("heart", dsprites.full_parameters(theta, d).astype(np.float32))
+        # float64: in float32, two of 2,000 rotations of a 1-parameter sprite can render
+        # to the same image, and duplicates stop the neighbour-ratio estimators.
+        images = renderer.render("heart", dsprites.full_parameters(theta, d))
         clouds.append(("dSprites", f"heart d={d}", d, images.reshape(count, -1)))
         theta = extension.extension_grid(d).interior(BUFFER).uniform_points(count, seed=rng)
         views = table.images("duck", theta.astype(np.float32), dim=d)
