@@ -268,11 +268,12 @@ def _check_sigma(sigma, caller):
         check_real(sigma, name="sigma", caller=caller, low=0.0, low_open=True, high_open=True)
 
 
-def _unit_rows(x, caller):
+def _unit_rows(x, caller, setting="kernel='cosine'"):
+    """Rows scaled to unit length; zero rows have no direction and are refused."""
     norms = x.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError(f"The 'points' parameter of {caller} must have no zero rows with "
-                         f"kernel='cosine' (their direction is undefined). Got "
+                         f"{setting} (their direction is undefined). Got "
                          f"{int((norms == 0).sum())} zero rows instead.")
     return x / norms
 
