@@ -51,6 +51,7 @@ from threadpoolctl import threadpool_limits
 
 from lib.graphs import nnk_graph, nnk_solver
 from lib.neighbors import nearest_neighbors
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "nnk.csv"
 K = 50
@@ -64,15 +65,6 @@ def features(n, dim, seed=0):
     z = rng.standard_normal((n, LATENT))
     weights = rng.standard_normal((LATENT, dim)) / np.sqrt(LATENT)
     return np.maximum(z @ weights + 0.3 * rng.standard_normal((n, dim)), 0.0)
-
-
-def timed(fn, device):
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    out = fn()
-    sync()
-    return out, time.perf_counter() - start
 
 
 def node_problem(points, units, i, cand, dist, sigma, kernel):

@@ -26,12 +26,12 @@ after the device has finished (``torch.cuda.synchronize``).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
 from lib.estimators.representation_gap import default_sizes, representation_gap
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def sphere_in_ambient(n, d, ambient_dim, seed):
@@ -41,15 +41,6 @@ def sphere_in_ambient(n, d, ambient_dim, seed):
     gaussian /= np.linalg.norm(gaussian, axis=1, keepdims=True)
     basis, _ = np.linalg.qr(np.random.default_rng(1234).standard_normal((ambient_dim, d + 1)))
     return (gaussian @ basis.T).astype(np.float32)
-
-
-def timed(fn, device="cpu"):
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    out = fn()
-    sync()
-    return out, time.perf_counter() - start
 
 
 def main():

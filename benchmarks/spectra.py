@@ -36,13 +36,13 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lib.geometry.spectra import autoencoder_spectra, paired_differences
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spectra.csv"
 WIDTHS = (512, 256, 128)
@@ -71,15 +71,6 @@ def autoencoder(d, seed):
     encoder = mlp([D_IN, *WIDTHS, d], generator)
     decoder = mlp([d, *WIDTHS[::-1], D_IN], generator, output=torch.nn.Sigmoid())
     return encoder, decoder
-
-
-def timed(fn, device):
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    out = fn()
-    sync()
-    return out, time.perf_counter() - start
 
 
 def full_loop(encoder, decoder, x, vectorize):
