@@ -40,3 +40,14 @@ def built_book(tmp_path_factory) -> Path:
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright: Debian's Chromium, since Playwright cannot fetch its own offline."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

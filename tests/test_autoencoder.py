@@ -40,13 +40,8 @@ SMALL = AutoencoderSpec(input_dim=64, latent_dim=8, depth=3, widths=(32, 16))
 QUICK = TrainingSpec(epochs=30, batch_size=32, learning_rate=1e-2, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matrices gain nothing from threads and suffer badly when the CPU is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small networks gain nothing from threads and suffer badly when the CPU is shared.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

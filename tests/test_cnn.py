@@ -44,13 +44,8 @@ QUICK = ClassifierTraining(epochs=5, batch_size=64, learning_rate=1e-2, seed=0)
 SHORT = ClassifierTraining(epochs=2, batch_size=64, learning_rate=1e-2, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions gain nothing from threads and suffer when the CPU is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small networks gain nothing from threads and suffer badly when the CPU is shared.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
