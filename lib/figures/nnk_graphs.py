@@ -9,7 +9,7 @@ from scipy.spatial import ConvexHull
 
 from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
-__all__ = ["polytopes", "calibration", "propagation", "layer_epochs", "invariance"]
+__all__ = ["polytopes", "calibration", "propagation", "layer_epochs", "invariance", "channels"]
 
 
 def polytopes(picture):
@@ -124,4 +124,28 @@ def invariance(table):
         axes[0].set_ylabel("median over digits")
         axes[1].set_ylabel("mean over rotated copies")
         fig.legend(handles=marker_handles(colours), loc="outside lower center", ncols=1)
+    return fig
+
+
+def channels(table):
+    """Channel-wise NNK LOO error and channel overlap per epoch, beside the network's errors."""
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(9, 3.3))
+        left, right = fig.subplots(1, 2)
+        series = (("channel LOO error", "C1", "-"), ("validation error", "C0", "--"),
+                  ("test error", "black", ":"))
+        for column, colour, style in series:
+            left.plot(table["epoch"], table[column], marker="o", markersize=3, color=colour,
+                      ls=style, label=column)
+            best = table.loc[table[column].idxmin()]
+            if column != "test error":
+                left.scatter(best["epoch"], best[column], s=80, facecolors="none",
+                             edgecolors=colour, zorder=3)
+        left.set(xlabel="epoch", ylabel="error", title="stopping criteria (circles: minima)")
+        left.legend(loc="upper right")
+        right.plot(table["epoch"], table["channel overlap"], marker="o", markersize=3, color="C2")
+        right.set(xlabel="epoch", ylabel="mean Jaccard between channels",
+                  title="overlap of channels' NNK neighbourhoods")
+        for ax in (left, right):
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     return fig

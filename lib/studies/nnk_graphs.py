@@ -32,7 +32,8 @@ from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, layer_feature
 from lib.params import Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
-           "calibration", "propagation", "layer_epochs", "stability", "rotation_invariance"]
+           "calibration", "propagation", "layer_epochs", "stability", "rotation_invariance",
+           "channel_epochs", "stopping_epochs"]
 
 PARAMETERS = Specification("nnk-graphs", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -50,11 +51,13 @@ SIZES = {
                turntable_size=32, ks=(5, 10, 20, 40), fractions=(0.05,), repeats=1,
                digits="sklearn-8x8"),
     "default": dict(points=3_000, calibration_points=20_000, cnn_epochs=8, cnn_seeds=3,
-                    held_out=700, rotated_digits=300, angles=9, dims=(1, 2, 3, 4, 5), image_points=2_000,
+                    held_out=700, rotated_digits=300, angles=9, dims=(1, 2, 3, 4, 5),
+                    image_points=2_000,
                     image_dims=(1, 2, 3), turntable_size=64, ks=(5, 10, 20, 40, 80),
                     fractions=(0.01, 0.05, 0.1), repeats=3, digits="mnist-5k"),
     "paper": dict(points=10_000, calibration_points=50_000, cnn_epochs=20, cnn_seeds=5,
-                  held_out=2_000, rotated_digits=1_000, angles=13, dims=(1, 2, 3, 4, 5, 6, 8), image_points=5_000,
+                  held_out=2_000, rotated_digits=1_000, angles=13, dims=(1, 2, 3, 4, 5, 6, 8),
+                  image_points=5_000,
                   image_dims=(1, 2, 3, 4), turntable_size=128, ks=(5, 10, 20, 40, 80, 160),
                   fractions=(0.01, 0.02, 0.05, 0.1), repeats=5, digits="mnist-5k"),
 }
@@ -155,9 +158,10 @@ def solver_comparison(config: Config, data: list, nodes: int = 300) -> pd.DataFr
     """Exact solver against the reference pruning heuristic, on the calibration data.
 
     ``data`` is :func:`clouds`; the first ``nodes`` points of each set (the
-    heuristic loops over nodes in Python). The heuristic solves the same per-node problem, so its reconstruction error
-    can only be larger; a node counts as missed where it is larger by more than
-    1e-9 (relative to the kernel's diagonal, 1).
+    heuristic loops over nodes in Python). The heuristic solves the same
+    per-node problem, so its reconstruction error can only be larger; a node
+    counts as missed where it is larger by more than 1e-9 (relative to the
+    kernel's diagonal, 1).
 
     Returns
     -------
@@ -222,7 +226,10 @@ def _digit_split(config: Config):
         order = np.random.default_rng(config.seed).permutation(len(data))
         test = np.zeros(len(data), bool)
         test[order[: len(data) // 7]] = True
-    held = np.flatnonzero(test)[: config.sizes["held_out"]]
+    # The digits come sorted by class: take the held-out ones in a seeded random order, so
+    # that any prefix of them (the rotated digits, the validation half) covers every class.
+    rng = np.random.default_rng(config.seed)
+    held = rng.permutation(np.flatnonzero(test))[: config.sizes["held_out"]]
     return (data.images[~test], data.labels[~test]), (data.images[held], data.labels[held])
 
 
@@ -349,4 +356,64 @@ def rotation_invariance(config: Config, checkpoint_dir) -> pd.DataFrame:
                          "orbit spread": float(np.median(gaps) / scale),
                          "own-orbit neighbours": float(np.mean(own)),
                          "rotated accuracy": hit})
+    return pd.DataFrame(rows)
+
+
+def channel_epochs(config: Config, checkpoint_dir, layer: str = "conv2") -> pd.DataFrame:
+    """Channel-wise NNK graphs of the last convolution, per epoch (first seed).
+
+    Every channel of ``layer`` gets its own NNK graph on training digits
+    (the first ``held_out`` of them: CW-DeepNNK needs no validation set).
+    The Gaussian kernel with local sigma is used, not the cosine: a ReLU
+    channel can be zero on a digit, where the cosine is undefined. Per
+    epoch: the mean over channels of the leave-one-out label interpolation
+    error, the overlap of the channels' neighbourhoods (mean Jaccard over
+    pairs of channels), and the network's error on the two halves of the
+    held-out digits, one for validation and one for test.
+
+    Returns
+    -------
+    DataFrame with columns ``epoch, channel LOO error, channel overlap,
+    validation error, test error``.
+    """
+    train, (images, labels) = _digit_split(config)
+    half = len(images) // 2
+    # A seeded random subset of the training digits (they are sorted by class).
+    order = np.random.default_rng(config.seed).permutation(len(train[0]))
+    chosen = order[: config.sizes["held_out"]]
+    probe = (train[0][chosen], train[1][chosen])
+    spec, training = _classifier(config, train, 0, checkpoint_dir)
+    rows = []
+    for epoch in range(1, training.epochs + 1):
+        model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
+        features = layer_features(model, probe[0], [layer])[layer]
+        channels = features.reshape(len(features), model.spec.channels[-1], -1)
+        graphs = [nnk_graph(channels[:, c], config.n_neighbors)
+                  for c in range(channels.shape[1])]
+        rows.append({"epoch": epoch,
+                     "channel LOO error": float(np.mean([loo_interpolation_error(g, probe[1], 10)
+                                                         .mean for g in graphs])),
+                     "channel overlap": float(np.mean(geometric_stability(graphs))),
+                     "validation error": 1 - accuracy(model, images[:half], labels[:half]),
+                     "test error": 1 - accuracy(model, images[half:], labels[half:])})
+    return pd.DataFrame(rows)
+
+
+def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
+    """The epoch each criterion stops at (its minimum; the earliest on ties), and its test error.
+
+    Returns
+    -------
+    DataFrame with columns ``criterion, epoch, test error``: channel-wise NNK
+    LOO error (training digits only), validation error, and the last epoch.
+    """
+    rows = []
+    for criterion, column in (("channel-wise NNK LOO (no validation set)", "channel LOO error"),
+                              ("validation error", "validation error")):
+        best = table.loc[table[column].idxmin()]
+        rows.append({"criterion": criterion, "epoch": int(best["epoch"]),
+                     "test error": float(best["test error"])})
+    last = table.iloc[-1]
+    rows.append({"criterion": "last epoch", "epoch": int(last["epoch"]),
+                 "test error": float(last["test error"])})
     return pd.DataFrame(rows)
