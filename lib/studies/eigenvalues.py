@@ -29,7 +29,7 @@ from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error, trai
 from lib.params import Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "REFERENCE", "point_tables", "regressions",
-           "seed_summary", "interval_table", "class_slopes", "paper_comparison", "ranking_scores", "example_spectra"]
+           "seed_summary", "interval_table", "class_slopes", "trained_model", "paper_comparison", "ranking_scores", "example_spectra"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -85,6 +85,21 @@ def _model(config, data, depth, latent_dim, replicate, models_dir, progress):
     model, history = trained_autoencoder(spec, training, f"{data.source}:train", train,
                                          cache_dir=models_dir, progress=progress)
     return model, history
+
+
+def trained_model(config: Config, depth: int, latent_dim: int, models_dir, replicate: int = 0):
+    """The chapter's autoencoder for one cell of its sweep, from ``models_dir`` or trained.
+
+    Other chapters measure these models too (the NNK chapter's latent codes).
+
+    Returns
+    -------
+    model : Autoencoder
+    digits : Digits
+        The data it was trained on (its ``"train"`` split).
+    """
+    data = _digits(config)
+    return _model(config, data, depth, latent_dim, replicate, models_dir, progress=False)[0], data
 
 
 def _evaluated_points(config, data) -> np.ndarray:

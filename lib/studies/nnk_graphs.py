@@ -33,7 +33,7 @@ from lib.params import Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
            "calibration", "propagation", "layer_epochs", "stability", "rotation_invariance",
-           "channel_epochs", "stopping_epochs"]
+           "channel_epochs", "stopping_epochs", "autoencoder_codes"]
 
 PARAMETERS = Specification("nnk-graphs", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -416,4 +416,41 @@ def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
     last = table.iloc[-1]
     rows.append({"criterion": "last epoch", "epoch": int(last["epoch"]),
                  "test error": float(last["test error"])})
+    return pd.DataFrame(rows)
+
+
+def autoencoder_codes(config: Config, models_dir) -> pd.DataFrame:
+    """NNK geometry of the latent codes of the eigenvalue chapter's autoencoders.
+
+    The depth-4 autoencoders of :mod:`lib.studies.eigenvalues` at the same
+    preset and seed (shared weight cache ``models_dir``: trained here only if
+    that chapter has not run), one per latent dimension d. The codes of the
+    test digits get an NNK graph (Gaussian kernel, local sigma): its mean
+    degree, median local PCA dimension and leave-one-out label error, beside
+    TwoNN of the codes. How much of the latent space do the digits use?
+
+    Returns
+    -------
+    DataFrame with columns ``latent d, NNK degree, NNK local PCA d, TwoNN,
+    LOO error``.
+    """
+    import torch
+
+    from lib.studies import eigenvalues
+
+    settings = eigenvalues.Config(preset=config.preset, seed=config.seed)
+    rows = []
+    for latent_dim in settings.sizes["latent_dims"]:
+        model, data = eigenvalues.trained_model(settings, eigenvalues.SEEDED_DEPTH, latent_dim,
+                                                models_dir)
+        test = data.select("test")
+        with torch.no_grad():
+            codes = model.encoder(torch.as_tensor(test.flat(), dtype=torch.float32))
+        codes = codes.double().numpy()
+        graph = nnk_graph(codes, min(config.n_neighbors, len(codes) - 1))
+        rows.append({"latent d": latent_dim,
+                     "NNK degree": float(np.mean(neighbor_count(graph))),
+                     "NNK local PCA d": float(np.median(local_dimension(codes, graph))),
+                     "TwoNN": TwoNN().fit(codes).dimension_,
+                     "LOO error": float(loo_interpolation_error(graph, test.labels, 10).mean)})
     return pd.DataFrame(rows)
