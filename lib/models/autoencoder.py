@@ -153,14 +153,19 @@ class TrainingSpec:
 
     def __post_init__(self):
         caller = "TrainingSpec"
-        check_int(self.epochs, name="epochs", caller=caller, low=1)
-        check_int(self.batch_size, name="batch_size", caller=caller, low=1)
-        check_real(self.learning_rate, name="learning_rate", caller=caller, low=0.0,
-                   low_open=True, high_open=True)
+        _check_schedule(self, caller)
         check_in(self.optimizer, OPTIMIZERS, name="optimizer", caller=caller)
-        check_int(self.seed, name="seed", caller=caller, low=0)
         check_real(self.validation, name="validation", caller=caller, low=0.0, high=1.0,
                    high_open=True)
+
+
+def _check_schedule(training, caller: str) -> None:
+    """The fields every training spec shares: epochs, batch size, learning rate, seed."""
+    check_int(training.epochs, name="epochs", caller=caller, low=1)
+    check_int(training.batch_size, name="batch_size", caller=caller, low=1)
+    check_real(training.learning_rate, name="learning_rate", caller=caller, low=0.0,
+               low_open=True, high_open=True)
+    check_int(training.seed, name="seed", caller=caller, low=0)
 
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator) -> torch.nn.Linear:

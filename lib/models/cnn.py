@@ -48,7 +48,8 @@ import torch.nn.functional as F
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
-from lib.models.autoencoder import _check_type, _device, _image_digest, _write_atomic
+from lib.models.autoencoder import (_check_schedule, _check_type, _device, _image_digest,
+                                    _write_atomic)
 
 __all__ = ["CNNSpec", "ClassifierTraining", "SmallCNN", "accuracy", "checkpoint_key",
            "layer_features", "load_checkpoint", "rotate_images", "train_classifier"]
@@ -159,11 +160,7 @@ class ClassifierTraining:
 
     def __post_init__(self):
         caller = "ClassifierTraining"
-        check_int(self.epochs, name="epochs", caller=caller, low=1)
-        check_int(self.batch_size, name="batch_size", caller=caller, low=1)
-        check_real(self.learning_rate, name="learning_rate", caller=caller, low=0.0,
-                   low_open=True, high_open=True)
-        check_int(self.seed, name="seed", caller=caller, low=0)
+        _check_schedule(self, caller)
         angle = check_real(self.rotation_augmentation, name="rotation_augmentation",
                            caller=caller, low=0.0, high=180.0)
         object.__setattr__(self, "rotation_augmentation", angle)
