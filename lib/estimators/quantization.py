@@ -124,7 +124,8 @@ def asymptotic_gap(n, d, volume=1.0):
     n, d = _count(n, caller), _dim(d, caller)
     volume = check_real(volume, name="volume", caller=caller, low=0, low_open=True,
                         high=math.inf, high_open=True)
-    return math.gamma(1 + 2 / d) * (n * ball_volume(d) / volume) ** (-2 / d)
+    # The uniform density 1/|M| has integral of f^(1 - 2/d) equal to |M|^(2/d).
+    return asymptotic_gap_density(n, d, volume ** (2 / d))
 
 
 def asymptotic_gap_density(n, d, integral_f_power):
