@@ -1,4 +1,8 @@
-r"""Exact k nearest neighbours of every point of a cloud, at full precision in any dimension.
+r"""Exact k nearest neighbours, at full precision in any dimension.
+
+:func:`nearest_neighbors` finds each point's nearest *other* points of one
+cloud; :func:`query_neighbors` finds the nearest points of a reference cloud
+for separate query points (a query may coincide with a reference point).
 
 Three regimes, one answer:
 
@@ -25,7 +29,7 @@ import torch
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_shape
 
-__all__ = ["nearest_neighbors"]
+__all__ = ["nearest_neighbors", "query_neighbors"]
 
 # Above this ambient dimension a k-d tree visits most leaves; the ranked GEMM search wins.
 KDTREE_MAX_DIM = 16
@@ -88,26 +92,111 @@ def _kdtree(x, k):
 
 
 def _ranked(x, k, budget):
-    count, dim = x.shape
+    return _ranked_search(x, x, k, budget, exclude_self=True)
+
+
+def _ranked_search(reference, queries, k, budget, *, exclude_self):
+    """k nearest rows of ``reference`` for each row of ``queries``: GEMM ranking, exact re-check.
+
+    With ``exclude_self`` the queries are the reference itself and row i never
+    returns i.
+    """
+    count, dim = reference.shape
     # Distances do not see a translation; centring makes |x|^2, and so the GEMM rounding,
     # as small as the cloud's spread instead of its distance from the origin.
-    exact = x.to(torch.float64)
-    exact = exact - exact.mean(0)
+    exact = reference.to(torch.float64)
+    centre = exact.mean(0)
+    exact = exact - centre
+    probe = exact if exclude_self else queries.to(torch.float64) - centre
     norms = torch.einsum("nd,nd->n", exact, exact)
-    take = min(k + _SPARE, count - 1)
+    take = min(k + _SPARE, count - 1 if exclude_self else count)
     # A block of rows needs its (rows, N) ranking matrix and its (rows, take, D) re-check.
-    rows = max(1, min(count, budget // (8 * (count + take * dim))))
+    n_queries = probe.shape[0]
+    rows = max(1, min(n_queries, budget // (8 * (count + take * dim))))
     distances, indices = [], []
-    for start in range(0, count, rows):
-        stop = min(start + rows, count)
-        block = torch.addmm(norms[None, :], exact[start:stop], exact.T, alpha=-2)
-        local = torch.arange(stop - start, device=x.device)
-        block[local, local + start] = torch.inf                         # not its own neighbour
+    for start in range(0, n_queries, rows):
+        stop = min(start + rows, n_queries)
+        block = torch.addmm(norms[None, :], probe[start:stop], exact.T, alpha=-2)
+        if exclude_self:
+            local = torch.arange(stop - start, device=reference.device)
+            block[local, local + start] = torch.inf                     # not its own neighbour
         candidates = torch.topk(block, take, dim=1, largest=False).indices
-        diff = exact[candidates].sub_(exact[start:stop, None, :])
+        diff = exact[candidates].sub_(probe[start:stop, None, :])
         true = torch.einsum("qkd,qkd->qk", diff, diff)
         order = torch.argsort(true, dim=1)[:, :k]
         distances.append(torch.gather(true, 1, order).sqrt_())
         indices.append(torch.gather(candidates, 1, order))
-    dtype = x.dtype if x.dtype.is_floating_point else torch.float64
+    dtype = reference.dtype if reference.dtype.is_floating_point else torch.float64
     return torch.cat(distances).to(dtype), torch.cat(indices)
+
+
+def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int = 2**28):
+    """Distances and indices of the ``n_neighbors`` nearest rows of ``reference`` for each query.
+
+    The same exact search as :func:`nearest_neighbors` (module docstring),
+    between two clouds: a k-d tree on the CPU up to ``KDTREE_MAX_DIM``
+    dimensions, else a GEMM ranking of the reference rows followed by an
+    explicit-difference re-measure of the ``n_neighbors + 8`` best, in
+    float64. A query that coincides with a reference point finds it at
+    distance 0 (there is no self-exclusion). Among equidistant reference
+    points the choice is left to the search; the distances are exact either
+    way.
+
+    Parameters
+    ----------
+    reference : array of shape (N, D)
+        Finite points to search, numpy array or torch tensor (CPU or GPU).
+    queries : array of shape (Q, D)
+        Finite query points; a tensor must be on the device of ``reference``.
+    n_neighbors : int in [1, N]
+        Neighbours per query.
+    memory_budget : int >= 2**16, default=2**28
+        Bytes for the work arrays of one block of queries; never changes the result.
+
+    Returns
+    -------
+    distances : array of shape (Q, n_neighbors)
+        Euclidean distances, ascending along each row, in the promoted dtype
+        of ``reference`` and ``queries`` (float64 for integer input); numpy or
+        torch as ``queries``.
+    indices : array of shape (Q, n_neighbors)
+        int64 row indices into ``reference``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> line = np.array([[0.0], [1.0], [3.0], [7.0]])
+    >>> d, i = query_neighbors(line, np.array([[1.0], [5.5]]), 2)
+    >>> d.tolist(), i.tolist()
+    ([[0.0, 1.0], [1.5, 2.5]], [[1, 0], [3, 2]])
+    """
+    caller = "query_neighbors"
+    ref, _ = as_tensor(reference)
+    check_shape(ref.shape, (None, None), name="reference", caller=caller, describe="(N, D)")
+    check_finite(ref, name="reference", caller=caller)
+    count, dim = ref.shape
+    if count == 0:
+        raise ValueError(f"The 'reference' parameter of {caller} must hold at least one point. "
+                         f"Got shape {tuple(ref.shape)} instead.")
+    qry, restore = as_tensor(queries)
+    check_shape(qry.shape, (None, dim), name="queries", caller=caller,
+                describe=f"(Q, D) = (Q, {dim}), D as in 'reference'")
+    check_finite(qry, name="queries", caller=caller)
+    if qry.device != ref.device:
+        raise ValueError(f"The 'queries' parameter of {caller} must be on the device of "
+                         f"'reference' ({ref.device}). Got {qry.device} instead.")
+    k = check_int(n_neighbors, name="n_neighbors", caller=caller, low=1, high=count)
+    budget = check_int(memory_budget, name="memory_budget", caller=caller, low=2**16)
+    dtype = torch.promote_types(ref.dtype, qry.dtype)
+    if qry.shape[0] == 0:
+        distances = torch.empty(0, k, dtype=dtype, device=ref.device)
+        indices = torch.empty(0, k, dtype=torch.long, device=ref.device)
+    elif ref.device.type == "cpu" and dim <= KDTREE_MAX_DIM:
+        from scipy.spatial import cKDTree
+
+        distances, indices = cKDTree(ref.detach().numpy()).query(qry.detach().numpy(), k=k)
+        distances = torch.from_numpy(distances.reshape(-1, k))
+        indices = torch.from_numpy(indices.reshape(-1, k)).to(torch.long)
+    else:
+        distances, indices = _ranked_search(ref, qry, k, budget, exclude_self=False)
+    return restore(distances.to(dtype)), restore(indices)

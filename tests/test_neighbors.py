@@ -86,3 +86,101 @@ def test_gpu_matches_cpu():
     assert gpu.device.type == "cuda"
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu, rtol=1e-12)
     np.testing.assert_array_equal(gpu_idx.cpu().numpy(), cpu_idx)
+
+
+# -- query_neighbors: nearest rows of a reference cloud for separate queries ----------------------
+
+from lib.neighbors import query_neighbors
+
+
+def query_oracle(reference, queries, k):
+    full = cdist(queries, reference)
+    order = np.argsort(full, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(full, order, 1), order
+
+
+@pytest.mark.parametrize("dim", [3, 300])
+def test_query_matches_explicit_distances(dim):
+    # D = 3 takes the k-d tree, D = 300 the ranked GEMM search; a small budget makes many blocks.
+    rng = np.random.default_rng(dim)
+    reference, queries = rng.standard_normal((500, dim)), rng.standard_normal((70, dim))
+    queries[:5] = reference[[3, 17, 17, 250, 499]]                     # coinciding queries
+    distances, indices = query_neighbors(reference, queries, 6, memory_budget=2**18)
+    want, want_idx = query_oracle(reference, queries, 6)
+    np.testing.assert_allclose(distances, want, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(indices, want_idx)
+    np.testing.assert_array_equal(indices[:5, 0], [3, 17, 17, 250, 499])  # found at distance 0
+    assert not distances[:5, 0].any()
+
+
+@pytest.mark.parametrize("dim", [2, 40])
+def test_query_ties_give_exact_distances_and_valid_indices(dim):
+    # Integer lattice points and queries at lattice points and cell centres: many equidistant
+    # neighbours. The choice among ties is free, so check what must hold: the sorted distances
+    # equal the oracle's and each returned index is a distinct point at its stated distance.
+    rng = np.random.default_rng(dim)
+    reference = rng.integers(0, 3, (300, dim)).astype(float)
+    reference = np.unique(reference, axis=0)
+    queries = np.concatenate([reference[:10], reference[10:20] + 0.5])
+    k = 7
+    distances, indices = query_neighbors(reference, queries, k)
+    want, _ = query_oracle(reference, queries, k)
+    np.testing.assert_allclose(distances, want, rtol=1e-12, atol=1e-12)
+    measured = np.linalg.norm(reference[indices] - queries[:, None, :], axis=2)
+    np.testing.assert_allclose(measured, distances, rtol=1e-12, atol=1e-12)
+    assert all(len(set(row)) == k for row in indices)
+
+
+def test_query_types_follow_the_queries():
+    generator = torch.Generator().manual_seed(3)
+    reference = torch.randn(200, 30, generator=generator)
+    queries = torch.randn(15, 30, generator=generator)
+    distances, indices = query_neighbors(reference, queries, 4)
+    assert isinstance(distances, torch.Tensor) and distances.dtype == torch.float32
+    assert indices.dtype == torch.int64 and distances.shape == (15, 4)
+    want, want_idx = query_oracle(reference.double().numpy(), queries.double().numpy(), 4)
+    np.testing.assert_allclose(distances.numpy(), want, rtol=1e-6)
+    np.testing.assert_array_equal(indices.numpy(), want_idx)
+    # numpy queries against a tensor reference come back as numpy; float64 queries promote.
+    d64, i64 = query_neighbors(reference, queries.double().numpy(), 4)
+    assert isinstance(d64, np.ndarray) and d64.dtype == np.float64
+    np.testing.assert_array_equal(i64, want_idx)
+    # k = N and no queries are allowed.
+    d_all, _ = query_neighbors(reference[:5], queries, 5)
+    assert d_all.shape == (15, 5)
+    d_none, i_none = query_neighbors(reference, queries[:0], 3)
+    assert d_none.shape == i_none.shape == (0, 3)
+
+
+def test_query_errors_name_the_parameter():
+    reference = np.arange(20.0).reshape(10, 2)
+    with pytest.raises(ValueError, match=r"'n_neighbors' parameter of query_neighbors .* \[1, 10\]"):
+        query_neighbors(reference, reference, 11)
+    with pytest.raises(ValueError, match=r"'n_neighbors'"):
+        query_neighbors(reference, reference, 0)
+    with pytest.raises(ValueError, match=r"'queries' parameter of query_neighbors .*\(Q, 2\)"):
+        query_neighbors(reference, np.zeros((3, 3)), 1)
+    with pytest.raises(ValueError, match="'queries'.*finite"):
+        query_neighbors(reference, np.array([[np.inf, 0.0]]), 1)
+    with pytest.raises(ValueError, match="'reference'.*finite"):
+        query_neighbors(np.array([[np.nan, 0.0]]), reference, 1)
+    with pytest.raises(ValueError, match=r"'reference'.*\(N, D\)"):
+        query_neighbors(np.zeros(4), reference, 1)
+    with pytest.raises(ValueError, match=r"'memory_budget'"):
+        query_neighbors(reference, reference, 1, memory_budget=1000)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dim", [3, 100])
+def test_query_gpu_matches_cpu(dim):
+    rng = np.random.default_rng(4)
+    reference, queries = rng.standard_normal((800, dim)), rng.standard_normal((60, dim))
+    cpu, cpu_idx = query_neighbors(reference, queries, 5)
+    gpu, gpu_idx = query_neighbors(torch.as_tensor(reference, device="cuda"),
+                                   torch.as_tensor(queries, device="cuda"), 5)
+    assert gpu.device.type == "cuda" and gpu_idx.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu, rtol=1e-12)
+    np.testing.assert_array_equal(gpu_idx.cpu().numpy(), cpu_idx)
+    with pytest.raises(ValueError, match="'queries'.*device"):
+        query_neighbors(torch.as_tensor(reference, device="cuda"), torch.as_tensor(queries), 5)
