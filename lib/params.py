@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lib._checks import check_in, check_int, check_real
 
-__all__ = ["Choice", "Integer", "Real", "Specification"]
+__all__ = ["Choice", "Integer", "Real", "Specification", "Text"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,28 @@ class Real:
     @property
     def allowed(self) -> str:
         return f"a float in [{self.low}, {self.high}]"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A free string such as a path or an address; ``""`` means "not given"."""
+
+    name: str
+    default: str
+    help: str = ""
+
+    def validate(self, value, caller):
+        if not isinstance(value, str):
+            raise TypeError(f"The {self.name!r} parameter of {caller} must be {self.allowed}. "
+                            f"Got {value!r} instead.")
+        return value
+
+    def parse(self, text: str):
+        return text
+
+    @property
+    def allowed(self) -> str:
+        return "a str (empty for none)"
 
 
 @dataclass(frozen=True)

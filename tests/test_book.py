@@ -46,3 +46,20 @@ def test_cache_lives_under_the_library_fingerprint(tmp_path, monkeypatch):
     assert len(fingerprint) == 12 and fingerprint == book.library_fingerprint()
     book.cached(square, 5)
     assert (tmp_path / fingerprint).is_dir()
+
+
+def test_fingerprint_follows_computing_code_but_not_figures(tmp_path, monkeypatch):
+    """Editing a figure redraws without recomputing; editing a study recomputes."""
+    import shutil
+
+    copy = tmp_path / "lib"
+    shutil.copytree(book.PROJECT_ROOT / "lib", copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(book, "__file__", str(copy / "book.py"))
+    before = book.library_fingerprint()
+    with open(copy / "figures" / "_style.py", "a") as handle:
+        handle.write("\n# a new colour\n")
+    assert book.library_fingerprint() == before
+    with open(copy / "studies" / "toy_manifolds.py", "a") as handle:
+        handle.write("\n# a new measurement\n")
+    assert book.library_fingerprint() != before

@@ -1,0 +1,155 @@
+"""The bound-scaling study: sampler, rates on closed-form manifolds, backends, chapter sizes."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lib.datasets.toy import Torus
+from lib.sampling import volume_weighted_subset
+from lib.studies import bound_scaling as study
+from lib.sweeps import run_cells
+
+
+def test_volume_weighted_sampler_follows_the_torus_volume_element():
+    """Picks per torus grid point over many seeds at a small fraction: chi-square against
+    the volume element passes (p > 0.001), and against a uniform draw fails (p < 1e-6).
+
+    One point per draw (round(0.005 * 144) = 1), so each draw is exactly one categorical
+    draw with probabilities w / sum(w); 3,000 draws put about 21 in each of 144 cells.
+    """
+    torus = Torus(R=1.0, r=0.6)
+    grid = torus.grid(12)
+    weights = torus.volume_element(grid.points).reshape(-1)
+    rng = np.random.default_rng(0)
+    draws = 3000
+    counts = np.zeros(weights.size)
+    for _ in range(draws):
+        counts[volume_weighted_subset(weights, 0.005, seed=rng)] += 1
+    expected = draws * weights / weights.sum()
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
+    uniform = np.full(weights.size, draws / weights.size)
+    assert stats.chisquare(counts, uniform).pvalue < 1e-6
+
+
+@pytest.fixture(scope="module")
+def ci_config():
+    return study.Config(preset="ci")
+
+
+@pytest.fixture
+def toy_config(monkeypatch):
+    """Toys on grids much larger than the training sets (fractions up to 0.4), three seeds:
+    near fraction 1 a training set is the grid itself, whose largest gap shrinks faster
+    than that of independent draws, which steepens the curve beyond the law."""
+    sizes = dict(study.SIZES["ci"], toys=dict(circle=(1, 2000), sphere=(2, 100)),
+                 fractions=(0.05, 0.1, 0.2, 0.4), seeds=3)
+    monkeypatch.setitem(study.SIZES, "ci", sizes)
+    return study.Config(preset="ci")
+
+
+def _toy_errors(config, dataset, estimator):
+    rows = []
+    for fraction in config.sizes["fractions"]:
+        for seed in config.seeds:
+            rows += study.measure_cell(preset=config.preset, dataset=dataset,
+                                       dim=config.sizes["toys"][dataset][0], estimator=estimator,
+                                       fraction=fraction, seed=seed)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("dataset, dim, tolerance", [("circle", 1, 0.3), ("sphere", 2, 0.2)])
+def test_first_order_exponent_is_minus_two_over_d_on_circle_and_sphere(toy_config, dataset, dim,
+                                                                       tolerance):
+    """Noise-free local planes err by the curvature term h^2 ~ n^(-2/d).
+
+    Measured (2026-11-23): circle -1.85 (OLS 95% interval -2.04 to -1.66), sphere -0.99
+    (-1.11 to -0.86); the tolerance leaves room for the Hausdorff proxy's max over 100
+    test points.
+    """
+    errors = _toy_errors(toy_config, dataset, "local-1")
+    fit = study.exponent_table(errors, n_bootstrap=200).iloc[0]
+    assert fit["exponent"] == pytest.approx(-2 / dim, abs=tolerance)
+    assert fit["theory_noiseless"] == pytest.approx(-2 / dim)
+
+
+@pytest.mark.parametrize("dataset", ["circle", "sphere"])
+def test_second_order_converges_faster_than_first(toy_config, dataset):
+    """Order 2 beats -2/d by far: measured -3.6 (circle) and -2.1 (sphere), about -4/d, since
+    a circle or sphere over its tangent plane is an even function (no cubic term)."""
+    first = study.exponent_table(_toy_errors(toy_config, dataset, "local-1"), n_bootstrap=200)
+    second = study.exponent_table(_toy_errors(toy_config, dataset, "local-2"), n_bootstrap=200)
+    dim = toy_config.sizes["toys"][dataset][0]
+    assert second["exponent"].iloc[0] < first["exponent"].iloc[0] - 0.8 / dim
+    assert second["exponent"].iloc[0] < -3 / dim + 0.3
+
+
+def test_dask_and_joblib_backends_give_identical_tables(ci_config, tmp_path):
+    from distributed import LocalCluster
+
+    todo = [cell for cell in study.cells(ci_config) if cell["dataset"] == "circle"][:12]
+    tables = {}
+    for backend in ("sequential", "loky"):
+        results = run_cells(study.measure_cell, todo, backend=backend,
+                            n_jobs=1 if backend == "sequential" else 2, progress=False)
+        tables[backend] = pd.DataFrame([row for result in results for row in result])
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster:
+        results = run_cells(study.measure_cell, todo, backend="dask", scheduler=cluster,
+                            progress=False)
+    tables["dask"] = pd.DataFrame([row for result in results for row in result])
+    pd.testing.assert_frame_equal(tables["sequential"], tables["loky"])
+    pd.testing.assert_frame_equal(tables["sequential"], tables["dask"])
+
+
+def test_error_table_caches_cells_so_a_new_fraction_computes_one_cell(tmp_path, monkeypatch):
+    config = study.Config(preset="ci")
+    sizes = dict(config.sizes, toys={"circle": (1, 400)},
+                 dsprites=dict(config.sizes["dsprites"], grids={}),
+                 turntable=dict(config.sizes["turntable"], grids={}),
+                 local=("local-1",), vae=dict(config.sizes["vae"], cases=()), seeds=1)
+    calls = []
+    original = study.measure_cell
+
+    def counting(**cell):
+        calls.append(cell["fraction"])
+        return original(**cell)
+
+    monkeypatch.setattr(study, "measure_cell", counting)
+    monkeypatch.setitem(study.SIZES, "ci", dict(sizes, fractions=(0.1, 1.0)))
+    first = study.error_table(study.Config(preset="ci"), sweep_dir=tmp_path, models_dir=tmp_path,
+                              progress=False)
+    assert sorted(calls) == [0.1, 1.0] and len(first) == 2
+    monkeypatch.setitem(study.SIZES, "ci", dict(sizes, fractions=(0.1, 0.5, 1.0)))
+    second = study.error_table(study.Config(preset="ci"), sweep_dir=tmp_path,
+                               models_dir=tmp_path, progress=False)
+    assert sorted(calls) == [0.1, 0.5, 1.0] and len(second) == 3
+    pd.testing.assert_frame_equal(second[second.fraction != 0.5].reset_index(drop=True), first)
+
+
+def test_image_sample_is_the_interior_of_its_grid_with_positive_volume_element(ci_config):
+    sample = study.manifold_sample(ci_config, "dsprites", 2)
+    grid = study.dsprites.dsprites_grid(2, **ci_config.sizes["dsprites"]["grids"][2])
+    assert sample.points.shape == (math.prod(grid.interior(1).shape), 32 * 32)
+    assert np.all(sample.volume_element > 0)
+    assert sample.reach > 0 and sample.volume > 0
+    # On volume 1 the scale is V^(-1/d).
+    assert sample.scale == pytest.approx(sample.volume ** -0.5)
+
+
+def test_toy_samples_have_unit_volume_and_closed_form_reach(ci_config):
+    sphere = study.manifold_sample(ci_config, "sphere", 2)
+    assert sphere.volume == pytest.approx(1.0)
+    assert sphere.reach == pytest.approx(1 / math.sqrt(4 * math.pi))
+    assert sphere.scale == pytest.approx(1.0)
+
+
+def test_config_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="'backend' parameter of chapter 'bound-scaling'"):
+        study.Config(backend="spark")
+    with pytest.raises(ValueError, match="'n_jobs' parameter of chapter 'bound-scaling'"):
+        study.Config(n_jobs=0)
+    with pytest.raises(TypeError, match="'scheduler' parameter of chapter 'bound-scaling'"):
+        study.Config(scheduler=3)
