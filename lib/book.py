@@ -30,7 +30,8 @@ from lib.params import Specification
 from lib.studies import (bound_scaling, eigenvalues, grid_geometry, image_manifolds,
                          nnk_graphs, representation_gap, toy_manifolds)
 
-__all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter", "build_book", "main"]
+__all__ = ["Chapter", "CHAPTERS", "cached", "code_fingerprint", "publish", "run_chapter",
+           "build_book", "main"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ENV = "MANIFOLD_BOOK_CACHE"
@@ -89,6 +90,75 @@ def library_fingerprint() -> str:
         if source.relative_to(package).parts[0] == "figures":
             continue
         digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _module_file(name: str) -> Path | None:
+    """Source file of a ``lib`` module or package by dotted name, or None if there is none."""
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _lib_imports(source: Path) -> set[str]:
+    """Every ``lib`` module a source file imports, at any depth of its code (lazy imports too)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.split(".")[0] == "lib")
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.split(".")[0] == "lib":
+            names.add(node.module)
+            # ``from lib.datasets import dsprites`` imports the submodule lib.datasets.dsprites.
+            names.update(f"{node.module}.{alias.name}" for alias in node.names
+                         if _module_file(f"{node.module}.{alias.name}") is not None)
+    return names
+
+
+def code_fingerprint(module: str) -> str:
+    """Hash of the sources of ``module`` and of every ``lib`` module it imports, transitively.
+
+    A sweep whose cells run one study function keys its cache on this: a
+    change to code the study can reach recomputes its cells, a change
+    elsewhere in ``lib`` (another chapter, a figure) does not. Imports are
+    read from the source (``ast``), including those inside functions.
+
+    Parameters
+    ----------
+    module : str
+        Dotted name of a module of ``lib``, e.g. ``"lib.studies.bound_scaling"``.
+
+    Returns
+    -------
+    str
+        12 hex digits.
+    """
+    import hashlib
+
+    if _module_file(module) is None:
+        raise ValueError(f"The 'module' parameter of code_fingerprint must name a module of "
+                         f"lib, such as 'lib.studies.bound_scaling'. Got {module!r} instead.")
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += sorted(_lib_imports(_module_file(name)) - seen)
+    # Parent packages run their __init__ on import; here those only re-export their
+    # submodules, so their own text counts but their imports are not followed (else
+    # lib.studies/__init__ would tie every chapter's sweep to every other chapter).
+    parents = {".".join(name.split(".")[:k]) for name in seen
+               for k in range(1, name.count(".") + 1)}
+    digest = hashlib.sha256()
+    for name in sorted(seen | parents):
+        source = _module_file(name)
+        digest.update(source.relative_to(PROJECT_ROOT).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()[:12]
 

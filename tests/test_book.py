@@ -63,3 +63,32 @@ def test_fingerprint_follows_computing_code_but_not_figures(tmp_path, monkeypatc
     with open(copy / "studies" / "toy_manifolds.py", "a") as handle:
         handle.write("\n# a new measurement\n")
     assert book.library_fingerprint() != before
+
+
+def test_code_fingerprint_follows_what_a_study_imports(tmp_path, monkeypatch):
+    """A sweep keyed on code_fingerprint recomputes when code it reaches changes (an
+    estimator it imports lazily inside a function, a module two imports away) and not
+    when another chapter or a figure changes."""
+    import shutil
+
+    shutil.copytree(book.PROJECT_ROOT / "lib", tmp_path / "lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(book, "PROJECT_ROOT", tmp_path)
+    study = "lib.studies.bound_scaling"
+    before = book.code_fingerprint(study)
+    assert len(before) == 12 and book.code_fingerprint(study) == before
+
+    def touch(relative):
+        with open(tmp_path / "lib" / relative, "a") as handle:
+            handle.write("\n# edited\n")
+
+    for unrelated in ("studies/eigenvalues.py", "figures/bound_scaling.py", "graphs/nnk.py"):
+        touch(unrelated)
+        assert book.code_fingerprint(study) == before, unrelated
+    touch("models/beta_vae.py")              # imported inside a function of the study
+    after_model = book.code_fingerprint(study)
+    assert after_model != before
+    touch("neighbors.py")                    # reached through lib.estimators.projection
+    assert book.code_fingerprint(study) != after_model
+    with pytest.raises(ValueError, match="'module' parameter of code_fingerprint"):
+        book.code_fingerprint("lib.studies.no_such_chapter")

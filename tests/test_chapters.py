@@ -246,3 +246,28 @@ def test_nnk_chapter_reads_the_dimension_of_two_dimensional_codes(built_book):
     codes = pd.read_csv(outputs / "autoencoder-codes.csv").set_index("latent d")
     assert codes.loc[2, "NNK local PCA d"] == 2
     assert abs(codes.loc[2, "TwoNN"] - 2) < 0.3
+
+
+def test_bound_scaling_chapter_sweeps_every_cell_and_fits_the_toys(built_book):
+    """The ci sweep: every cell present once, errors positive with max >= mean, nested
+    training sets growing with the fraction, and the sphere's first-order exponent near
+    -2/d = -1 (measured -1.05 at ci, 2026-11-23; tolerance 0.3)."""
+    from lib.studies import bound_scaling
+
+    config = bound_scaling.Config(preset="ci")
+    outputs = book.CHAPTERS["bound-scaling"].outputs(built_book)
+    errors = pd.read_csv(outputs / "errors.csv")
+    assert len(errors) == len(bound_scaling.cells(config))
+    keys = ["dataset", "dim", "estimator", "fraction", "seed"]
+    assert not errors.duplicated(keys).any()
+    assert set(errors["estimator"]) == {"local-1", "local-2", "beta-vae"}
+    assert (errors["mean"] > 0).all() and (errors["hausdorff"] >= errors["mean"]).all()
+    for _, group in errors.groupby(["dataset", "dim", "estimator", "seed"]):
+        assert group.sort_values("fraction")["n_train"].is_monotonic_increasing
+    exponents = pd.read_csv(outputs / "exponents.csv").set_index(["dataset", "estimator"])
+    assert exponents.loc[("sphere", "local-1"), "exponent"] == pytest.approx(-1.0, abs=0.3)
+    assert (exponents["ci_low"] <= exponents["exponent"]).all()
+    for name in ("toys", "dsprites", "estimators", "turntable", "exponent-chart"):
+        assert (outputs / f"{name}.png").stat().st_size > 10_000
+    complexity = pd.read_csv(outputs / "sample-complexity.csv")
+    assert (complexity["n_required"] > 0).all()
