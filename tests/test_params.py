@@ -69,3 +69,14 @@ def test_cli_rejects_unknown_chapter(tmp_path):
     assert result.returncode == 2
     assert "'chapter' parameter of lib.book must be one of {toy-manifolds, grid-geometry, image-manifolds, representation-gap, eigenvalue-predictors, nnk-graphs, bound-scaling}" \
         in result.stderr
+
+
+def test_text_parameters_pass_strings_and_name_themselves_otherwise():
+    from lib.studies import bound_scaling
+
+    values = bound_scaling.PARAMETERS.parse([("scheduler", "tcp://10.0.0.5:8786"),
+                                             ("n_jobs", "4"), ("backend", "dask")])
+    assert values == {"scheduler": "tcp://10.0.0.5:8786", "n_jobs": 4, "backend": "dask"}
+    with pytest.raises(TypeError, match="'coil20' parameter of chapter 'bound-scaling' must be "
+                                        "a str \\(empty for none\\). Got 3"):
+        bound_scaling.PARAMETERS.validate({"coil20": 3})
