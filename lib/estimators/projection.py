@@ -223,6 +223,9 @@ class LocalProjection(BaseEstimator):
         k actually used.
     index_ : {"exact", "approximate"}
         The neighbour search chosen.
+    rank_deficient_ : int
+        After :meth:`project` (order 2): how many of its queries' quadratic fits
+        were rank-deficient and solved in the minimum-norm sense (also warned).
 
     Examples
     --------
@@ -337,6 +340,7 @@ class LocalProjection(BaseEstimator):
             block = slice(start, start + rows)
             out[block], bad = self._project_block(q[block], distances[block], indices[block])
             deficient += bad
+        self.rank_deficient_ = deficient
         if deficient:
             warnings.warn(f"{deficient} of {q.shape[0]} local quadratic fits of {_NAME}.project "
                           f"were rank-deficient (the {k} neighbours do not determine a quadratic "
