@@ -153,6 +153,22 @@ def test_config_rejects_bad_parameters():
         study.Config(n_jobs=0)
     with pytest.raises(TypeError, match="'scheduler' parameter of chapter 'bound-scaling'"):
         study.Config(scheduler=3)
+    if not study.torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'device' parameter of chapter 'bound-scaling' must "
+                                             "be 'cpu' on a machine where torch sees no CUDA"):
+            study.Config(device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not study.torch.cuda.is_available(), reason="needs CUDA")
+def test_cells_on_the_gpu_match_the_cpu():
+    for estimator in ("local-1", "local-2"):
+        cell = dict(preset="ci", dataset="sphere", dim=2, estimator=estimator, fraction=0.5,
+                    seed=0)
+        cpu, = study.measure_cell(**cell)
+        gpu, = study.measure_cell(**cell, device="cuda")
+        assert gpu["hausdorff"] == pytest.approx(cpu["hausdorff"], rel=1e-8)
+        assert gpu["mean"] == pytest.approx(cpu["mean"], rel=1e-8)
 
 
 def test_real_coil20_rows_come_from_the_loader_when_a_folder_is_given(tmp_path):

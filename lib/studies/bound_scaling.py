@@ -66,6 +66,8 @@ PARAMETERS = Specification("bound-scaling", (
             "training sets above this size use an approximate (faiss HNSW) neighbour index"),
     Text("coil20", "", "folder of the processed COIL-20 PNGs (obj1__0.png ...); "
                        "adds the real COIL-20 rows when given"),
+    Choice("device", "cpu", ("cpu", "cuda"),
+           "where the estimators fit and project (the beta-VAE trains there too)"),
 ))
 
 # Estimators by name: the paper's first-order local projection ("MMLS" in its code), the
@@ -148,10 +150,14 @@ class Config:
     scheduler: str = ""
     exact_max_points: int = 200_000
     coil20: str = ""
+    device: str = "cpu"
     sizes: dict = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         PARAMETERS.finish_config(self, SIZES)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("The 'device' parameter of chapter 'bound-scaling' must be 'cpu' on "
+                             "a machine where torch sees no CUDA GPU. Got 'cuda' instead.")
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -318,12 +324,13 @@ def _estimator(config: Config, sample: ManifoldSample, estimator: str, fraction:
         raise ValueError("The 'models_dir' parameter of measure_cell must name a folder for the "
                          "beta-VAE weights. Got None instead.")
     key = f"bound-scaling/{config.preset}/{sample.name}/d{sample.dim}/f{fraction}/s{seed}"
-    return BetaVAEProjection(spec, training, cache_dir=models_dir, data_key=key)
+    return BetaVAEProjection(spec, training, cache_dir=models_dir, data_key=key,
+                             device=config.device)
 
 
 def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fraction: float,
                  seed: int, exact_max_points: int = 200_000, coil20: str = "",
-                 models_dir: str | None = None) -> list[dict]:
+                 device: str = "cpu", models_dir: str | None = None) -> list[dict]:
     """Fit one estimator on one training set and measure its error on the test set.
 
     Module-level with JSON arguments, so any joblib or Dask worker can run it.
@@ -337,11 +344,12 @@ def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fractio
         dataset, dim, estimator, fraction, seed, n_train, n_test, hausdorff, mean, and
         rank_deficient: test points whose order-2 fit was rank-deficient (0 otherwise).
     """
-    config = Config(preset=preset, exact_max_points=exact_max_points, coil20=coil20)
+    config = Config(preset=preset, exact_max_points=exact_max_points, coil20=coil20,
+                    device=device)
     sample = manifold_sample(config, dataset, dim)
     split = _split(config, dataset, dim, seed)
-    train = sample.points[split.train[fraction]]
-    test = sample.points[split.test]
+    train = torch.from_numpy(sample.points[split.train[fraction]]).to(device)
+    test = torch.from_numpy(sample.points[split.test]).to(device)
     model = _estimator(config, sample, estimator, fraction, seed, models_dir)
     try:
         model = model.fit(train)
@@ -368,12 +376,12 @@ def cells(config: Config) -> list[dict]:
         for estimator in config.sizes["local"]:
             out += [dict(preset=config.preset, dataset=dataset, dim=dim, estimator=estimator,
                          fraction=fraction, seed=seed, exact_max_points=config.exact_max_points,
-                         coil20=config.coil20)
+                         coil20=config.coil20, device=config.device)
                     for fraction in config.sizes["fractions"] for seed in config.seeds]
         if (dataset, dim) in vae["cases"]:
             out += [dict(preset=config.preset, dataset=dataset, dim=dim, estimator="beta-vae",
                          fraction=fraction, seed=seed, exact_max_points=config.exact_max_points,
-                         coil20=config.coil20)
+                         coil20=config.coil20, device=config.device)
                     for fraction in vae["fractions"] for seed in config.seeds[:vae["seeds"]]]
     return out
 
