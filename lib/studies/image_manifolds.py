@@ -13,6 +13,7 @@ Both data sets are rendered here: extended dSprites
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -21,9 +22,9 @@ import pandas as pd
 import torch
 
 from lib.datasets import dsprites, extension, turntable
-from lib.geometry import curvature, extrinsic
-from lib.geometry.differences import gradient, stencil_derivatives
-from lib.geometry.reach import local_reach
+from lib.geometry import extrinsic
+from lib.geometry.differences import stencil_derivatives
+from lib.geometry.measures import class_measures, scaled_measures
 from lib.grid import Grid
 from lib.params import Choice, Integer, Real, Specification
 
@@ -189,27 +190,18 @@ def gallery(config: Config) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
 # --- per-class geometry -----------------------------------------------------------------
 
 
-def _clipped(field: torch.Tensor) -> torch.Tensor:
-    """The field clipped to its 1% and 99% quantiles, as the paper does before integrating."""
-    flat = field.flatten()
-    low, high = torch.quantile(flat, torch.tensor([0.01, 0.99], dtype=flat.dtype))
-    return field.clamp(low, high)
-
-
-def _integral(region: Grid, field: torch.Tensor) -> float:
-    return region.integrate(field.numpy())
-
-
 def class_geometry(config: Config) -> pd.DataFrame:
     """The paper's per-class measurements on the raw images, by order-2 finite differences.
 
-    The measured region is ``grid.interior(BUFFER)``: the paper's grid without
-    its buffer layers. Per class: total volume (integral of sqrt(det g)); total
-    scalar curvature, integral of S dvol, with its positive and negative parts
-    (S clipped to its 1%/99% quantiles); the minimum and the integral of the
-    local reach (every ``reach_stride``-th point per axis as queries and
-    candidates, tangents from the full grid, the paper's protocol); and the mean
-    distance |x_a(theta) - x_b(theta)| to every other class at equal parameters.
+    :func:`lib.geometry.measures.class_measures` of each data set's classes,
+    rendered one class at a time, on ``grid.interior(BUFFER)``: the paper's
+    grid without its buffer layers. Per class: total volume (integral of
+    sqrt(det g)); total scalar curvature, integral of S dvol, with its
+    positive and negative parts (S clipped to its 1%/99% quantiles); the
+    minimum and the integral of the local reach (every ``reach_stride``-th
+    point per axis as queries and candidates, tangents from the full grid,
+    the paper's protocol); and the mean distance |x_a(theta) - x_b(theta)| to
+    every other class at equal parameters.
 
     Returns
     -------
@@ -217,68 +209,30 @@ def class_geometry(config: Config) -> pd.DataFrame:
     curvature+, curvature-, min reach, reach integral, class distance``, all
     on the raw (unscaled) images; see :func:`scaled_geometry`.
     """
-    rows = []
-    stride = config.sizes["reach_stride"]
+    parts = []
     for source in _sources(config):
-        grid = source.grid
-        region = grid.interior(BUFFER)
-        cut = grid.interior_index(BUFFER)
-        on_region = grid.interior(1).interior_index(BUFFER - 1)   # interior(1) -> interior(3)
-        lattice = tuple(slice(None, None, stride) for _ in grid.axes)
-        # Candidates on the queries' lattice (offset BUFFER on interval axes), so every
-        # query is also a candidate, as in the paper's every-second-point protocol.
-        candidates_lattice = tuple(slice(0 if axis.periodic else BUFFER % stride, None, stride)
-                                   for axis in grid.axes)
-        coarse, first = {}, len(rows)
-        for label in source.classes:
-            values = _class_images(config, source, label)
-            tangents = gradient(values, grid)[on_region]                     # (*R, D, k)
-            element = extrinsic.volume_element(tangents)
-            scalar = _clipped(curvature.scalar_curvature(values, grid))      # on interior(3)
-            queries = values[cut][lattice]
-            reach = local_reach(queries.reshape(-1, queries.shape[-1]),
-                                tangents[lattice].reshape(-1, *tangents.shape[-2:]),
-                                values[candidates_lattice].reshape(-1, values.shape[-1])).local
-            reach = _clipped(reach.reshape(queries.shape[:-1]))
-            coarse[label] = queries
-            rows.append({
-                "dataset": source.name, "dim": grid.ndim, "class": label,
-                "volume": _integral(region, element),
-                "curvature": _integral(region, scalar * element),
-                "curvature+": _integral(region, scalar.clamp(min=0) * element),
-                "curvature-": _integral(region, scalar.clamp(max=0) * element),
-                "min reach": float(reach.min()),
-                # Mean of tau * volume element over the strided points, times the box volume.
-                "reach integral": float((reach * element[lattice]).mean()) * region.parameter_volume,
-            })
-            del values, tangents, scalar
-        for row in rows[first:]:
-            distances = [float((coarse[row["class"]] - other).norm(dim=-1).mean())
-                         for name, other in coarse.items() if name != row["class"]]
-            row["class distance"] = float(np.mean(distances)) if distances else math.nan
-    return pd.DataFrame(rows)
+        # Rendered lazily, one class at a time: a class is a few hundred MB in float64.
+        classes = {label: functools.partial(_class_images, config, source, label)
+                   for label in source.classes}
+        table = class_measures(classes, source.grid, buffer=BUFFER,
+                               reach_stride=config.sizes["reach_stride"])
+        table.insert(0, "dataset", source.name)
+        table.insert(1, "dim", source.grid.ndim)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
 
 
 def scaled_geometry(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`class_geometry` after rescaling each data set's union of classes to volume 1.
 
-    x -> x / V^(1/k) with V the summed class volumes (the paper's normalisation).
-    Under x -> c x lengths scale by c, k-volumes by c^k, scalar curvature by
-    c^-2, so total curvature by c^(k-2) and the reach integral by c^(k+1):
-    the scaled values follow exactly from the raw ones.
+    :func:`lib.geometry.measures.scaled_measures` per data set: x -> x / V^(1/k)
+    with V the summed class volumes (the paper's normalisation). Under x -> c x
+    lengths scale by c, k-volumes by c^k, scalar curvature by c^-2, so total
+    curvature by c^(k-2) and the reach integral by c^(k+1): the scaled values
+    follow exactly from the raw ones.
     """
-    parts = []
-    for _, part in table.groupby("dataset", sort=False):
-        k = int(part["dim"].iloc[0])
-        c = part["volume"].sum() ** (-1.0 / k)
-        scaled = part.copy()
-        scaled["volume"] = part["volume"] * c**k
-        for column in ("curvature", "curvature+", "curvature-"):
-            scaled[column] = part[column] * c ** (k - 2)
-        for column in ("min reach", "class distance"):
-            scaled[column] = part[column] * c
-        scaled["reach integral"] = part["reach integral"] * c ** (k + 1)
-        parts.append(scaled)
+    parts = [scaled_measures(part, int(part["dim"].iloc[0]))
+             for _, part in table.groupby("dataset", sort=False)]
     return pd.concat(parts, ignore_index=True)
 
 
