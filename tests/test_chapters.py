@@ -264,8 +264,10 @@ def test_bound_scaling_chapter_sweeps_every_cell_and_fits_the_toys(built_book):
     assert (errors["mean"] > 0).all() and (errors["hausdorff"] >= errors["mean"]).all()
     for _, group in errors.groupby(["dataset", "dim", "estimator", "seed"]):
         assert group.sort_values("fraction")["n_train"].is_monotonic_increasing
-    exponents = pd.read_csv(outputs / "exponents.csv").set_index(["dataset", "estimator"])
-    assert exponents.loc[("sphere", "local-1"), "exponent"] == pytest.approx(-1.0, abs=0.3)
+    exponents = pd.read_csv(outputs / "exponents.csv").set_index(["error", "dataset",
+                                                                     "estimator"])
+    assert exponents.loc[("hausdorff", "sphere", "local-1"), "exponent"] == pytest.approx(
+        -1.0, abs=0.3)
     assert (exponents["ci_low"] <= exponents["exponent"]).all()
     for name in ("toys", "dsprites", "estimators", "turntable", "exponent-chart"):
         assert (outputs / f"{name}.png").stat().st_size > 10_000

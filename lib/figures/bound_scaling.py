@@ -97,7 +97,10 @@ def estimator_comparison(errors, cases, *, estimators=("local-1", "local-2", "be
 
 
 def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
-    """Fitted exponents with 95% intervals per (data set, d), beside the theoretical exponents."""
+    """Fitted exponents with 95% intervals per (data set, d), beside the theoretical exponents.
+
+    One panel per error (Hausdorff proxy, mean distance), cases sorted by d.
+    """
     table = exponents[exponents.estimator.isin(estimators)].copy()
     table["case"] = [_title(a, b) for a, b in zip(table.dataset, table.dim)]
     cases = list(dict.fromkeys(table.sort_values(["dim", "dataset"])["case"]))
@@ -105,24 +108,31 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
     colours = palette([ESTIMATOR_LABELS[e] for e in estimators])
     theory = {"theory_genovese": ("-2/(2+d)", "v"), "theory_fefferman": ("-1/d", "^"),
               "theory_noiseless": ("-2/d", "s"), "theory_second_order": ("-3/d", "D")}
+    errors = list(dict.fromkeys(table["error"]))
+    titles = {"hausdorff": "Hausdorff proxy (max over test points)",
+              "mean": "mean distance over test points"}
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(max(6.0, 0.75 * len(cases) + 2), 4.2))
-        ax = fig.subplots()
+        fig = new_figure(figsize=(max(7.0, 0.55 * len(cases) * len(errors) + 3), 4.4))
+        axes = fig.subplots(1, len(errors), sharey=True, squeeze=False)[0]
         offsets = np.linspace(-0.15, 0.15, len(estimators))
-        for offset, estimator in zip(offsets, estimators):
-            part = table[table.estimator == estimator]
-            x = np.array([position[c] for c in part["case"]]) + offset
-            colour = colours[ESTIMATOR_LABELS[estimator]]
-            ax.errorbar(x, part["exponent"], yerr=[part["exponent"] - part["ci_low"],
-                                                   part["ci_high"] - part["exponent"]],
-                        fmt="o", ms=5, color=colour, capsize=2, label=ESTIMATOR_LABELS[estimator])
-        first = table.drop_duplicates("case")
-        x = np.array([position[c] for c in first["case"]])
-        for column, (label, marker) in theory.items():
-            ax.scatter(x + 0.32, first[column], marker=marker, s=22, facecolors="none",
-                       edgecolors="0.3", label=f"theory {label}")
-        ax.set_xticks(range(len(cases)), cases, rotation=35, ha="right")
-        ax.set(ylabel="exponent b in error ~ n^b")
-        handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+        for ax, error in zip(axes, errors):
+            part_error = table[table["error"] == error]
+            for offset, estimator in zip(offsets, estimators):
+                part = part_error[part_error.estimator == estimator]
+                x = np.array([position[c] for c in part["case"]]) + offset
+                colour = colours[ESTIMATOR_LABELS[estimator]]
+                ax.errorbar(x, part["exponent"], yerr=[part["exponent"] - part["ci_low"],
+                                                       part["ci_high"] - part["exponent"]],
+                            fmt="o", ms=5, color=colour, capsize=2,
+                            label=ESTIMATOR_LABELS[estimator])
+            first = part_error.drop_duplicates("case")
+            x = np.array([position[c] for c in first["case"]])
+            for column, (label, marker) in theory.items():
+                ax.scatter(x + 0.32, first[column], marker=marker, s=22, facecolors="none",
+                           edgecolors="0.3", label=f"theory {label}")
+            ax.set_xticks(range(len(cases)), cases, rotation=40, ha="right")
+            ax.set(title=titles.get(error, error),
+                   ylabel="exponent b in error ~ n^b" if ax is axes[0] else "")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     return fig

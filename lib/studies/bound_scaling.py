@@ -49,7 +49,7 @@ from lib.sweeps import BACKENDS, run_cells
 
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
            "measure_cell", "cells", "error_table", "exponent_table", "rate_curves",
-           "sample_complexity", "split_sizes"]
+           "sample_complexity", "training_sizes"]
 
 PARAMETERS = Specification("bound-scaling", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -287,17 +287,6 @@ def _cached_split(config: Config, sizes_key: str, name: str, dim: int, seed: int
                            test_share=config.sizes["test_share"], seed=seed)
 
 
-def split_sizes(config: Config) -> pd.DataFrame:
-    """Training-set sizes per data set, d and fraction, with the test-set size (seed ``config.seed``)."""
-    rows = []
-    for name, dim in config.cases():
-        split = _split(config, name, dim, config.seed)
-        for fraction, n_train in split.sizes().items():
-            rows.append(dict(dataset=name, dim=dim, fraction=fraction, n_train=n_train,
-                             n_test=len(split.test)))
-    return pd.DataFrame(rows)
-
-
 # --- one cell of the sweep --------------------------------------------------------------
 
 
@@ -420,20 +409,35 @@ def _on_dask(config, function, todo, options):
         return run_cells(function, todo, scheduler=cluster, **options)
 
 
+def training_sizes(errors: pd.DataFrame) -> pd.DataFrame:
+    """Training-set size per data set, d and fraction (the first seed), and the test-set size."""
+    first = errors[errors["seed"] == errors["seed"].min()]
+    sizes = first.pivot_table(index=["dataset", "dim"], columns="fraction", values="n_train",
+                              aggfunc="max")
+    sizes["test"] = first.groupby(["dataset", "dim"])["n_test"].max()
+    return sizes
+
+
 # --- rates ------------------------------------------------------------------------------------
 
 
-def exponent_table(errors: pd.DataFrame, *, error: str = "hausdorff",
-                   n_bootstrap: int = 2000) -> pd.DataFrame:
+def exponent_table(errors: pd.DataFrame, *, n_bootstrap: int = 2000) -> pd.DataFrame:
     """Fitted exponent b of error ~ n^b with its intervals, beside the theoretical exponents.
 
-    One row per (dataset, dim, estimator); ``ci_low``/``ci_high`` the OLS
-    95% interval, ``boot_low``/``boot_high`` the bootstrap over seeds; the
+    One row per (error, dataset, dim, estimator), for both errors: the
+    Hausdorff proxy (the maximum over test points, which the rates of theory
+    bound) and the mean distance. ``ci_low``/``ci_high`` are the OLS 95%
+    interval, ``boot_low``/``boot_high`` the bootstrap over whole seeds; the
     theory columns -2/(2+d) (Genovese et al.), -1/d (Fefferman-type), -2/d
     (noise-free, first order) and -3/d (noise-free, second order).
     """
-    table = rates.fit_rates(errors, by=["dataset", "dim", "estimator"], size="n_train",
-                            error=error, seed="seed", n_bootstrap=n_bootstrap)
+    tables = []
+    for error in ("hausdorff", "mean"):
+        table = rates.fit_rates(errors, by=["dataset", "dim", "estimator"], size="n_train",
+                                error=error, seed="seed", n_bootstrap=n_bootstrap)
+        table.insert(0, "error", error)
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
     table["theory_second_order"] = -3.0 / table["dim"]
     return table
 
