@@ -34,9 +34,9 @@ def _panels(fig, count, *, columns=4):
 
 def _log_axes(ax, *, ylabel):
     ax.set(xscale="log", yscale="log", xlabel="training points n", ylabel=ylabel)
-    # Labelled minor ticks (3x10^1, 4x10^1, ...) run into each other on short decades.
+    # Labelled minor ticks (3x10^1, 4x10^1, ...) run into each other along x; along y they
+    # stack and are the only labels of a panel spanning less than a decade.
     ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-    ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
 
 
 def error_curves(errors, curves, cases, *, estimator="local-1", error="hausdorff"):
