@@ -13,7 +13,7 @@ Truths and tolerances:
   when r < R - r. Two copies shifted by a are |a| apart at equal parameters
   (1e-12).
 - The intrinsic curvature is an O(h^2) estimate: the relative error of
-  int S dV / V against 2 / R^2 was measured once (2026-12-02) as
+  int S dV / V against 2 / R^2 was measured once (2026-11-23) as
   0.23 h_max^2 on the sphere of radius 2 (theta 41 and 81 points on
   [0.3, 2.8], phi 48 and 96); the test allows 0.5 h_max^2, and halving h
   must divide the error by 2^2 (log2 ratio in [1.8, 2.2]; observed 2.00).
@@ -121,6 +121,26 @@ def test_lazy_classes_are_called_once_each_and_give_the_same_table():
     pd.testing.assert_frame_equal(from_generator, eager, rtol=0, atol=0)
 
 
+def test_a_degenerate_class_raises_or_reports_nan_curvature_and_reach():
+    # The second class does not move along phi: its metric has rank 1 everywhere.
+    grid = sphere_grid()
+    flat = Sphere(RADIUS).points(grid)[:, :1].repeat(grid.shape[1], axis=1)
+    values = {"sphere": Sphere(RADIUS).points(grid), "flat": flat}
+    with pytest.raises(ValueError, match="'values'.*class 'flat'.*non-degenerate metric.*"
+                                         "1680 degenerate points.*degenerate='nan'"):
+        class_measures(values, grid)
+    table = class_measures(values, grid, degenerate="nan").set_index("class")
+    assert table.loc["flat", ["curvature", "curvature+", "curvature-", "min reach",
+                              "reach integral"]].isna().all()
+    # det g = 0 up to rounding of the Gram matrix.
+    assert table.loc["flat", "volume"] < 1e-12 * table.loc["sphere", "volume"]
+    assert table.loc["flat", "degenerate points"] == 1680
+    assert table.loc["sphere", "degenerate points"] == 0
+    assert table.loc["sphere", ["curvature", "min reach"]].notna().all()
+    # Equal parameters, |x_sphere - x_flat|: the distance is still measured for both.
+    assert table["class distance"].notna().all()
+
+
 def test_a_wider_buffer_measures_the_inner_region():
     # buffer 4 on the grid = buffer 3 on the grid cut by one layer: same region, same stencils.
     grid = sphere_grid()
@@ -142,6 +162,8 @@ POINTS = Sphere(RADIUS).points(GRID)
     (lambda: class_measures({"a": POINTS}, GRID, buffer=20), ValueError, r"\[3, 19\]"),
     (lambda: class_measures({"a": POINTS}, GRID, reach_stride=0), ValueError,
      r"'reach_stride'.*\[1, inf\]"),
+    (lambda: class_measures({"a": POINTS}, GRID, degenerate="skip"), ValueError,
+     r"'degenerate' parameter of class_measures must be one of \{'raise', 'nan'\}"),
     (lambda: class_measures({"a": POINTS}, Grid.product(t=(0, 1, 7), s=(0, 1, 9))), ValueError,
      "'grid'.*at least 8 samples"),
     (lambda: class_measures({"a": POINTS[:-1]}, GRID), ValueError,

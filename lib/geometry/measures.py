@@ -37,16 +37,18 @@ import pandas as pd
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_shape
+from lib._checks import check_finite, check_in, check_int, check_shape
 from lib.geometry import curvature, extrinsic
 from lib.geometry.differences import gradient
 from lib.geometry.reach import local_reach
 from lib.grid import Grid
 
-__all__ = ["COLUMNS", "MIN_BUFFER", "class_measures", "scaled_measures"]
+__all__ = ["COLUMNS", "DEGENERATE", "MIN_BUFFER", "class_measures", "degenerate_metric",
+           "scaled_measures"]
 
 COLUMNS = ("class", "volume", "curvature", "curvature+", "curvature-", "min reach",
-           "reach integral", "class distance")
+           "reach integral", "class distance", "degenerate points")
+DEGENERATE = ("raise", "nan")
 # Three nested order-2 stencils (g, Christoffels, Ricci) consume three layers per end.
 MIN_BUFFER = 3
 
@@ -57,6 +59,36 @@ def _clipped(field: torch.Tensor) -> torch.Tensor:
     low, high = torch.quantile(flat, torch.tensor([0.01, 0.99], dtype=flat.dtype,
                                                   device=flat.device))
     return field.clamp(low, high)
+
+
+def degenerate_metric(jacobian):
+    r"""Where the metric :math:`g = J^\top J` is degenerate, by the test of ``inverse_metric``.
+
+    :math:`\det g / (\operatorname{tr} g / k)^k \le 10^3\,\varepsilon`, scale-free, so the
+    overall size of the points does not matter (:func:`lib.geometry.extrinsic.inverse_metric`
+    refuses exactly these points).
+
+    Parameters
+    ----------
+    jacobian : array of shape (*Q, D, k)
+        Tangent vectors at each point, numpy or torch.
+
+    Returns
+    -------
+    degenerate : bool array of shape (*Q,)
+        In the type of ``jacobian``.
+
+    Examples
+    --------
+    >>> degenerate_metric(np.array([[[1.0, 0.0], [0.0, 1e-3]], [[1.0, 2.0], [2.0, 4.0]]])).tolist()
+    [False, True]
+    """
+    jac, restore = as_tensor(jacobian)
+    metric = torch.einsum("...ai,...aj->...ij", jac, jac)
+    k = metric.shape[-1]
+    scale = (torch.diagonal(metric, dim1=-2, dim2=-1).sum(-1) / k).clamp_min(
+        torch.finfo(metric.dtype).tiny)
+    return restore(torch.linalg.det(metric) / scale**k <= 1e3 * torch.finfo(metric.dtype).eps)
 
 
 def _integral(region: Grid, field: torch.Tensor) -> float:
@@ -109,8 +141,8 @@ def _check_grid(grid, buffer, reach_stride, caller):
     return buffer, reach_stride
 
 
-def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER,
-                   reach_stride: int = 2) -> pd.DataFrame:
+def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER, reach_stride: int = 2,
+                   degenerate: str = "raise") -> pd.DataFrame:
     r"""Volume, total curvature, reach and class distances of each class manifold on a grid.
 
     Measured on the region ``grid.interior(buffer)`` by order-2 central
@@ -140,14 +172,23 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER,
     reach_stride : int, default=2
         Queries and candidates of the reach are every ``reach_stride``-th
         grid point per axis (the paper: 2), at least 1.
+    degenerate : {"raise", "nan"}, default="raise"
+        What to do with a class whose metric :math:`g = J^\top J` is
+        degenerate at some point of the region (tangents of rank < k, e.g.
+        a network layer that no longer moves along one axis; the test of
+        :func:`lib.geometry.extrinsic.inverse_metric`): raise a ValueError,
+        or report its curvature and reach columns as NaN (they need
+        :math:`g^{-1}` and a k-dimensional tangent space); its volume and
+        class distance are measured either way.
 
     Returns
     -------
     DataFrame
         One row per class, in input order, columns ``class, volume,
         curvature, curvature+, curvature-, min reach, reach integral, class
-        distance`` (:data:`COLUMNS`); the class distance is NaN for a single
-        class.
+        distance, degenerate points`` (:data:`COLUMNS`); the class distance
+        is NaN for a single class, ``degenerate points`` counts the points of
+        the region with a degenerate metric.
 
     Examples
     --------
@@ -163,6 +204,7 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER,
     """
     caller = "class_measures"
     buffer, stride = _check_grid(grid, buffer, reach_stride, caller)
+    check_in(degenerate, DEGENERATE, name="degenerate", caller=caller)
     region = grid.interior(buffer)
     cut = grid.interior_index(buffer)
     on_region = grid.interior(1).interior_index(buffer - 1)            # interior(1) -> region
@@ -187,24 +229,35 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER,
                                  f"{first.device} before.")
         tangents = gradient(points, grid)[on_region]                      # (*R, D, k)
         element = extrinsic.volume_element(tangents)
-        scalar = _clipped(curvature.scalar_curvature(points, grid)[on_curvature])
         queries = points[cut][lattice]
-        reach = local_reach(queries.reshape(-1, queries.shape[-1]),
-                            tangents[lattice].reshape(-1, *tangents.shape[-2:]),
-                            points[candidates_lattice].reshape(-1, points.shape[-1])).local
-        reach = _clipped(reach.reshape(queries.shape[:-1]))
         coarse[label] = queries
-        rows.append({
-            "class": label,
-            "volume": _integral(region, element),
-            "curvature": _integral(region, scalar * element),
-            "curvature+": _integral(region, scalar.clamp(min=0) * element),
-            "curvature-": _integral(region, scalar.clamp(max=0) * element),
-            "min reach": float(reach.min()),
-            # Mean of tau * volume element over the strided points, times the box volume.
-            "reach integral": float((reach * element[lattice]).mean()) * region.parameter_volume,
-        })
-        del points, value, tangents, scalar
+        row = {"class": label, "volume": _integral(region, element)}
+        bad = int(degenerate_metric(tangents).sum())
+        if bad and degenerate == "raise":
+            raise ValueError(f"The 'values' parameter of {caller} must give class {label!r} a "
+                             f"non-degenerate metric g = J^T J on grid.interior({buffer}). Got "
+                             f"{bad} degenerate points (tangents of rank < {grid.ndim}); pass "
+                             f"degenerate='nan' to measure the rest.")
+        if bad:
+            row.update(dict.fromkeys(COLUMNS[2:7], math.nan))
+        else:
+            scalar = _clipped(curvature.scalar_curvature(points, grid)[on_curvature])
+            reach = local_reach(queries.reshape(-1, queries.shape[-1]),
+                                tangents[lattice].reshape(-1, *tangents.shape[-2:]),
+                                points[candidates_lattice].reshape(-1, points.shape[-1])).local
+            reach = _clipped(reach.reshape(queries.shape[:-1]))
+            row.update({
+                "curvature": _integral(region, scalar * element),
+                "curvature+": _integral(region, scalar.clamp(min=0) * element),
+                "curvature-": _integral(region, scalar.clamp(max=0) * element),
+                "min reach": float(reach.min()),
+                # Mean of tau * volume element over the strided points, times the box volume.
+                "reach integral": float((reach * element[lattice]).mean())
+                * region.parameter_volume,
+            })
+        row["degenerate points"] = bad
+        rows.append(row)
+        del points, value, tangents
     if not rows:
         raise ValueError(f"The 'values' parameter of {caller} must hold at least one class. "
                          f"Got none.")
@@ -250,7 +303,7 @@ def scaled_measures(table: pd.DataFrame, dim: int) -> pd.DataFrame:
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"The 'table' parameter of {caller} must be a pandas DataFrame. "
                         f"Got {type(table).__name__} instead.")
-    missing = [column for column in COLUMNS[1:] if column not in table.columns]
+    missing = [column for column in COLUMNS[1:-1] if column not in table.columns]
     if missing:
         raise ValueError(f"The 'table' parameter of {caller} must have the columns of "
                          f"class_measures. Got none named {missing}.")

@@ -216,6 +216,8 @@ def class_geometry(config: Config) -> pd.DataFrame:
                    for label in source.classes}
         table = class_measures(classes, source.grid, buffer=BUFFER,
                                reach_stride=config.sizes["reach_stride"])
+        # Rendered images are never degenerate (class_measures raises if they are).
+        table = table.drop(columns="degenerate points")
         table.insert(0, "dataset", source.name)
         table.insert(1, "dim", source.grid.ndim)
         parts.append(table)
