@@ -1,0 +1,659 @@
+r"""Chapter "What a network does to the data manifold": the geometry of every layer of a beta-VAE.
+
+The second application study of Koulakis & Seibold (their Fig. 6). Every
+image of a parameter grid goes through a beta-VAE; each named layer
+:math:`\ell` (input, the encoder blocks, the mean code mu, the decoder blocks,
+output) is then a map :math:`\theta \mapsto f_\ell(x(\theta))` on the same
+grid, and the grid estimators measure it unchanged
+(:func:`lib.geometry.measures.class_measures`): per class, the volume, the
+total scalar curvature with its positive and negative parts, the minimum and
+integrated local reach and the distance to the other classes at equal
+parameters, raw and after rescaling the union of the classes to unit volume
+layer by layer. Three views complete the picture:
+
+- the **untrained control**: the same architecture with its initial weights
+  (:class:`lib.models.beta_vae.BetaVAE` with the chapter's seed), which tells
+  what training did and what any random ReLU network does;
+- the **TwoNN intrinsic dimension** of each layer's point cloud
+  (:class:`lib.estimators.intrinsic_dim.TwoNN`), the "hunchback" of Ansuini
+  et al. (2019), as a check that the point-cloud view agrees with the grid's
+  d. It is fitted per class on a seeded sample of parameter points drawn
+  uniformly in the measured box, not on grid points: on a lattice the two
+  nearest neighbours tie or line up with the axes, and TwoNN returned 6.6 on
+  the whole d = 3 dSprites grid of the heart and 2.2 on random halves of it
+  (2.9 to 3.05 on 500 to 2000 uniform points);
+- the **finite-difference error per layer**: the central-difference tangents
+  of each layer at the grid's own spacing against its exact Jacobian by
+  forward-mode autodiff through the renderer and the network
+  (:func:`lib.models.taps.layer_jacobians`), which says whether the grid is
+  dense enough deep in the network.
+
+Data: extended dSprites (all three shapes, Burgess et al.'s capacity
+objective, gamma 100, C_max 20) and the turntable set (a few objects,
+beta = 4), each network trained on every grid image of its data set
+(:func:`lib.models.beta_vae.trained_beta_vae`, weights cached by their
+parameters). The layer features come from :func:`lib.models.taps.layer_taps`
+in the network's float32, cached on disk when ``taps_dir`` is given; the
+input layer is measured on the float64 images themselves, so it equals
+:func:`lib.studies.image_manifolds.class_geometry` on the same grid (the
+float32 cast the network sees changes the measures by less than 1e-6
+relative on the default dSprites grid).
+
+Computation only; the figures are in :mod:`lib.figures.layer_geometry`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.datasets import dsprites, extension, turntable
+from lib.estimators.intrinsic_dim import TwoNN
+from lib.geometry import extrinsic
+from lib.geometry.differences import stencil_derivatives
+from lib.geometry.measures import (COLUMNS, MIN_BUFFER, class_measures, degenerate_metric,
+                                   scaled_measures)
+from lib.grid import Grid
+from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
+from lib.models.taps import layer_jacobians, layer_taps
+from lib.params import Choice, Integer, Specification
+
+__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network",
+           "training_history", "grid_layer_measures", "layer_dimensions", "layer_measures",
+           "tangent_errors", "trend_table"]
+
+PARAMETERS = Specification("layer-geometry", (
+    Choice("preset", "default", ("ci", "default", "paper"),
+           "problem sizes: ci (seconds), default (a 2-core laptop, about 12 minutes), "
+           "paper (dSprites d = 4, long training: a large machine with a GPU)"),
+    Integer("seed", 0, 0, 2**31 - 1,
+            "seeds the networks (training and the untrained control), the TwoNN samples and "
+            "the points where differences meet autodiff"),
+    Choice("device", "cpu", ("cpu", "cuda"), "where the networks train and run"),
+))
+
+# The paper's buffer: interval axes carry three extra samples at each end, which the three
+# nested stencils of the curvature consume.
+BUFFER = MIN_BUFFER
+NETWORKS = ("trained", "untrained")
+
+# One beta-VAE step (batch 64, 64 x 64, 32 channels) takes about 0.18 s on a 2-core laptop.
+SIZES = {
+    "ci": dict(
+        image_size=32, network=dict(channels=16, hidden=64),
+        training=dict(max_steps=40, eval_every=20, patience=2),
+        dsprites=dict(dim=2, grid=dict(scales=10, rotations=12)),
+        turntable=dict(dim=3, objects=("duck", "mug"), base_size=16,
+                       grid=dict(views=6, scales=8, rotations=6), twonn_views=12),
+        twonn_points=150, tangent_points=1, reach_stride=2),
+    "default": dict(
+        image_size=64, network=dict(channels=32, hidden=256),
+        training=dict(max_steps=600, eval_every=50, patience=4),
+        dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=9.0)),
+        turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=64,
+                       grid=dict(views=12, scales=10, rotations=12), twonn_views=32),
+        twonn_points=500, tangent_points=2, reach_stride=2),
+    "paper": dict(
+        image_size=64, network=dict(channels=32, hidden=256),
+        training=dict(max_steps=20000, eval_every=250, patience=8),
+        dsprites=dict(dim=4, grid=dict(scales=12, rotations=16, translations=12,
+                                       max_shift=11.0)),
+        turntable=dict(dim=3, objects=("duck", "mug", "car", "teapot", "lamp"), base_size=128,
+                       grid=dict(views=18, scales=22, rotations=16), twonn_views=72),
+        twonn_points=2000, tangent_points=4, reach_stride=2),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated parameters of the chapter plus the sizes of its preset."""
+
+    preset: str = "default"
+    seed: int = 0
+    device: str = "cpu"
+    sizes: dict = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        PARAMETERS.finish_config(self, SIZES)
+
+
+def _sizes_key(config: Config) -> str:
+    # Config equality ignores ``sizes`` (they follow from the preset), but tests may change a
+    # preset's sizes: the in-memory caches key on them too.
+    return json.dumps(config.sizes, sort_keys=True, default=str)
+
+
+# --- the two data sets ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One data set as the study needs it: its grid, classes, renderers and objective."""
+
+    name: str
+    grid: Grid
+    classes: tuple[str, ...]
+    image_size: int
+    objective: dict
+    grid_images: object       # label -> (*grid.shape, S * S) float64 tensor
+    image_function: object    # label -> (theta (k,) -> image (S * S,)), differentiable
+    sample_images: object     # (label, theta (n, k) ndarray) -> (n, S * S) float64 tensor
+
+    @property
+    def dim(self) -> int:
+        return self.grid.ndim
+
+
+def _dsprites(config: Config) -> _Source:
+    sizes = config.sizes["dsprites"]
+    dim, size = sizes["dim"], config.sizes["image_size"]
+    renderer = dsprites.DSprites(image_size=size, blur=0.8)       # the paper's extra blur
+    grid = dsprites.dsprites_grid(dim, **sizes["grid"])
+
+    def grid_images(label):
+        return dsprites.extended_dsprites(dim, renderer=renderer, shapes=(label,),
+                                          dtype=torch.float64, **sizes["grid"]).values(label)
+
+    def image_function(label):
+        image = renderer.image_function(label)
+        return lambda theta: image(dsprites.full_parameters(theta, dim))
+
+    def sample_images(label, theta):
+        poses = dsprites.full_parameters(torch.as_tensor(theta, dtype=torch.float64), dim)
+        return renderer.render(label, poses).reshape(len(theta), -1)
+
+    # Burgess et al.'s capacity objective on dSprites.
+    objective = dict(objective="capacity", gamma=100.0, capacity_max=20.0)
+    return _Source("dsprites", grid, dsprites.SHAPES, size, objective, grid_images,
+                   image_function, sample_images)
+
+
+def _turntable(config: Config) -> _Source:
+    sizes = config.sizes["turntable"]
+    dim, size = sizes["dim"], config.sizes["image_size"]
+    renderer = turntable.Turntable(image_size=sizes["base_size"])
+    options = sizes["grid"]
+    grid = extension.extension_grid(dim, **options)
+    scales = options.get("scales", 22)
+    fixed = extension.fixed_parameters(dim, scales=scales)
+
+    def grid_images(label):
+        return turntable.extended_turntable(dim, renderer=renderer, objects=(label,),
+                                            out_size=size, dtype=torch.float64,
+                                            **options).values(label)
+
+    def image_function(label):
+        return renderer.image_function(label, dim=dim, out_size=size, scales=scales)
+
+    def sample_images(label, theta):
+        # Rendering a view is the expensive step: the views come from `twonn_views` equally
+        # spaced turntable angles, several times finer than the sample's neighbour spacing;
+        # scale and in-plane rotation are continuous.
+        count = sizes["twonn_views"]
+        index = np.floor(np.asarray(theta)[:, 0] / (2 * math.pi) * count).astype(int) % count
+        angles = torch.arange(count, dtype=torch.float64) * (2 * math.pi / count)
+        views = renderer.render(label, angles)
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        images = []
+        for view, point in zip(index, theta):
+            scale = point[1] if dim == 3 else fixed["scale"]
+            rotation = point[dim - 1] if dim >= 2 else fixed["rotation"]
+            images.append(extension.similarity(views[view], scale, rotation, out_size=size))
+        return torch.stack(images).reshape(len(theta), -1)
+
+    objective = dict(objective="beta", beta=4.0)                  # the paper's COIL setting
+    return _Source("turntable", grid, tuple(sizes["objects"]), size, objective, grid_images,
+                   image_function, sample_images)
+
+
+def _sources(config: Config) -> list[_Source]:
+    return [_dsprites(config), _turntable(config)]
+
+
+def _source(config: Config, dataset: str) -> _Source:
+    for source in _sources(config):
+        if source.name == dataset:
+            return source
+    names = ", ".join(repr(source.name) for source in _sources(config))
+    raise ValueError(f"The 'dataset' parameter of layer_geometry must be one of {{{names}}}. "
+                     f"Got {dataset!r} instead.")
+
+
+def _class_images(config: Config, source: _Source, label: str) -> torch.Tensor:
+    """One class on the full grid, float64, (*grid.shape, S * S); kept for the next caller."""
+    return _cached_images(config, _sizes_key(config), source.name, label)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_images(config: Config, sizes_key: str, dataset: str, label: str) -> torch.Tensor:
+    return _source(config, dataset).grid_images(label)
+
+
+# --- the networks ---------------------------------------------------------------------------
+
+
+def _spec(config: Config, source: _Source) -> BetaVAESpec:
+    return BetaVAESpec(image_size=source.image_size, latent_dim=10, **config.sizes["network"])
+
+
+def _training(config: Config, source: _Source) -> BetaVAETraining:
+    options = dict(config.sizes["training"])
+    objective = dict(source.objective)
+    if objective["objective"] == "capacity":
+        objective["capacity_steps"] = options["max_steps"]   # C reaches C_max at the end
+    return BetaVAETraining(seed=config.seed, **options, **objective)
+
+
+def _trained(config: Config, source: _Source, models_dir, progress: bool):
+    if models_dir is None:
+        raise ValueError("The 'models_dir' parameter of layer_geometry must name a folder for "
+                         "the beta-VAE weights. Got None instead.")
+    # The renderers' filters leave values 1e-15 outside [0, 1]; the Bernoulli likelihood
+    # needs them inside.
+    images = torch.cat([_class_images(config, source, label).reshape(-1, source.image_size**2)
+                        for label in source.classes]).clamp(0.0, 1.0).float()
+    key = f"layer-geometry/{config.preset}/{source.name}/d{source.dim}"
+    return trained_beta_vae(_spec(config, source), _training(config, source), key, images,
+                            cache_dir=models_dir, device=config.device, progress=progress)
+
+
+def network(config: Config, dataset: str, kind: str, *, models_dir=None,
+            progress: bool = False) -> BetaVAE:
+    """The beta-VAE of one data set: ``"trained"`` on every grid image, or its ``"untrained"`` control.
+
+    The trained network comes from :func:`lib.models.beta_vae.trained_beta_vae`
+    (cached in ``models_dir``); the control is ``BetaVAE(spec, seed=config.seed)``,
+    PyTorch's default initial law. Both in eval mode on ``config.device``.
+    """
+    if kind not in NETWORKS:
+        raise ValueError(f"The 'kind' parameter of network must be one of {NETWORKS}. "
+                         f"Got {kind!r} instead.")
+    source = _source(config, dataset)
+    if kind == "trained":
+        return _trained(config, source, models_dir, progress)[0]
+    return BetaVAE(_spec(config, source), seed=config.seed).to(config.device).eval()
+
+
+def training_history(config: Config, *, models_dir, progress: bool = False) -> pd.DataFrame:
+    """The training history of each data set's beta-VAE (one row per evaluation), with its sizes."""
+    parts = []
+    for source in _sources(config):
+        _, history = _trained(config, source, models_dir, progress)
+        history = history.copy()
+        history.insert(0, "dataset", source.name)
+        history.insert(1, "images", len(source.classes) * source.grid.size)
+        parts.append(history)
+    return pd.concat(parts, ignore_index=True)
+
+
+def layer_part(layer: str) -> str:
+    """Which part of the network a layer name belongs to.
+
+    Examples
+    --------
+    >>> [layer_part(name) for name in ("input", "encoder.conv1", "mu", "decoder.fc1", "output")]
+    ['input', 'encoder', 'mu', 'decoder', 'output']
+    """
+    if layer in ("input", "mu", "output"):
+        return layer
+    part = layer.split(".")[0]
+    if part not in ("encoder", "decoder"):
+        raise ValueError(f"The 'layer' parameter of layer_part must be 'input', 'mu', 'output' "
+                         f"or a name under 'encoder.' or 'decoder.'. Got {layer!r} instead.")
+    return part
+
+
+# --- features of every layer -------------------------------------------------------------------
+
+
+def _model_dtype(model) -> torch.dtype:
+    """dtype of the model's first floating parameter or buffer (float64 if it has none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float64
+
+
+def _default_layers(model, layers, caller):
+    if layers is not None:
+        return tuple(layers)
+    names = getattr(model, "layer_names", None)
+    if names is None:
+        raise ValueError(f"The 'layers' parameter of {caller} must name the layers to measure "
+                         f"when the model has no 'layer_names'. Got None instead.")
+    return tuple(names)
+
+
+class _Features:
+    """Every layer of one model on the grid points of each class, read layer by layer.
+
+    The first request for a class runs one forward pass that taps every layer
+    (:func:`lib.models.taps.layer_taps`); the features are then kept on disk
+    in ``taps_dir`` (and read back one layer at a time) or, without a
+    folder, in memory. ``"input"`` is the class's points as given.
+    """
+
+    def __init__(self, model, classes, grid: Grid, layers, image_shape, taps_dir):
+        self.model, self.classes, self.grid = model, classes, grid
+        self.layers = tuple(name for name in layers if name != "input")
+        self.image_shape = tuple(image_shape)
+        self.taps_dir = None if taps_dir is None else str(taps_dir)
+        self.inputs, self.kept = {}, {}
+
+    def points(self, label) -> torch.Tensor:
+        value = self.classes[label]
+        value = value() if callable(value) else value
+        return torch.as_tensor(value)
+
+    def _inputs(self, label):
+        if label not in self.inputs:
+            dtype = _model_dtype(self.model)
+            x = self.points(label).reshape(-1, *self.image_shape).to(dtype).numpy()
+            key = f"{label}.{hashlib.sha256(x.tobytes()).hexdigest()[:24]}"
+            self.inputs[label] = x, key
+            if self.layers:           # one forward pass taps every layer
+                taps = layer_taps(self.model, x, self.layers, cache_dir=self.taps_dir,
+                                  input_key=key)
+                if self.taps_dir is None:
+                    self.kept[label] = taps
+        return self.inputs[label]
+
+    def __call__(self, label: str, layer: str) -> torch.Tensor:
+        """Features of one class at one layer on the grid, float64, (*grid.shape, F)."""
+        if layer == "input":
+            values = self.points(label)
+        else:
+            x, key = self._inputs(label)
+            if self.taps_dir is None:
+                values = self.kept[label][layer]
+            else:
+                values = layer_taps(self.model, x, [layer], cache_dir=self.taps_dir,
+                                    input_key=key)[layer]
+            values = torch.from_numpy(values)
+        return values.to(torch.float64).reshape(*self.grid.shape, -1)
+
+
+def grid_layer_measures(model: torch.nn.Module, classes, grid: Grid, *, image_shape,
+                        layers=None, reach_stride: int = 2, taps_dir=None) -> pd.DataFrame:
+    """The per-class measurements of every named layer of a model fed with grid-sampled classes.
+
+    Each layer is the map theta -> features on the same grid; the classes are
+    measured layer by layer with :func:`lib.geometry.measures.class_measures`
+    (``buffer=BUFFER``; curvature and reach NaN where a layer's metric is
+    degenerate) and rescaled by :func:`lib.geometry.measures.scaled_measures`
+    so that the union of the classes has volume 1 in each layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its layers are read by :func:`lib.models.taps.layer_taps` (eval mode, no gradients).
+    classes : mapping of str to array of shape (*grid.shape, D), or to a callable returning one
+        The inputs of each class on the grid, flattened; the model gets them
+        reshaped to (N, *image_shape) in its dtype. The ``"input"`` layer is
+        measured on these values as given.
+    grid : Grid
+    image_shape : tuple of int
+        Shape of one model input, e.g. (1, 64, 64); its product is D.
+    layers : sequence of str, optional
+        Layer names as :func:`~lib.models.taps.layer_taps` takes them; default
+        ``model.layer_names``.
+    reach_stride : int, default=2
+    taps_dir : str or Path, optional
+        Cache of the features (:func:`~lib.models.taps.layer_taps`); without
+        it the features of every class are kept in memory.
+
+    Returns
+    -------
+    DataFrame
+        ``layer, depth`` (position in ``layers``), ``class, scale`` ("raw" or
+        "unit volume") and the columns of :data:`lib.geometry.measures.COLUMNS`.
+    """
+    caller = "grid_layer_measures"
+    layers = _default_layers(model, layers, caller)
+    features = _Features(model, classes, grid, layers, image_shape, taps_dir)
+    parts = []
+    for depth, layer in enumerate(layers):
+        lazy = {label: functools.partial(features, label, layer) for label in classes}
+        # A layer may stop moving along an axis (a collapsed latent): its curvature and reach
+        # are then undefined and reported as NaN, with the count of points.
+        raw = class_measures(lazy, grid, buffer=BUFFER, reach_stride=reach_stride,
+                             degenerate="nan")
+        for scale, table in (("raw", raw), ("unit volume", scaled_measures(raw, grid.ndim))):
+            parts.append(table.assign(layer=layer, depth=depth, scale=scale))
+    columns = ["layer", "depth", "class", "scale", *COLUMNS[1:]]
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+def layer_dimensions(model: torch.nn.Module, samples, *, image_shape,
+                     layers=None) -> pd.DataFrame:
+    """TwoNN intrinsic dimension of each class's sample points in every named layer.
+
+    A ReLU layer can map several inputs to exactly the same features (every
+    unit off); TwoNN needs distinct points, so repeated rows are counted once
+    and ``twonn points`` reports how many distinct rows were used.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    samples : mapping of str to array of shape (n, D)
+        Sample points of each class, flattened model inputs; ``"input"`` is
+        these points as given.
+    image_shape : tuple of int
+        Shape of one model input.
+    layers : sequence of str, optional
+        Default ``model.layer_names``.
+
+    Returns
+    -------
+    DataFrame
+        ``class, layer, depth, twonn, twonn points``.
+    """
+    caller = "layer_dimensions"
+    layers = _default_layers(model, layers, caller)
+    dtype = _model_dtype(model)
+    rows = []
+    for label, points in samples.items():
+        points = torch.as_tensor(points)
+        inner = [name for name in layers if name != "input"]
+        taps = (layer_taps(model, points.reshape(-1, *image_shape).to(dtype).numpy(), inner)
+                if inner else {})
+        taps["input"] = points.numpy()
+        for depth, layer in enumerate(layers):
+            distinct = np.unique(taps[layer].astype(np.float64), axis=0)
+            rows.append({"class": label, "layer": layer, "depth": depth,
+                         "twonn": float(TwoNN().fit(distinct).dimension_),
+                         "twonn points": len(distinct)})
+    return pd.DataFrame(rows)
+
+
+# --- per-layer geometry of the two beta-VAEs ------------------------------------------------------
+
+
+def layer_measures(config: Config, *, models_dir=None, taps_dir=None, datasets=None,
+                   networks=NETWORKS, layers=None, progress: bool = False) -> pd.DataFrame:
+    """The per-class measurements of every layer of both networks of both data sets.
+
+    For each data set x network (trained, untrained): :func:`grid_layer_measures`
+    of its classes on ``grid.interior(BUFFER)`` and :func:`layer_dimensions` of
+    ``twonn_points`` parameter points per class drawn uniformly in the
+    measured box (module docstring; the same points for both networks).
+
+    Parameters
+    ----------
+    config : Config
+    models_dir : str or Path
+        Cache of the trained beta-VAE weights (needed for "trained").
+    taps_dir : str or Path, optional
+        Cache of the layer features (float32, one file per network, class
+        and layer; about 0.4 MB per grid point of a 64 x 64 network); without
+        it the features of one data set and network are kept in memory.
+    datasets : sequence of {"dsprites", "turntable"}, optional
+        Default both.
+    networks : sequence of {"trained", "untrained"}, default both
+    layers : sequence of str, optional
+        Default every layer of the beta-VAE (``BetaVAESpec.layer_names``).
+    progress : bool, default=False
+        Show the training bar.
+
+    Returns
+    -------
+    DataFrame
+        One row per data set, network, layer, class and scale: ``dataset,
+        dim, network, layer, depth, part, class, scale`` ("raw" or "unit
+        volume"), the columns of :func:`~lib.geometry.measures.class_measures`
+        (curvature and reach NaN where the layer's metric is degenerate, with
+        ``degenerate points`` counting them), ``twonn`` and ``twonn points``
+        (distinct sample points it used).
+    """
+    parts = []
+    for index, source in enumerate(_sources(config)):
+        if datasets is not None and source.name not in datasets:
+            continue
+        shape = (1, source.image_size, source.image_size)
+        classes = {label: functools.partial(_class_images, config, source, label)
+                   for label in source.classes}
+        rng = np.random.default_rng([config.seed, index])
+        region = source.grid.interior(BUFFER)
+        samples = {label: source.sample_images(
+            label, region.uniform_points(config.sizes["twonn_points"], seed=rng))
+            for label in source.classes}
+        for kind in networks:
+            model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
+            names = layers if layers is not None else model.layer_names
+            table = grid_layer_measures(model, classes, source.grid, image_shape=shape,
+                                        layers=names, reach_stride=config.sizes["reach_stride"],
+                                        taps_dir=taps_dir)
+            dimensions = layer_dimensions(model, samples, image_shape=shape, layers=names)
+            table = table.merge(dimensions, on=["class", "layer", "depth"], how="left")
+            table.insert(0, "dataset", source.name)
+            table.insert(1, "dim", source.dim)
+            table.insert(2, "network", kind)
+            table.insert(5, "part", table["layer"].map(layer_part))
+            parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- finite differences against autodiff, per layer ------------------------------------------------
+
+
+def _grid_lookup(grid: Grid, values: torch.Tensor):
+    """theta (Q, k) at grid points -> values there: the stencil reads the grid's own samples."""
+    start = np.array([axis.start for axis in grid.axes])
+    spacing = np.array(grid.spacing)
+    sizes = np.array(grid.shape)
+    periodic = np.array(grid.periodic)
+
+    def lookup(theta):
+        index = np.rint((np.asarray(theta.cpu()) - start) / spacing).astype(int)
+        index = np.where(periodic, index % sizes, index)
+        if ((index < 0) | (index >= sizes)).any():
+            raise ValueError("The stencil left the grid: sample points must lie in "
+                             "grid.interior(1).")
+        return values[tuple(index.T)]
+
+    return lookup
+
+
+def _relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(estimate - truth) / torch.linalg.vector_norm(truth))
+
+
+def tangent_errors(config: Config, *, models_dir=None, taps_dir=None,
+                   progress: bool = False) -> pd.DataFrame:
+    r"""Finite-difference tangents of every layer against its exact Jacobian, at grid points.
+
+    At ``tangent_points`` seeded points of ``grid.interior(BUFFER)`` per class,
+    the order-2 central differences of each layer at the grid's own spacing
+    (:func:`lib.geometry.differences.stencil_derivatives` reading the grid's
+    features, so exactly what the measurements use) are compared with the
+    Jacobian :math:`\partial f_\ell / \partial\theta` by forward-mode autodiff
+    through the renderer and the network (:func:`lib.models.taps.layer_jacobians`):
+    the relative Frobenius error of the tangents and the relative error of the
+    volume element :math:`\sqrt{\det J^\top J}` (NaN where the exact metric is
+    degenerate, as in :func:`~lib.geometry.measures.class_measures`).
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, dim, network, layer, depth, part, class, point, quantity``
+        ("tangents" or "volume element") and ``error``.
+    """
+    rows = []
+    count = config.sizes["tangent_points"]
+    for index, source in enumerate(_sources(config)):
+        grid = source.grid
+        region = grid.interior(BUFFER)
+        offset = np.array([0 if axis.periodic else BUFFER for axis in grid.axes])
+        rng = np.random.default_rng([config.seed, index, 1])
+        picks = {label: np.stack(np.unravel_index(rng.choice(region.size, count, replace=False),
+                                                  region.shape), axis=-1) + offset
+                 for label in source.classes}
+        classes = {label: functools.partial(_class_images, config, source, label)
+                   for label in source.classes}
+        shape = (1, source.image_size, source.image_size)
+        for kind in NETWORKS:
+            model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
+            features = _Features(model, classes, grid, model.layer_names, shape, taps_dir)
+            for label in source.classes:
+                theta = grid.points[tuple(picks[label].T)]                     # (count, k)
+                image = source.image_function(label)
+                size = source.image_size
+
+                def render(points, image=image, size=size):
+                    return torch.stack([image(point) for point in points]).reshape(
+                        -1, 1, size, size)
+
+                exact = layer_jacobians(model, render, torch.as_tensor(theta), model.layer_names)
+                for depth, layer in enumerate(model.layer_names):
+                    lookup = _grid_lookup(grid, features(label, layer))
+                    for point, centre in enumerate(theta):
+                        fd = stencil_derivatives(lookup, torch.as_tensor(centre),
+                                                 grid.spacing).jacobian
+                        truth = exact[layer][point].to(torch.float64).cpu()
+                        # The volume element's relative error needs a nonzero exact one.
+                        volume = (math.nan if bool(degenerate_metric(truth))
+                                  else extrinsic.volume_element(truth))
+                        base = {"dataset": source.name, "dim": source.dim, "network": kind,
+                                "layer": layer, "depth": depth, "part": layer_part(layer),
+                                "class": label, "point": point}
+                        rows.append({**base, "quantity": "tangents",
+                                     "error": _relative_error(fd, truth)})
+                        rows.append({**base, "quantity": "volume element",
+                                     "error": abs(float(extrinsic.volume_element(fd) / volume)
+                                                  - 1)})
+            del features
+    return pd.DataFrame(rows)
+
+
+# --- summaries for the text ---------------------------------------------------------------------------
+
+
+def trend_table(measures: pd.DataFrame, *, scale: str = "unit volume") -> pd.DataFrame:
+    """Where each class's curvature and reach stand at the input, at mu and at the output.
+
+    Per data set, network and class: the total curvature, its positive part,
+    the minimum reach and the class distance at three depths, and Spearman's
+    rank correlation of each with depth over all layers (positive: it grows
+    with depth).
+    """
+    rows = []
+    quantities = ["curvature", "curvature+", "min reach", "class distance"]
+    table = measures[measures["scale"] == scale]
+    for (dataset, kind, label), part in table.groupby(["dataset", "network", "class"], sort=False):
+        part = part.sort_values("depth")
+        at = part.set_index("layer")
+        row = {"dataset": dataset, "network": kind, "class": label}
+        for quantity in quantities:
+            for layer in ("input", "mu", "output"):
+                row[f"{quantity} @ {layer}"] = float(at.loc[layer, quantity])
+            ranks = part[["depth", quantity]].rank()
+            row[f"{quantity} vs depth"] = float(ranks.corr().iloc[0, 1])
+        rows.append(row)
+    return pd.DataFrame(rows)

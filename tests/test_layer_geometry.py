@@ -1,0 +1,235 @@
+"""The layer-geometry study (lib.studies.layer_geometry) against exact answers.
+
+Truths and tolerances:
+
+- The input layer is the rendered images themselves, so on the same grid and
+  renderer its measurements are those of image_manifolds.class_geometry; both
+  run the same float64 pipeline, so they agree to rounding (1e-10 relative;
+  observed: equal).
+- An isometry (orthogonal linear map plus a shift, then a zero-padded
+  embedding in a wider space) keeps every distance, so every layer's volume,
+  curvature, reach and class distance equal the input's up to float64
+  rounding amplified by three nested stencils (1e-8 relative; see
+  tests/test_taps.py: 1e-16 / h^3 ~ 1e-13 in units of the curvature).
+- A layer that multiplies by c after the rotation scales a k-manifold's
+  volume by c^k, its total curvature by c^(k-2), its reach and distances by
+  c and its reach integral by c^(k+1) (closed forms), to the same 1e-8; after
+  rescaling each layer to unit volume nothing changes.
+- TwoNN on uniform samples of a d-dimensional image manifold: within 0.5 of
+  d at 400 points (measured 1.77-2.02 for d = 2 and 2.84-3.05 for d = 3 on
+  500-2000 points, 2026-11-23); a rank-one layer leaves a curve (within 0.5
+  of 1).
+- The difference stencil the study evaluates reads the grid's own samples,
+  so its tangents equal lib.geometry.differences.gradient at grid points to
+  rounding (1e-12).
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lib import book
+from lib.datasets import dsprites
+from lib.datasets.toy import Torus
+from lib.geometry.differences import gradient, stencil_derivatives
+from lib.geometry.measures import COLUMNS
+from lib.studies import image_manifolds
+from lib.studies import layer_geometry as study
+
+MEASURED = list(COLUMNS[1:-1])     # the numeric columns, without the degenerate count
+SIZE = 32
+RENDERER = dsprites.DSprites(image_size=SIZE, blur=0.8)
+# 12 rotations: with 8 (45 degree steps) the square at theta +- h is the same image (its
+# 90 degree symmetry), so its central difference along the rotation is zero.
+SMALL_3D = dict(scales=8, rotations=12, translations=8, max_shift=3.5)
+
+
+def sprite_classes(dim, **grid_options):
+    data = dsprites.extended_dsprites(dim, renderer=RENDERER, dtype=torch.float64,
+                                      **grid_options)
+    return {label: data.values(label) for label in data.classes}, data.grid
+
+
+def orthogonal(n, seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def linear(weight, bias):
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight))
+        layer.bias.copy_(torch.as_tensor(bias))
+    return layer
+
+
+def isometric_network(dim_in, *, scale=1.0, seed=0):
+    """flatten -> rotate (orthogonal, shifted) -> stretch (times scale) -> embed (zero rows)."""
+    rng = np.random.default_rng(seed)
+    extra = 7
+    embed = np.vstack([orthogonal(dim_in, seed + 1), np.zeros((extra, dim_in))])
+    return torch.nn.Sequential(OrderedDict(
+        flatten=torch.nn.Flatten(),
+        rotate=linear(orthogonal(dim_in, seed), rng.normal(size=dim_in)),
+        stretch=linear(scale * np.eye(dim_in), np.zeros(dim_in)),
+        embed=linear(embed, rng.normal(size=dim_in + extra))))
+
+
+LAYERS = ["input", "rotate", "stretch", "embed"]
+
+
+def by_layer(table, layer, scale="raw"):
+    part = table[(table["layer"] == layer) & (table["scale"] == scale)]
+    return part.set_index("class")[MEASURED]
+
+
+def test_input_layer_equals_the_image_manifold_chapter(monkeypatch):
+    # The image-manifold chapter's ci dSprites grid (d = 2, 64 x 64, blur 0.8), dSprites only.
+    reference_config = image_manifolds.Config(preset="ci", dsprites_dim=2)
+    original = image_manifolds._sources
+    monkeypatch.setattr(image_manifolds, "_sources", lambda config: original(config)[:1])
+    reference = image_manifolds.class_geometry(reference_config)
+    scaled_reference = image_manifolds.scaled_geometry(reference)
+
+    config = study.Config(preset="ci")
+    config.sizes["image_size"] = 64
+    config.sizes["dsprites"] = dict(dim=2, grid=dict(scales=10, rotations=12))
+    config.sizes["twonn_points"] = 20
+    table = study.layer_measures(config, datasets=["dsprites"], networks=["untrained"],
+                                 layers=["input"])
+    assert set(table["layer"]) == {"input"} and (table["degenerate points"] == 0).all()
+    for scale, truth in (("raw", reference), ("unit volume", scaled_reference)):
+        pd.testing.assert_frame_equal(by_layer(table, "input", scale),
+                                      truth.set_index("class")[MEASURED], rtol=1e-10)
+
+
+def test_isometric_layers_keep_volume_curvature_reach_and_distances():
+    classes, grid = sprite_classes(2, scales=10, rotations=12)
+    model = isometric_network(SIZE * SIZE)
+    table = study.grid_layer_measures(model, classes, grid, image_shape=(1, SIZE, SIZE),
+                                      layers=LAYERS)
+    first = by_layer(table, "input")
+    assert (first["volume"] > 0).all() and (first["min reach"] > 0).all()
+    for layer in LAYERS[1:]:
+        pd.testing.assert_frame_equal(by_layer(table, layer), first, rtol=1e-8)
+    assert list(table["depth"].unique()) == [0, 1, 2, 3]
+
+
+def test_a_stretched_layer_changes_the_measures_by_their_closed_forms():
+    c, k = 2.0, 3
+    classes, grid = sprite_classes(k, **SMALL_3D)
+    model = isometric_network(SIZE * SIZE, scale=c)
+    table = study.grid_layer_measures(model, classes, grid, image_shape=(1, SIZE, SIZE),
+                                      layers=LAYERS)
+    first = by_layer(table, "input")
+    exponents = {"volume": k, "curvature": k - 2, "curvature+": k - 2, "curvature-": k - 2,
+                 "min reach": 1, "reach integral": k + 1, "class distance": 1}
+    assert (first["curvature+"] > 0).all() and (first["curvature-"] < 0).all()
+    pd.testing.assert_frame_equal(by_layer(table, "rotate"), first, rtol=1e-8)
+    for layer in ("stretch", "embed"):
+        predicted = first * pd.Series({name: c**p for name, p in exponents.items()})
+        pd.testing.assert_frame_equal(by_layer(table, layer), predicted[MEASURED], rtol=1e-8)
+        pd.testing.assert_frame_equal(by_layer(table, layer, "unit volume"),
+                                      by_layer(table, "input", "unit volume"), rtol=1e-8)
+
+
+def uniform_sprites(dim, count, seed, **grid_options):
+    region = dsprites.dsprites_grid(dim, **grid_options).interior(study.BUFFER)
+    theta = region.uniform_points(count, seed=seed)
+    return {label: RENDERER.render(label, dsprites.full_parameters(theta, dim)).reshape(count, -1)
+            for label in ("ellipse", "heart")}
+
+
+@pytest.mark.parametrize("dim, grid_options", [(2, dict(scales=10, rotations=12)),
+                                               (3, SMALL_3D)])
+def test_twonn_of_the_input_layer_is_close_to_d(dim, grid_options):
+    samples = uniform_sprites(dim, 400, 0, **grid_options)
+    rank_one = torch.nn.Sequential(OrderedDict(
+        flatten=torch.nn.Flatten(), line=linear(np.ones((1, SIZE * SIZE)), np.zeros(1))))
+    table = study.layer_dimensions(rank_one, samples, image_shape=(1, SIZE, SIZE),
+                                   layers=["input", "line"]).set_index(["class", "layer"])
+    for label in samples:
+        assert abs(table.loc[(label, "input"), "twonn"] - dim) < 0.5
+        assert table.loc[(label, "input"), "twonn points"] == 400
+        assert abs(table.loc[(label, "line"), "twonn"] - 1) < 0.5
+
+
+def test_the_study_stencil_reads_the_grid_samples():
+    torus = Torus(R=1.0, r=0.4)
+    grid = torus.grid(24)
+    values = torch.as_tensor(torus.points(grid))
+    lookup = study._grid_lookup(grid, values)
+    expected = gradient(values, grid)
+    for index in [(0, 0), (5, 17), (23, 3)]:
+        fd = stencil_derivatives(lookup, torch.as_tensor(grid.points[index]), grid.spacing)
+        np.testing.assert_allclose(fd.jacobian.numpy(), expected[index].numpy(), rtol=1e-12,
+                                   atol=1e-14)
+
+
+def test_layer_part_and_trends_on_a_synthetic_table():
+    layers = ["input", "encoder.conv1", "mu", "decoder.fc1", "output"]
+    assert [study.layer_part(name) for name in layers] == ["input", "encoder", "mu", "decoder",
+                                                            "output"]
+    rows = [dict(dataset="toy", network="trained", **{"class": "a"}, scale="unit volume",
+                 layer=layer, depth=depth, curvature=float(depth), **{"curvature+": 2.0**depth},
+                 **{"min reach": 1.0 / (1 + depth)}, **{"class distance": 1.0})
+            for depth, layer in enumerate(layers)]
+    trends = study.trend_table(pd.DataFrame(rows)).iloc[0]
+    assert trends["curvature @ mu"] == 2.0 and trends["min reach @ output"] == 0.2
+    assert trends["curvature+ vs depth"] == pytest.approx(1.0)
+    assert trends["min reach vs depth"] == pytest.approx(-1.0)
+    assert np.isnan(trends["class distance vs depth"])      # constant: no rank correlation
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: study.Config(preset="huge"), ValueError, "'preset' parameter .* must be one of"),
+    (lambda: study.Config(device="tpu"), ValueError, "'device' parameter .* one of"),
+    (lambda: study.Config(seed=-1), ValueError, r"'seed' parameter .* \[0, 2147483647\]"),
+    (lambda: study.network(study.Config(preset="ci"), "dsprites", "half"), ValueError,
+     "'kind' parameter of network must be one of"),
+    (lambda: study.network(study.Config(preset="ci"), "mnist", "untrained"), ValueError,
+     "'dataset' parameter of layer_geometry must be one of"),
+    (lambda: study.layer_part("middle"), ValueError, "'layer' parameter of layer_part"),
+    (lambda: study.grid_layer_measures(torch.nn.Flatten(), {}, Torus().grid(8),
+                                       image_shape=(1, 4, 4)), ValueError,
+     "'layers' parameter of grid_layer_measures must name"),
+])
+def test_errors_name_the_parameter(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --- the chapter at the ci preset -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_chapter_publishes_sane_tables_and_figures(built_book):
+    outputs = book.CHAPTERS["layer-geometry"].outputs(built_book)
+    for name in ("layers-dsprites", "layers-turntable", "twonn", "tangent-errors"):
+        assert (outputs / f"{name}.png").stat().st_size > 20_000
+        assert (outputs / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    measures = pd.read_csv(outputs / "layer-measures.csv")
+    config = study.Config(preset="ci")
+    layers = study.BetaVAESpec(image_size=config.sizes["image_size"]).layer_names
+    cells = measures.groupby(["dataset", "network", "scale"])
+    assert len(cells) == 2 * 2 * 2
+    for _, part in cells:
+        assert sorted(part["layer"].unique()) == sorted(layers)
+    # Every layer and class has a finite positive volume; curvature and reach are either
+    # measured or NaN with the degenerate points that explain it.
+    assert np.isfinite(measures["volume"]).all() and (measures["volume"] > 0).all()
+    nan = measures["curvature"].isna()
+    assert (measures.loc[nan, "degenerate points"] > 0).all()
+    assert (measures.loc[~nan, "min reach"] > 0).all()
+    assert (measures["twonn"] > 0).all()
+    unit = measures[measures["scale"] == "unit volume"]
+    np.testing.assert_allclose(unit.groupby(["dataset", "network", "layer"])["volume"].sum(), 1,
+                               rtol=1e-12)
+    errors = pd.read_csv(outputs / "tangent-errors.csv")
+    at_input = errors[(errors["layer"] == "input") & (errors["quantity"] == "tangents")]
+    assert len(at_input) and (at_input["error"] < 1).all()
+    trends = pd.read_csv(outputs / "trends.csv")
+    assert len(trends) == 2 * len(measures[["dataset", "class"]].drop_duplicates())
