@@ -66,6 +66,14 @@ def _symlog(ax, values):
     ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
 
 
+def _log(ax):
+    """A log y axis that labels some minor ticks when it spans less than two decades."""
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(mpl.ticker.LogFormatterSciNotation(
+        labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _legend_panel(ax, colours, extra):
     handles = [mpl.lines.Line2D([], [], color=colour, lw=2, label=name)
                for name, colour in colours.items()]
@@ -111,7 +119,7 @@ def layer_profiles(measures, dataset: str):
                 _symlog(ax, part[column])
                 ax.axhline(0, color="0.3", lw=0.7)
             else:
-                ax.set_yscale(yscale)
+                _log(ax)
             ax.set_title(title, fontsize=10)
             # The bottom row, and the top right panel, which has the legend below it.
             _depth_axis(ax, layers, labels=ax in axes[1] or ax is axes[0, 2])
@@ -178,7 +186,8 @@ def tangent_error_profiles(errors):
                     median = curve.groupby("depth")["error"].median()
                     ax.plot(median.index, median.values, color=colours[kind], ls=STYLES[kind],
                             lw=1.5, label=f"{kind} (median)")
-                ax.set(yscale="log", title=f"{dataset}: {quantity}",
+                _log(ax)
+                ax.set(title=f"{dataset}: {quantity}",
                        ylabel="relative error" if column == 0 else "")
                 _depth_axis(ax, _layers(part), labels=row == len(quantities) - 1)
         handles, names = axes[0, 0].get_legend_handles_labels()

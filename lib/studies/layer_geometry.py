@@ -32,12 +32,11 @@ Data: extended dSprites (all three shapes, Burgess et al.'s capacity
 objective, gamma 100, C_max 20) and the turntable set (a few objects,
 beta = 4), each network trained on every grid image of its data set
 (:func:`lib.models.beta_vae.trained_beta_vae`, weights cached by their
-parameters). The layer features come from :func:`lib.models.taps.layer_taps`
-in the network's float32, cached on disk when ``taps_dir`` is given; the
-input layer is measured on the float64 images themselves, so it equals
-:func:`lib.studies.image_manifolds.class_geometry` on the same grid (the
-float32 cast the network sees changes the measures by less than 1e-6
-relative on the default dSprites grid).
+parameters, trained in float32). The layer features come from
+:func:`lib.models.taps.layer_taps` with the trained weights run in float64
+(see :func:`network`), kept in memory or on disk in ``taps_dir``; the input
+layer is the float64 images themselves, so it equals
+:func:`lib.studies.image_manifolds.class_geometry` on the same grid.
 
 Computation only; the figures are in :mod:`lib.figures.layer_geometry`.
 """
@@ -265,20 +264,28 @@ def _trained(config: Config, source: _Source, models_dir, progress: bool):
 
 
 def network(config: Config, dataset: str, kind: str, *, models_dir=None,
-            progress: bool = False) -> BetaVAE:
+            dtype: torch.dtype = torch.float64, progress: bool = False) -> BetaVAE:
     """The beta-VAE of one data set: ``"trained"`` on every grid image, or its ``"untrained"`` control.
 
     The trained network comes from :func:`lib.models.beta_vae.trained_beta_vae`
-    (cached in ``models_dir``); the control is ``BetaVAE(spec, seed=config.seed)``,
-    PyTorch's default initial law. Both in eval mode on ``config.device``.
+    (trained in float32, cached in ``models_dir``); the control is
+    ``BetaVAE(spec, seed=config.seed)``, PyTorch's default initial law. Both in
+    eval mode on ``config.device``, in ``dtype``: float64 by default, because
+    deep in the untrained network the features vary by 1e-8 of their size
+    from one grid point to the next, below float32's rounding (its output
+    layer's volume came out 2.7 (dSprites) and 4.1 (turntable) times too large
+    in float32 at the default preset; every other layer agreed with float64 to
+    1e-3 or better).
     """
     if kind not in NETWORKS:
         raise ValueError(f"The 'kind' parameter of network must be one of {NETWORKS}. "
                          f"Got {kind!r} instead.")
     source = _source(config, dataset)
     if kind == "trained":
-        return _trained(config, source, models_dir, progress)[0]
-    return BetaVAE(_spec(config, source), seed=config.seed).to(config.device).eval()
+        model = _trained(config, source, models_dir, progress)[0]
+    else:
+        model = BetaVAE(_spec(config, source), seed=config.seed).to(config.device)
+    return model.to(dtype).eval()
 
 
 def training_history(config: Config, *, models_dir, progress: bool = False) -> pd.DataFrame:
@@ -491,9 +498,10 @@ def layer_measures(config: Config, *, models_dir=None, taps_dir=None, datasets=N
     models_dir : str or Path
         Cache of the trained beta-VAE weights (needed for "trained").
     taps_dir : str or Path, optional
-        Cache of the layer features (float32, one file per network, class
-        and layer; about 0.4 MB per grid point of a 64 x 64 network); without
-        it the features of one data set and network are kept in memory.
+        Cache of the layer features (float64, one file per network, class
+        and layer: about 0.8 MB per grid point of the 64 x 64 network, 15 GB
+        at the default preset); without it the features of one data set and
+        network are kept in memory (4 GB at the default preset).
     datasets : sequence of {"dsprites", "turntable"}, optional
         Default both.
     networks : sequence of {"trained", "untrained"}, default both
