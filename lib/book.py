@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lib.params import Specification
 from lib.studies import (bound_scaling, eigenvalues, grid_geometry, image_manifolds,
-                         nnk_graphs, representation_gap, toy_manifolds)
+                         layer_geometry, nnk_graphs, representation_gap, toy_manifolds)
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "code_fingerprint", "publish", "run_chapter",
            "build_book", "main"]
@@ -62,6 +62,7 @@ CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("eigenvalue-predictors", eigenvalues.PARAMETERS),
     Chapter("nnk-graphs", nnk_graphs.PARAMETERS),
     Chapter("bound-scaling", bound_scaling.PARAMETERS),
+    Chapter("layer-geometry", layer_geometry.PARAMETERS),
 )}
 
 
@@ -150,13 +151,11 @@ def code_fingerprint(module: str) -> str:
             continue
         seen.add(name)
         todo += sorted(_lib_imports(_module_file(name)) - seen)
-    # Parent packages run their __init__ on import; here those only re-export their
-    # submodules, so their own text counts but their imports are not followed (else
-    # lib.studies/__init__ would tie every chapter's sweep to every other chapter).
-    parents = {".".join(name.split(".")[:k]) for name in seen
-               for k in range(1, name.count(".") + 1)}
+    # Parent packages also run their __init__ on import, but here those only re-export
+    # their submodules (``import lib`` has no side effects): they are left out, else
+    # registering a new chapter in lib/studies/__init__ would recompute every sweep.
     digest = hashlib.sha256()
-    for name in sorted(seen | parents):
+    for name in sorted(seen):
         source = _module_file(name)
         digest.update(source.relative_to(PROJECT_ROOT).as_posix().encode())
         digest.update(source.read_bytes())
