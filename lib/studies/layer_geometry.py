@@ -573,19 +573,19 @@ def _relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(estimate - truth) / torch.linalg.vector_norm(truth))
 
 
-def tangent_errors(config: Config, *, models_dir=None, taps_dir=None,
-                   progress: bool = False) -> pd.DataFrame:
+def tangent_errors(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
     r"""Finite-difference tangents of every layer against its exact Jacobian, at grid points.
 
     At ``tangent_points`` seeded points of ``grid.interior(BUFFER)`` per class,
     the order-2 central differences of each layer at the grid's own spacing
-    (:func:`lib.geometry.differences.stencil_derivatives` reading the grid's
-    features, so exactly what the measurements use) are compared with the
-    Jacobian :math:`\partial f_\ell / \partial\theta` by forward-mode autodiff
-    through the renderer and the network (:func:`lib.models.taps.layer_jacobians`):
-    the relative Frobenius error of the tangents and the relative error of the
-    volume element :math:`\sqrt{\det J^\top J}` (NaN where the exact metric is
-    degenerate, as in :func:`~lib.geometry.measures.class_measures`).
+    (:func:`lib.geometry.differences.stencil_derivatives` on the grid's own
+    images, run through the network: the samples the measurements use) are
+    compared with the Jacobian :math:`\partial f_\ell / \partial\theta` by
+    forward-mode autodiff through the renderer and the network
+    (:func:`lib.models.taps.layer_jacobians`): the relative Frobenius error of
+    the tangents and the relative error of the volume element
+    :math:`\sqrt{\det J^\top J}` (NaN where the exact metric is degenerate, as
+    in :func:`~lib.geometry.measures.class_measures`).
 
     Returns
     -------
@@ -603,27 +603,30 @@ def tangent_errors(config: Config, *, models_dir=None, taps_dir=None,
         picks = {label: np.stack(np.unravel_index(rng.choice(region.size, count, replace=False),
                                                   region.shape), axis=-1) + offset
                  for label in source.classes}
-        classes = {label: functools.partial(_class_images, config, source, label)
-                   for label in source.classes}
-        shape = (1, source.image_size, source.image_size)
+        size = source.image_size
         for kind in NETWORKS:
             model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
-            features = _Features(model, classes, grid, model.layer_names, shape, taps_dir)
+            layers = model.layer_names
             for label in source.classes:
                 theta = grid.points[tuple(picks[label].T)]                     # (count, k)
                 image = source.image_function(label)
-                size = source.image_size
 
-                def render(points, image=image, size=size):
+                def render(points, image=image):
                     return torch.stack([image(point) for point in points]).reshape(
                         -1, 1, size, size)
 
-                exact = layer_jacobians(model, render, torch.as_tensor(theta), model.layer_names)
-                for depth, layer in enumerate(model.layer_names):
-                    lookup = _grid_lookup(grid, features(label, layer))
-                    for point, centre in enumerate(theta):
-                        fd = stencil_derivatives(lookup, torch.as_tensor(centre),
-                                                 grid.spacing).jacobian
+                exact = layer_jacobians(model, render, torch.as_tensor(theta), layers)
+                images = _grid_lookup(grid, _class_images(config, source, label))
+
+                def features(points, images=images):         # every layer, side by side
+                    taps = layer_taps(model, images(points).reshape(-1, 1, size, size), layers)
+                    return torch.cat([taps[layer] for layer in layers], dim=1)
+
+                for point, centre in enumerate(theta):
+                    jacobian = stencil_derivatives(features, torch.as_tensor(centre),
+                                                   grid.spacing).jacobian
+                    widths = [exact[layer].shape[1] for layer in layers]
+                    for depth, (layer, fd) in enumerate(zip(layers, jacobian.split(widths))):
                         truth = exact[layer][point].to(torch.float64).cpu()
                         # The volume element's relative error needs a nonzero exact one.
                         volume = (math.nan if bool(degenerate_metric(truth))
@@ -636,7 +639,6 @@ def tangent_errors(config: Config, *, models_dir=None, taps_dir=None,
                         rows.append({**base, "quantity": "volume element",
                                      "error": abs(float(extrinsic.volume_element(fd) / volume)
                                                   - 1)})
-            del features
     return pd.DataFrame(rows)
 
 
