@@ -376,7 +376,7 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
             else:
                 todo.append(index)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: tqdm.auto warns without ipywidgets, which the book lacks
 
     cells = [dict(cell) for cell in cells]
     with tqdm(total=len(texts), initial=len(texts) - len(todo), desc=description,

@@ -228,7 +228,7 @@ def test_failed_write_leaves_no_temporary(tmp_path, monkeypatch):
 
 
 def test_progress_bar_starts_at_cached_count(tmp_path, monkeypatch):
-    import tqdm.auto
+    import tqdm
 
     bars = []
 
@@ -246,7 +246,7 @@ def test_progress_bar_starts_at_cached_count(tmp_path, monkeypatch):
         def update(self, n=1):
             self.updates += n
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
     cells = make_cells(tmp_path, seeds=range(3))
     run_cells(sample_rows, cells[:2], cache_dir=tmp_path / "cache", progress=False)
     run_cells(sample_rows, cells, cache_dir=tmp_path / "cache", description="sweep")

@@ -354,7 +354,7 @@ def extended_turntable(dim: int = 3, *, renderer: Turntable = Turntable(), objec
     rotation_values = torch.as_tensor(np.asarray(rotation_values), dtype=dtype, device=device)
     iterator = objects
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # plain tqdm: tqdm.auto warns without ipywidgets, which the book lacks
         iterator = tqdm(objects, desc="turntable")
     # filled in place: the default set alone is 2 GB in float32
     images = torch.empty(len(objects), *grid.shape, out_size, out_size, dtype=dtype, device=device)

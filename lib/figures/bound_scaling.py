@@ -112,8 +112,9 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
     titles = {"hausdorff": "Hausdorff proxy (max over test points)",
               "mean": "mean distance over test points"}
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(max(7.0, 0.55 * len(cases) * len(errors) + 3), 4.4))
-        axes = fig.subplots(1, len(errors), sharey=True, squeeze=False)[0]
+        # One row per error, so that each panel gets the page's full width.
+        fig = new_figure(figsize=(max(7.0, 0.55 * len(cases) + 2.5), 3.0 * len(errors) + 1.6))
+        axes = fig.subplots(len(errors), 1, sharex=True, squeeze=False)[:, 0]
         offsets = np.linspace(-0.15, 0.15, len(estimators))
         for ax, error in zip(axes, errors):
             part_error = table[table["error"] == error]
@@ -131,8 +132,7 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
                 ax.scatter(x + 0.32, first[column], marker=marker, s=22, facecolors="none",
                            edgecolors="0.3", label=f"theory {label}")
             ax.set_xticks(range(len(cases)), cases, rotation=40, ha="right")
-            ax.set(title=titles.get(error, error),
-                   ylabel="exponent b in error ~ n^b" if ax is axes[0] else "")
+            ax.set(title=titles.get(error, error), ylabel="exponent b in error ~ n^b")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     return fig
