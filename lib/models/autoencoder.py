@@ -460,16 +460,29 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
                 expected="a str or Path")
     _images(images, spec, caller)
     device = _device(device, caller)
+    return _cached_training(cache_dir, _record(spec, training, data_key, images),
+                            build=lambda: Autoencoder(spec), device=device,
+                            train=lambda: train_autoencoder(spec, training, images, device=device,
+                                                            progress=progress))
+
+
+def _cached_training(cache_dir, record: dict, *, build, train, device):
+    """Load ``<key>.pt`` and ``<key>.csv`` from ``cache_dir``, or ``train()`` and write them.
+
+    ``key`` hashes ``record``. The files are written atomically, the parameters
+    (``<key>.json``, for people) first and the weights last, so a model counts
+    as cached once its weights exist; they are read with ``weights_only=True``.
+    ``build()`` makes an untrained model of the right architecture.
+    """
     folder = Path(cache_dir)
-    record = _record(spec, training, data_key, images)
     key = _key(record)
     weights, history_file = folder / f"{key}.pt", folder / f"{key}.csv"
     if weights.is_file() and history_file.is_file():
-        model = Autoencoder(spec).to(device)
+        model = build().to(device)
         model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         return model.eval(), pd.read_csv(history_file)
 
-    model, history = train_autoencoder(spec, training, images, device=device, progress=progress)
+    model, history = train()
     folder.mkdir(parents=True, exist_ok=True)
     _write_atomic(folder / f"{key}.json",
                   lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))

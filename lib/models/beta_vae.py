@@ -45,11 +45,9 @@ constrained variational framework", ICLR 2017.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,8 +56,8 @@ import torch.nn.functional as F
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
-from lib.models.autoencoder import (_check_type, _device, _image_digest, _key, _seeds,
-                                    _write_atomic)
+from lib.models.autoencoder import (_cached_training, _check_type, _device, _image_digest,
+                                    _key, _seeds)
 from lib.models.cnn import _layer
 
 __all__ = ["IMAGE_SIZES", "OBJECTIVES", "BetaVAE", "BetaVAEProjection", "BetaVAESpec",
@@ -680,23 +678,10 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
     _check_cache(data_key, cache_dir, caller)
     x = _images(images, spec, caller)
     device = _device(device, caller)
-    folder = Path(cache_dir)
-    record = _record(spec, training, data_key, x)
-    key = _key(record)
-    weights, history_file = folder / f"{key}.pt", folder / f"{key}.csv"
-    if weights.is_file() and history_file.is_file():
-        model = BetaVAE(spec).to(device)
-        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-        return model.eval(), pd.read_csv(history_file)
-
-    model, history = train_beta_vae(spec, training, images, device=device, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / f"{key}.json",
-                  lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
-    _write_atomic(history_file, lambda f: f.write(history.to_csv(index=False).encode()))
-    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    _write_atomic(weights, lambda f: torch.save(state, f))
-    return model, history
+    return _cached_training(cache_dir, _record(spec, training, data_key, x),
+                            build=lambda: BetaVAE(spec), device=device,
+                            train=lambda: train_beta_vae(spec, training, images, device=device,
+                                                         progress=progress))
 
 
 class BetaVAEProjection:
