@@ -36,6 +36,7 @@ from lib.datasets import dsprites
 from lib.datasets.toy import Torus
 from lib.geometry.differences import gradient, stencil_derivatives
 from lib.geometry.measures import COLUMNS
+from lib.models.beta_vae import BetaVAESpec
 from lib.studies import image_manifolds
 from lib.studies import layer_geometry as study
 
@@ -213,7 +214,7 @@ def test_chapter_publishes_sane_tables_and_figures(built_book):
         assert (outputs / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     measures = pd.read_csv(outputs / "layer-measures.csv")
     config = study.Config(preset="ci")
-    layers = study.BetaVAESpec(image_size=config.sizes["image_size"]).layer_names
+    layers = BetaVAESpec(image_size=config.sizes["image_size"]).layer_names
     cells = measures.groupby(["dataset", "network", "scale"])
     assert len(cells) == 2 * 2 * 2
     for _, part in cells:
