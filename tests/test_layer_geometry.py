@@ -137,6 +137,18 @@ def test_a_stretched_layer_changes_the_measures_by_their_closed_forms():
                                       by_layer(table, "input", "unit volume"), rtol=1e-8)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_network_on_cuda_gives_the_cpu_measures():
+    classes, grid = sprite_classes(2, scales=10, rotations=12)
+    model = isometric_network(SIZE * SIZE, scale=2.0)
+    on_cpu = study.grid_layer_measures(model, classes, grid, image_shape=(1, SIZE, SIZE),
+                                       layers=LAYERS)
+    on_gpu = study.grid_layer_measures(model.cuda(), classes, grid, image_shape=(1, SIZE, SIZE),
+                                       layers=LAYERS)
+    pd.testing.assert_frame_equal(on_gpu, on_cpu, rtol=1e-8)
+
+
 def uniform_sprites(dim, count, seed, **grid_options):
     region = dsprites.dsprites_grid(dim, **grid_options).interior(study.BUFFER)
     theta = region.uniform_points(count, seed=seed)
