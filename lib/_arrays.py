@@ -35,7 +35,12 @@ def as_tensor(values, *, dtype: torch.dtype | None = None) -> tuple[torch.Tensor
     array = np.asarray(values)
     if not np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float64)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:
+        # torch.from_numpy shares memory and cannot honour a read-only flag (it warns):
+        # a read-only input (a broadcast view, a memmap opened "r") is copied instead.
+        array = array.copy()
+    tensor = torch.from_numpy(array)
     if dtype is not None:
         tensor = tensor.to(dtype)
     return tensor, lambda t: t.detach().cpu().numpy()
