@@ -1,0 +1,84 @@
+"""Check that a change leaves every chapter's tables byte-identical.
+
+Runs every chapter at one preset in a clean checkout of a base revision and in
+the working tree, each with an empty cache of its own, and compares the CSV
+tables the chapters publish, file by file::
+
+    .venv/bin/python tools/compare_tables.py --base f59947c --preset ci
+
+A refactoring that keeps behaviour must print ``identical`` for every table.
+Exit status: 0 when every table of the base exists and is byte-identical in
+the working tree, 1 otherwise. ``--keep DIR`` leaves both runs in DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chapter_slugs(tree: Path, env: dict) -> list[str]:
+    """The chapters a tree registers, read from its own ``lib.book list``."""
+    listing = subprocess.run([sys.executable, "-m", "lib.book", "list"], cwd=tree, env=env,
+                             check=True, capture_output=True, text=True).stdout
+    return [line.strip() for line in listing.splitlines() if line and not line[0].isspace()]
+
+
+def run_tree(tree: Path, preset: str, scratch: Path) -> dict[str, str]:
+    """Run every chapter of ``tree`` at ``preset``; return {chapter/table.csv: sha256}."""
+    env = dict(os.environ, PYTHONPATH=str(tree), MANIFOLD_BOOK_CACHE=str(scratch / "cache"))
+    tables = {}
+    for slug in chapter_slugs(tree, env):
+        print(f"  {tree.name}: {slug}", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "lib.book", "--root", str(tree), "run", slug,
+                        "-p", "preset", preset], cwd=tree, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for table in sorted((tree / "book" / "chapters" / slug).glob("*.csv")):
+            tables[f"{slug}/{table.name}"] = hashlib.sha256(table.read_bytes()).hexdigest()
+    return tables
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--preset", default="ci", choices=("ci", "default", "paper"))
+    parser.add_argument("--keep", type=Path, help="keep both runs in this folder")
+    args = parser.parse_args(argv)
+
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="compare-tables-"))
+    base = scratch / "base"
+    if base.exists():
+        shutil.rmtree(base)
+    subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT,
+                   check=True, capture_output=True)
+    try:
+        before = run_tree(base, args.preset, scratch / "base-run")
+        after = run_tree(ROOT, args.preset, scratch / "work-run")
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
+        if args.keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    failures = 0
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            verdict = "missing after"
+        elif name not in before:
+            verdict = "new (no base table)"
+        else:
+            verdict = "identical" if before[name] == after[name] else "DIFFERENT"
+        failures += verdict in ("missing after", "DIFFERENT")
+        print(f"{verdict:<20} {name}")
+    print(f"{len(before)} base tables, {failures} missing or different")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
