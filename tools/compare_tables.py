@@ -7,6 +7,10 @@ tables the chapters publish, file by file::
     .venv/bin/python tools/compare_tables.py --base f59947c --preset ci
 
 A refactoring that keeps behaviour must print ``identical`` for every table.
+Both runs share this process's environment (thread counts change float
+reductions, so set ``OMP_NUM_THREADS`` once for both). Columns that measure
+wall-clock time can never repeat: ``--ignore-columns seconds`` drops them
+before comparing.
 Exit status: 0 when every table of the base exists and is byte-identical in
 the working tree, 1 otherwise. ``--keep DIR`` leaves both runs in DIR.
 """
@@ -32,7 +36,19 @@ def chapter_slugs(tree: Path, env: dict) -> list[str]:
     return [line.strip() for line in listing.splitlines() if line and not line[0].isspace()]
 
 
-def run_tree(tree: Path, preset: str, scratch: Path) -> dict[str, str]:
+def table_digest(path: Path, ignore_columns: tuple[str, ...]) -> str:
+    """sha256 of a CSV's bytes, or of its text without the ``ignore_columns``."""
+    if not ignore_columns:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    kept = table.drop(columns=[c for c in ignore_columns if c in table.columns])
+    return hashlib.sha256(kept.to_csv(index=False).encode()).hexdigest()
+
+
+def run_tree(tree: Path, preset: str, scratch: Path,
+             ignore_columns: tuple[str, ...]) -> dict[str, str]:
     """Run every chapter of ``tree`` at ``preset``; return {chapter/table.csv: sha256}."""
     env = dict(os.environ, PYTHONPATH=str(tree), MANIFOLD_BOOK_CACHE=str(scratch / "cache"))
     tables = {}
@@ -42,7 +58,7 @@ def run_tree(tree: Path, preset: str, scratch: Path) -> dict[str, str]:
                         "-p", "preset", preset], cwd=tree, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for table in sorted((tree / "book" / "chapters" / slug).glob("*.csv")):
-            tables[f"{slug}/{table.name}"] = hashlib.sha256(table.read_bytes()).hexdigest()
+            tables[f"{slug}/{table.name}"] = table_digest(table, ignore_columns)
     return tables
 
 
@@ -51,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--preset", default="ci", choices=("ci", "default", "paper"))
     parser.add_argument("--keep", type=Path, help="keep both runs in this folder")
+    parser.add_argument("--ignore-columns", nargs="*", default=[], metavar="NAME",
+                        help="columns left out of the comparison (wall-clock timings)")
     args = parser.parse_args(argv)
 
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="compare-tables-"))
@@ -60,8 +78,9 @@ def main(argv=None) -> int:
     subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT,
                    check=True, capture_output=True)
     try:
-        before = run_tree(base, args.preset, scratch / "base-run")
-        after = run_tree(ROOT, args.preset, scratch / "work-run")
+        ignored = tuple(args.ignore_columns)
+        before = run_tree(base, args.preset, scratch / "base-run", ignored)
+        after = run_tree(ROOT, args.preset, scratch / "work-run", ignored)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
         if args.keep is None:
