@@ -1,11 +1,27 @@
 """Companion library of the data-manifold geometry book.
 
-Importing :mod:`lib` has no side effects. The sub-packages hold, in the one
-direction imports flow: :mod:`lib.grid` (parameter grids),
-:mod:`lib.datasets` (immersions with closed forms), :mod:`lib.geometry`
-(estimators on arrays), :mod:`lib.studies` (one module per chapter
-question, returns results), :mod:`lib.figures` (results -> matplotlib
-figures) and :mod:`lib.book` (presets, cache, chapter runner).
+Importing :mod:`lib` has no side effects. Its modules, from the bottom of the
+layer order up (a module imports only from layers below its own; the order is
+checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
+
+- private helpers: :mod:`lib._arrays` (the numpy <-> torch boundary),
+  :mod:`lib._checks` (argument checks that name the parameter) and
+  :mod:`lib._lazy` (packages that import their submodules on first use);
+- foundations: :mod:`lib.grid` (parameter grids), :mod:`lib.params` (declared
+  chapter parameters);
+- :mod:`lib.geometry` (geometry of values sampled on a grid),
+  :mod:`lib.neighbors` (exact nearest neighbours), :mod:`lib.sampling`
+  (train/test splits of a sampled manifold) and :mod:`lib.datasets`
+  (immersions with closed forms, the image testbed, point clouds, MNIST);
+- :mod:`lib.estimators` (point-cloud estimators), :mod:`lib.graphs` (NNK and
+  kNN graphs), :mod:`lib.models` (neural networks and their weight caches),
+  :mod:`lib.sweeps` (parameter sweeps cached per cell);
+- :mod:`lib.stats` (rates, regressions and quantization constants that judge
+  the estimators);
+- :mod:`lib.studies` (one module per chapter question, returns results);
+- :mod:`lib.figures` (results -> matplotlib figures);
+- :mod:`lib.chapters` (the chapter registry) and :mod:`lib.book` (cache,
+  published outputs, the chapter runner and its command line).
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
-"""The book machine: chapter registry, on-disk cache, published outputs, command line.
+"""The book machine: on-disk cache, published outputs, command line.
 
-Command line (run from anywhere inside the project's environment)::
+The chapters are listed once, in :mod:`lib.chapters`. Command line (run from
+anywhere inside the project's environment)::
 
     python -m lib.book list
+    python -m lib.book toc                         # writes _toc.yml from the registry
     python -m lib.book run toy-manifolds -p radius 3 -p seed 1
     python -m lib.book build --preset default      # runs missing chapters, renders the book
     python -m lib.book build --preset ci --rerun   # reruns every chapter first
@@ -13,7 +15,8 @@ parameters before anything executes, converts the Jupytext source
 papermill into ``book/chapters/<chapter>.ipynb`` (the injected parameters are
 a visible cell of the page) and writes the chapter's figures (PNG and SVG)
 and tables (CSV) to ``book/chapters/<chapter>/``. ``build`` renders the
-executed notebooks with Jupyter Book 1 without re-executing them.
+executed notebooks with Jupyter Book 1 without re-executing them, after
+writing ``_toc.yml`` from the registry.
 """
 
 from __future__ import annotations
@@ -23,47 +26,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from lib.params import Specification
-from lib.studies import (bound_scaling, eigenvalues, grid_geometry, image_manifolds,
-                         layer_geometry, nnk_graphs, representation_gap, toy_manifolds)
+from lib.chapters import CHAPTERS, Chapter, write_toc
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "code_fingerprint", "publish", "run_chapter",
            "build_book", "main"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ENV = "MANIFOLD_BOOK_CACHE"
-
-
-@dataclass(frozen=True)
-class Chapter:
-    """A chapter: its slug, its Jupytext source and its declared parameters."""
-
-    slug: str
-    parameters: Specification
-
-    def source(self, root: Path) -> Path:
-        return root / "notebooks" / f"{self.slug}.md"
-
-    def executed(self, root: Path) -> Path:
-        return root / "book" / "chapters" / f"{self.slug}.ipynb"
-
-    def outputs(self, root: Path) -> Path:
-        return root / "book" / "chapters" / self.slug
-
-
-CHAPTERS = {chapter.slug: chapter for chapter in (
-    Chapter("toy-manifolds", toy_manifolds.PARAMETERS),
-    Chapter("grid-geometry", grid_geometry.PARAMETERS),
-    Chapter("image-manifolds", image_manifolds.PARAMETERS),
-    Chapter("representation-gap", representation_gap.PARAMETERS),
-    Chapter("eigenvalue-predictors", eigenvalues.PARAMETERS),
-    Chapter("nnk-graphs", nnk_graphs.PARAMETERS),
-    Chapter("bound-scaling", bound_scaling.PARAMETERS),
-    Chapter("layer-geometry", layer_geometry.PARAMETERS),
-)}
 
 
 # --- inside a chapter -----------------------------------------------------------------
@@ -255,6 +226,7 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
             run_chapter(chapter.slug, {"preset": preset}, root=root, progress=progress)
             print(f"{chapter.slug}: executed at preset {preset!r} in "
                   f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    write_toc(root)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output",
                str(root), "-W", "-n", "--keep-going"]
     return subprocess.call(command, cwd=root)
@@ -266,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="project folder holding notebooks/, book/, _config.yml")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters and their parameters")
+    commands.add_parser("toc", help="write _toc.yml from the chapter registry (lib/chapters.py)")
     run = commands.add_parser("run", help="execute one chapter with new parameters")
     run.add_argument("chapter", help=f"one of: {', '.join(CHAPTERS)}")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -280,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             print(chapter.slug)
             for p in chapter.parameters.parameters:
                 print(f"  {p.name:<12} default {p.default!r:<10} {p.allowed}; {p.help}")
+        return 0
+    if args.command == "toc":
+        print(f"wrote {write_toc(args.root)}", file=sys.stderr)
         return 0
     if args.command == "run":
         try:

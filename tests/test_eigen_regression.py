@@ -34,8 +34,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lib.estimators.eigen_regression import (COEFFICIENTS, eigen_regression,
-                                             intercept_identity, slopes_over_seeds)
+from lib.stats.regression import (COEFFICIENTS, eigen_regression,
+                                  intercept_identity, slopes_over_seeds)
 
 TABLES = Path(__file__).resolve().parents[1] / "data" / "reference" / "agarwala2022_tables.csv"
 TRUE = np.array([0.3, 0.8, 0.5, -0.4])  # b0..b3 in original units

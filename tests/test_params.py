@@ -67,7 +67,7 @@ def test_cli_rejects_unknown_chapter(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lib.book", "run", "no-such-chapter"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "'chapter' parameter of lib.book must be one of {toy-manifolds, grid-geometry, image-manifolds, representation-gap, eigenvalue-predictors, nnk-graphs, bound-scaling, layer-geometry}" \
+    assert f"'chapter' parameter of lib.book must be one of {{{', '.join(book.CHAPTERS)}}}" \
         in result.stderr
 
 

@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lib.estimators.rates import (RATE_SHAPES, RateFit, fit_rate, fit_rates, nsw_sample_size,
-                                  nsw_table, rate_shape, scaled_shape, shape_quantile,
-                                  theoretical_exponents)
+from lib.stats.rates import (RATE_SHAPES, RateFit, fit_rate, fit_rates, nsw_sample_size,
+                             nsw_table, rate_shape, scaled_shape, shape_quantile,
+                             theoretical_exponents)
 
 SIZES = np.array([50.0, 100.0, 200.0, 400.0, 800.0, 1600.0])
 

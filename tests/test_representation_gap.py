@@ -44,7 +44,7 @@ from scipy.special import softmax
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from lib.datasets import toy
-from lib.estimators.quantization import (
+from lib.stats.quantization import (
     asymptotic_gap,
     ball_volume,
     flat_torus_gap,

@@ -3,7 +3,13 @@
 :mod:`lib.estimators.intrinsic_dim` holds :class:`TwoNN` and
 :class:`LevinaBickelMLE`; :mod:`lib.estimators.local` holds local PCA
 tangents, quadratic-fit curvature, kNN volume and the reach with estimated
-tangents. Inputs are samples (N, D); no grids, no datasets, no plots.
+tangents; :mod:`lib.estimators.projection` projects queries onto a manifold
+estimated from samples (local fits of order 1 and 2);
+:mod:`lib.estimators.representation_gap` holds the Representation Gap curve,
+its slope as a dimension estimate (:class:`RGSlope`) and the optimal
+empirical denoiser. Inputs are samples (N, D); no grids, no datasets, no
+plots. The statistics that judge estimators (rates, regressions,
+quantization constants) are in :mod:`lib.stats`.
 """
 
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN

@@ -10,7 +10,7 @@ available, see the project notes): for a training set
 the error of a perfect memorizer on fresh data, i.e. the random-codebook
 quantization error of the orbit set :math:`G S_n`. On a d-manifold it decays as
 :math:`n^{-2/d_G}` with :math:`d_G = d - \dim G`
-(:mod:`lib.estimators.quantization` holds the constants), so the log-log slope
+(:mod:`lib.stats.quantization` holds the constants), so the log-log slope
 of the curve is an intrinsic-dimension estimate (:class:`RGSlope`). At small
 noise the test-minus-train error of the optimal empirical denoiser
 (:func:`optimal_denoiser`) tends to the same number.

@@ -3,7 +3,9 @@
 :mod:`lib.graphs.nnk` builds NNK graphs (:func:`nnk_graph`) and the
 kernel-weighted kNN baseline (:func:`knn_graph`); :mod:`lib.graphs.nnk_solver`
 holds the batched exact solver of the per-node non-negative quadratic programs
-and the reference pruning heuristic. Inputs are samples (N, D); no datasets, no
+and the reference pruning heuristic; :mod:`lib.graphs.metrics` reads manifold
+graph metrics off a graph and :mod:`lib.graphs.propagation` propagates labels
+on it. Inputs are samples (N, D); no datasets, no
 plots.
 """
 

@@ -1,7 +1,13 @@
-"""One module per question a chapter asks; each returns data and never plots."""
+"""One module per question a chapter asks; each returns data and never plots.
 
-from lib.studies import (bound_scaling, eigenvalues, grid_geometry, image_manifolds,
-                         layer_geometry, nnk_graphs, representation_gap, toy_manifolds)
+The chapter registry :data:`lib.chapters.CHAPTERS` is this package's index:
+each chapter's entry names its study module (``study``, e.g.
+``toy_manifolds``), and a test checks that every module here is registered
+there. A module is imported when it is first used (``from lib.studies import
+toy_manifolds``, or ``studies.toy_manifolds`` after ``from lib import
+studies``), so this file needs no list of them.
+"""
 
-__all__ = ["bound_scaling", "eigenvalues", "grid_geometry", "image_manifolds", "layer_geometry",
-           "nnk_graphs", "representation_gap", "toy_manifolds"]
+from lib._lazy import submodules
+
+__getattr__, __dir__ = submodules(__name__, __path__)

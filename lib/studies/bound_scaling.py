@@ -14,7 +14,7 @@ is that the rate theory promises? The protocol of Koulakis & Seibold:
    :math:`\max_x |x - \hat\pi(x)|` over the test points, and the mean;
 3. :math:`\log \text{error} = a + b \log n` is fitted per data set, dimension
    and estimator, beside the theoretical exponents
-   (:mod:`lib.estimators.rates`).
+   (:mod:`lib.stats.rates`).
 
 Every (data set, d, estimator, fraction, seed) is one *cell* of a sweep
 (:func:`lib.sweeps.run_cells`): cached on disk by its parameters, so a new
@@ -39,7 +39,7 @@ import torch
 
 from lib.datasets import coil20, dsprites, turntable
 from lib.datasets.toy import Circle, Sphere, Torus
-from lib.estimators import rates
+from lib.stats import rates
 from lib.estimators.projection import LocalProjection, projection_error
 from lib.geometry.metric import total_volume, volume_element
 from lib.geometry.reach import grid_reach

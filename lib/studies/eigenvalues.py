@@ -4,7 +4,7 @@ MLP autoencoders on real MNIST digits, one per latent dimension d and depth
 n; at every digit the spectra of the input-space Jacobian J_I = J_D J_E and
 the latent-space Jacobian J_L = J_E J_D (:mod:`lib.geometry.spectra`), then
 the paper's per-point summaries and its regressions of z-scored MSE on the
-log volume form and the trace (:mod:`lib.estimators.eigen_regression`),
+log volume form and the trace (:mod:`lib.stats.regression`),
 pooled over train and test digits. The training recipe is ours (the paper's
 code and setup are not available): the stand-in of
 :mod:`lib.models.autoencoder`, Adam, batch 128, learning rate 1e-3.
@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lib.datasets import mnist
-from lib.estimators.eigen_regression import eigen_regression, slopes_over_seeds
+from lib.stats.regression import eigen_regression, slopes_over_seeds
 from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometric_mean,
                                   paired_differences, small_eigenvalue_count)
 from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error, trained_autoencoder
@@ -182,7 +182,7 @@ def regressions(points: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame with columns ``depth, latent_dim, replicate, space, predictor``
-    and those of :meth:`~lib.estimators.eigen_regression.RegressionResult.as_row`
+    and those of :meth:`~lib.stats.regression.RegressionResult.as_row`
     (``nobs``, ``dropped``, each coefficient with ``_se``, ``_low``, ``_high``).
     """
     rows = []

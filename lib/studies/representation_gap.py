@@ -22,10 +22,10 @@ import torch
 from lib.datasets import dsprites, extension, mnist, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Gaussian, PointCloudModel, Sphere
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
-from lib.estimators.quantization import (asymptotic_gap, asymptotic_gap_density,
-                                         flat_torus_gap, kmeans_codebook_gap,
-                                         optimal_quantizer_constant,
-                                         random_quantizer_constant, zador_bounds)
+from lib.stats.quantization import (asymptotic_gap, asymptotic_gap_density,
+                                    flat_torus_gap, kmeans_codebook_gap,
+                                    optimal_quantizer_constant,
+                                    random_quantizer_constant, zador_bounds)
 from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
 from lib.params import Choice, Integer, Specification
 
@@ -334,7 +334,7 @@ def codebook_constants(config: Config) -> pd.DataFrame:
     (exact for d = 1, 2; Zador's bounds for d = 3). For the random codebook
     the finite-n value is exact too: away from the boundary,
     P(R > r) = (1 - V_d r^d)^n as on the flat torus
-    (:func:`~lib.estimators.quantization.flat_torus_gap`), 3% below the limit
+    (:func:`~lib.stats.quantization.flat_torus_gap`), 3% below the limit
     at d = 1, n = 100.
 
     Returns
