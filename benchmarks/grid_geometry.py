@@ -253,7 +253,7 @@ def run_curvature(manifold, grid, values, patches, cfg, record):
 
     def gauss_equation(order):
         parts = derivatives(values, grid, order=order)
-        return extrinsic.scalar_curvature(parts.jacobian, parts.hessian)
+        return extrinsic.scalar_curvature_from_derivatives(parts.jacobian, parts.hessian)
 
     for order in (2, 4):
         try:
@@ -267,7 +267,8 @@ def run_curvature(manifold, grid, values, patches, cfg, record):
             record("scalar curvature", f"ours ext o{order}", np.nan, np.nan)
             NOTES.add(f"ours ext: failed at D = {values.shape[-1]} ({str(error).splitlines()[0][:90]})")
             continue
-        check_shape(field, grid.interior(order // 2).shape, "lib extrinsic scalar_curvature")
+        check_shape(field, grid.interior(order // 2).shape,
+                    "lib scalar_curvature_from_derivatives")
         record("scalar curvature", f"ours ext o{order}", seconds,
                sup_relative(on_interior(field, grid, order // 2, common), truth))
 
@@ -395,7 +396,7 @@ def warm_up():
     metric.volume_element(values, grid)
     curvature.scalar_curvature(values, grid)
     parts = derivatives(values, grid)
-    extrinsic.scalar_curvature(parts.jacobian, parts.hessian)
+    extrinsic.scalar_curvature_from_derivatives(parts.jacobian, parts.hessian)
     reach.grid_reach(values, grid, stride=2)
 
 

@@ -71,12 +71,6 @@ KNOWN_VIOLATIONS = {
     ("private", "lib.models.cnn", "lib.models.autoencoder", "_image_digest"),
     ("private", "lib.models.cnn", "lib.models.autoencoder", "_write_atomic"),
     ("private", "lib.models.taps", "lib.models.autoencoder", "_write_atomic"),
-    # part geometry: nnk._unit_rows and metrics._labels become public helpers
-    ("private", "lib.graphs.metrics", "lib.graphs.nnk", "_unit_rows"),
-    ("private", "lib.graphs.propagation", "lib.graphs.metrics", "_labels"),
-    # part geometry: lib/geometry/jacobian.py moves to lib/derivatives.py (layer 1)
-    ("sideways", "lib.datasets.dsprites", "lib.geometry.jacobian", None),
-    ("sideways", "lib.datasets.turntable", "lib.geometry.jacobian", None),
 }
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib.datasets import toy
-from lib.geometry import extrinsic
+from lib.geometry import extrinsic, metric, pointwise
 from lib.geometry.curvature import scalar_curvature
 from lib.geometry.differences import derivatives, gradient, stencil_derivatives
 from lib.geometry.reach import grid_reach
@@ -55,9 +55,24 @@ def test_volume_element_from_differences_is_second_order():
     errors = []
     for resolution in (32, 64):
         grid = torus.grid(resolution)
-        volume = extrinsic.volume_element(gradient(torus.points(grid), grid))
+        volume = pointwise.volume_element_from_jacobian(gradient(torus.points(grid), grid))
         errors.append(np.abs(volume / torus.volume_element(grid.points) - 1).max())
     assert 3.7 < errors[0] / errors[1] < 4.3
+
+
+@pytest.mark.parametrize("order", [2, 4])
+@pytest.mark.parametrize("ambient", [3, 512])
+def test_grid_volume_element_is_pointwise_volume_element_of_the_grid_jacobian(order, ambient):
+    # metric.volume_element is volume_element_from_jacobian of the stencil Jacobian, slab by
+    # slab (several slabs at D = 512). The arithmetic per point is the same; a slab recomputes
+    # its spacing, which may move the last bit: rtol 1e-12 is ~5000 float64 ulps.
+    sphere = toy.Sphere(2.0)
+    grid = Grid.product(theta=(0.3, 2.8, 32), phi=(0.0, 2 * np.pi, 48, "periodic"))
+    points = sphere.points(grid) @ toy.random_isometry(3, ambient, seed=0)
+    on_grid = metric.volume_element(points, grid, order=order)
+    at_points = pointwise.volume_element_from_jacobian(gradient(points, grid, order=order))
+    assert on_grid.shape == grid.interior(order // 2).shape
+    np.testing.assert_allclose(on_grid, at_points, rtol=1e-12)
 
 
 def test_types_and_dtypes_follow_the_input():
@@ -93,8 +108,9 @@ def test_degenerate_metric_is_refused_by_name():
     with pytest.raises(ValueError, match="scalar_curvature needs a non-degenerate metric"):
         scalar_curvature(flat, grid)
     der = derivatives(flat, grid)
-    with pytest.raises(ValueError, match="non-degenerate metric"):
-        extrinsic.scalar_curvature(der.jacobian, der.hessian)
+    with pytest.raises(ValueError,
+                       match="scalar_curvature_from_derivatives needs a non-degenerate metric"):
+        extrinsic.scalar_curvature_from_derivatives(der.jacobian, der.hessian)
 
 
 @pytest.mark.parametrize("order", [2, 4])
@@ -134,8 +150,8 @@ def test_total_gaussian_curvature_of_an_ellipsoid_band_from_differences():
     inner = grid.interior(2)
     theta = grid.points[grid.interior_index(2)]
     # K dA = (S / 2) sqrt(det g); the truth integrates the closed forms by the same rule.
-    estimate = inner.integrate(extrinsic.scalar_curvature(der.jacobian, der.hessian) / 2
-                               * extrinsic.volume_element(der.jacobian))
+    gauss = extrinsic.scalar_curvature_from_derivatives(der.jacobian, der.hessian)
+    estimate = inner.integrate(gauss / 2 * pointwise.volume_element_from_jacobian(der.jacobian))
     truth = inner.integrate(ellipsoid.gaussian_curvature(theta) * ellipsoid.volume_element(theta))
     # Measured relative error 1.4e-7 (2026-11-22); bound 1e-5.
     assert estimate == pytest.approx(truth, rel=1e-5)

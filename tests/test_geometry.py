@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lib.datasets import toy
-from lib.geometry import extrinsic
-from lib.geometry.jacobian import derivatives
+from lib.derivatives import derivatives
+from lib.geometry import extrinsic, pointwise
 from lib.geometry.reach import local_reach
 
 
@@ -19,8 +19,8 @@ def circle(n=96, radius=2.0):
 
 def test_volume_element_of_a_linear_map_is_its_area_scale():
     jacobian = np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
-    assert float(extrinsic.volume_element(jacobian)) == pytest.approx(1.0, rel=1e-14)
-    np.testing.assert_allclose(extrinsic.metric_matrix(jacobian), [[1.0, 1.0], [1.0, 2.0]])
+    assert float(pointwise.volume_element_from_jacobian(jacobian)) == pytest.approx(1.0, rel=1e-14)
+    np.testing.assert_allclose(pointwise.metric_from_jacobian(jacobian), [[1.0, 1.0], [1.0, 2.0]])
 
 
 def test_second_fundamental_form_is_normal():
@@ -36,8 +36,8 @@ def test_numpy_in_numpy_out_torch_in_torch_out():
     theta = np.array([[0.4, 1.0], [2.0, 3.0]])
     der_np = derivatives(sphere.immersion, theta)
     der_t = derivatives(sphere.immersion, torch.as_tensor(theta))
-    s_np = extrinsic.scalar_curvature(der_np.jacobian, der_np.hessian)
-    s_t = extrinsic.scalar_curvature(der_t.jacobian, der_t.hessian)
+    s_np = extrinsic.scalar_curvature_from_derivatives(der_np.jacobian, der_np.hessian)
+    s_t = extrinsic.scalar_curvature_from_derivatives(der_t.jacobian, der_t.hessian)
     assert isinstance(s_np, np.ndarray) and isinstance(s_t, torch.Tensor)
     np.testing.assert_allclose(s_t.numpy(), s_np, rtol=1e-14)
     np.testing.assert_allclose(s_np, 2 / 1.5**2, rtol=1e-12)
@@ -47,7 +47,7 @@ def test_float32_is_kept_and_accurate_to_single_precision():
     sphere = toy.Sphere(1.0)
     theta = torch.tensor([[0.4, 1.0], [2.0, 3.0]], dtype=torch.float32)
     der = derivatives(sphere.immersion, theta)
-    curvature = extrinsic.scalar_curvature(der.jacobian, der.hessian)
+    curvature = extrinsic.scalar_curvature_from_derivatives(der.jacobian, der.hessian)
     assert curvature.dtype == torch.float32
     np.testing.assert_allclose(curvature.numpy(), 2.0, rtol=1e-4)
 
@@ -114,7 +114,7 @@ def test_reach_errors_name_the_parameter():
 
 
 def test_extrinsic_shape_errors():
-    with pytest.raises(ValueError, match="'hessian' parameter of scalar_curvature"):
-        extrinsic.scalar_curvature(np.zeros((4, 3, 2)), np.zeros((4, 3, 2)))
+    with pytest.raises(ValueError, match="'hessian' parameter of scalar_curvature_from_derivatives"):
+        extrinsic.scalar_curvature_from_derivatives(np.zeros((4, 3, 2)), np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="D >= d"):
-        extrinsic.volume_element(np.zeros((4, 1, 2)))
+        pointwise.volume_element_from_jacobian(np.zeros((4, 1, 2)))

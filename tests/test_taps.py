@@ -32,8 +32,8 @@ import torch
 
 from lib.datasets.toy import Torus
 from lib.geometry.curvature import scalar_curvature
-from lib.geometry.extrinsic import volume_element
 from lib.geometry.metric import total_volume
+from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 from lib.models.taps import (finite_difference_error, layer_jacobians, layer_taps,
@@ -343,7 +343,7 @@ def layer_geometry(model, grid):
         result[name] = {"volume": total_volume(values, grid),
                         "curvature": scalar_curvature(values, grid),
                         "reach": grid_reach(values, grid).reach,
-                        "volume element": volume_element(exact[name])}
+                        "volume element": volume_element_from_jacobian(exact[name])}
     return result
 
 

@@ -13,8 +13,8 @@ import torch
 from scipy import stats
 
 from lib.datasets import toy
-from lib.geometry import extrinsic
-from lib.geometry.jacobian import derivatives
+from lib.derivatives import derivatives
+from lib.geometry import extrinsic, pointwise
 from lib.geometry.reach import local_reach
 
 MANIFOLDS = [toy.Circle(1.5), toy.Ellipse(1.0, 0.4), toy.Sphere(2.0), toy.Ellipsoid(1.0, 0.7, 0.5),
@@ -53,11 +53,12 @@ def test_volume_element_and_scalar_curvature_match_autodiff_after_embedding(mani
     theta = random_parameters(manifold)
     weights = torch.as_tensor(toy.random_isometry(manifold.native_dim, 32, seed=1))
     der = derivatives(lambda t: manifold.immersion(t) @ weights, theta)
-    np.testing.assert_allclose(extrinsic.volume_element(der.jacobian),
+    np.testing.assert_allclose(pointwise.volume_element_from_jacobian(der.jacobian),
                                manifold.volume_element(theta), rtol=1e-10)
     scale = max(1.0, np.abs(manifold.scalar_curvature(theta)).max())
-    np.testing.assert_allclose(extrinsic.scalar_curvature(der.jacobian, der.hessian),
-                               manifold.scalar_curvature(theta), atol=1e-10 * scale)
+    np.testing.assert_allclose(
+        extrinsic.scalar_curvature_from_derivatives(der.jacobian, der.hessian),
+        manifold.scalar_curvature(theta), atol=1e-10 * scale)
 
 
 @pytest.mark.parametrize("manifold", SURFACES_IN_R3, ids=lambda m: m.name)

@@ -70,7 +70,7 @@ import torch
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
 from lib.datasets.images import ImageManifold
-from lib.geometry.jacobian import Derivatives, derivatives as _autodiff
+from lib.derivatives import Derivatives, derivatives as _autodiff
 from lib.grid import Axis, Grid
 
 __all__ = ["SHAPES", "AXES", "SIZE", "FIXED", "DSprites", "dsprites_grid", "full_parameters",
@@ -263,7 +263,7 @@ class DSprites:
         return restore(images.reshape(*theta_t.shape[:-1], n, n))
 
     def image_function(self, shape: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The image as a function of one pose, for :func:`lib.geometry.jacobian.derivatives`.
+        """The image as a function of one pose, for :func:`lib.derivatives.derivatives`.
 
         Parameters
         ----------

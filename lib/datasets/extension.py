@@ -6,7 +6,7 @@ shrinking it (22 scales in [0.5, 1], interval axis) and resizing the canvas to
 64x64. The reference does this with OpenCV warps and whole-pixel sizes, which
 makes the images a piecewise function of the scale. Here the same geometry is a
 :math:`C^\infty` function of ``(scale, rotation)``, so that exact derivatives
-(:func:`lib.geometry.jacobian.derivatives`) exist and finite differences
+(:func:`lib.derivatives.derivatives`) exist and finite differences
 converge at their stencil order.
 
 Model. The view is a continuous picture made of smooth bumps on its pixels

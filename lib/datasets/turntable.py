@@ -46,8 +46,7 @@ from lib._checks import check_in, check_int, check_real
 from lib.datasets import extension
 from lib.datasets.solids import SHAPES
 from lib.datasets.images import ImageManifold
-from lib.geometry.jacobian import Derivatives
-from lib.geometry.jacobian import derivatives as _derivatives
+from lib.derivatives import Derivatives, derivatives as _derivatives
 
 __all__ = ["OBJECTS", "ROTATION_INVARIANT", "Turntable", "extended_turntable", "turntable_views"]
 
@@ -237,7 +236,7 @@ class Turntable:
         ``theta`` follows the axes of :func:`lib.datasets.extension.extension_grid`
         (view, scale, rotation), with the axes a lower ``dim`` drops held at
         :func:`lib.datasets.extension.fixed_parameters` of a grid with ``scales``
-        scales. Written in torch for :func:`lib.geometry.jacobian.derivatives`.
+        scales. Written in torch for :func:`lib.derivatives.derivatives`.
         """
         caller = "Turntable.image_function"
         check_in(obj, OBJECTS, name="obj", caller=caller)

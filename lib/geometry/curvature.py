@@ -17,7 +17,8 @@ Christoffels: three nested stencils, so each interval axis loses
 the first kind, :math:`\Gamma_{m,ij} = g_{mk}\Gamma^k_{ij}`, are differenced;
 derivatives of :math:`g^{-1}` follow exactly from
 :math:`\partial g^{-1} = -g^{-1}(\partial g)g^{-1}`. This is the paper's estimator; the
-extrinsic route (:mod:`lib.geometry.extrinsic`) needs second differences only.
+extrinsic route (:func:`lib.geometry.extrinsic.scalar_curvature_from_derivatives`
+of :func:`lib.geometry.differences.derivatives`) needs second differences only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 from lib._arrays import as_tensor
 from lib.geometry.differences import gradient
-from lib.geometry.extrinsic import inverse_metric
+from lib.geometry.pointwise import inverse_metric
 from lib.grid import Grid, accepts_sampled
 
 __all__ = ["christoffels", "scalar_curvature"]

@@ -17,6 +17,7 @@ import torch
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_shape
+from lib.derivatives import Derivatives
 from lib.grid import Axis, Grid, accepts_sampled
 
 __all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "stencil_derivatives", "by_slabs"]
@@ -131,12 +132,10 @@ def derivatives(values, grid: Grid, *, order: int = 2):
 
     Returns
     -------
-    lib.geometry.jacobian.Derivatives
+    lib.derivatives.Derivatives
         ``jacobian`` (*G', D, k) and ``hessian`` (*G', D, k, k) with
         ``G' = grid.interior(order // 2).shape``, in the input's array type.
     """
-    from lib.geometry.jacobian import Derivatives
-
     field, restore = _checked(values, grid, order, "derivatives")
     depth, k = order // 2, grid.ndim
     padded = _padded(field, grid, depth)
@@ -223,7 +222,7 @@ def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
 
     Returns
     -------
-    lib.geometry.jacobian.Derivatives
+    lib.derivatives.Derivatives
         ``jacobian`` (*F, k) and ``hessian`` (*F, k, k), in the type of ``theta``.
 
     Examples
@@ -234,8 +233,6 @@ def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
     >>> [round(float(v), 6) for v in der.jacobian[0]], round(float(der.hessian[0, 0, 1]), 6)
     ([6.0, 1.0], 3.0)
     """
-    from lib.geometry.jacobian import Derivatives
-
     caller = "stencil_derivatives"
     check_in(order, tuple(STENCILS), name="order", caller=caller)
     centre, restore = as_tensor(theta)

@@ -38,8 +38,9 @@ import torch
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_shape
-from lib.geometry import curvature, extrinsic
+from lib.geometry import curvature
 from lib.geometry.differences import gradient
+from lib.geometry.pointwise import is_degenerate, volume_element_from_jacobian
 from lib.geometry.reach import local_reach
 from lib.grid import Grid
 
@@ -65,8 +66,8 @@ def degenerate_metric(jacobian):
     r"""Where the metric :math:`g = J^\top J` is degenerate, by the test of ``inverse_metric``.
 
     :math:`\det g / (\operatorname{tr} g / k)^k \le 10^3\,\varepsilon`, scale-free, so the
-    overall size of the points does not matter (:func:`lib.geometry.extrinsic.inverse_metric`
-    refuses exactly these points).
+    overall size of the points does not matter (:func:`lib.geometry.pointwise.is_degenerate`;
+    :func:`lib.geometry.pointwise.inverse_metric` refuses exactly these points).
 
     Parameters
     ----------
@@ -85,10 +86,7 @@ def degenerate_metric(jacobian):
     """
     jac, restore = as_tensor(jacobian)
     metric = torch.einsum("...ai,...aj->...ij", jac, jac)
-    k = metric.shape[-1]
-    scale = (torch.diagonal(metric, dim1=-2, dim2=-1).sum(-1) / k).clamp_min(
-        torch.finfo(metric.dtype).tiny)
-    return restore(torch.linalg.det(metric) / scale**k <= 1e3 * torch.finfo(metric.dtype).eps)
+    return restore(is_degenerate(metric))
 
 
 def _integral(region: Grid, field: torch.Tensor) -> float:
@@ -178,7 +176,7 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER, reach_stride
         What to do with a class whose metric :math:`g = J^\top J` is
         degenerate at some point of the region (tangents of rank < k, e.g.
         a network layer that no longer moves along one axis; the test of
-        :func:`lib.geometry.extrinsic.inverse_metric`): raise a ValueError,
+        :func:`lib.geometry.pointwise.inverse_metric`): raise a ValueError,
         or report its curvature and reach columns as NaN (they need
         :math:`g^{-1}` and a k-dimensional tangent space); its volume and
         class distance are measured either way.
@@ -230,7 +228,7 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER, reach_stride
                                  f"{points.device} for {label!r}, D = {first.shape[-1]} on "
                                  f"{first.device} before.")
         tangents = gradient(points, grid)[on_region]                      # (*R, D, k)
-        element = extrinsic.volume_element(tangents)
+        element = volume_element_from_jacobian(tangents)
         queries = points[cut][lattice]
         coarse[label] = queries
         row = {"class": label, "volume": _integral(region, element)}

@@ -1,8 +1,9 @@
 r"""Metric and volume of a manifold sampled on a parameter grid, by finite differences.
 
 The Jacobian :math:`J = \partial x / \partial\theta` comes from
-:func:`lib.geometry.differences.gradient`; the metric is :math:`g = J^\top J`
-and the volume element :math:`\sqrt{\det g}`. Everything lives on
+:func:`lib.geometry.differences.gradient`; the metric :math:`g = J^\top J`
+and the volume element :math:`\sqrt{\det g}` of it from
+:mod:`lib.geometry.pointwise`. Everything lives on
 ``grid.interior(order // 2)``, where the stencil is defined.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from lib._arrays import as_tensor
-from lib.geometry import extrinsic
 from lib.geometry.differences import by_slabs, gradient
+from lib.geometry.pointwise import metric_from_jacobian, volume_element_from_jacobian
 from lib.grid import Grid, accepts_sampled
 
 __all__ = ["metric_matrix", "volume_element", "total_volume"]
@@ -32,13 +33,13 @@ def metric_matrix(values, grid: Grid, *, order: int = 2):
     -------
     metric : array of shape (*grid.interior(order // 2).shape, k, k)
     """
-    return _from_jacobian(extrinsic.metric_matrix, values, grid, order)
+    return _from_jacobian(metric_from_jacobian, values, grid, order)
 
 
 @accepts_sampled
 def volume_element(values, grid: Grid, *, order: int = 2):
     """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``."""
-    return _from_jacobian(extrinsic.volume_element, values, grid, order)
+    return _from_jacobian(volume_element_from_jacobian, values, grid, order)
 
 
 def _from_jacobian(measure, values, grid, order):

@@ -1,12 +1,11 @@
 """Neighbourhood graphs of point clouds: non-negative kernel regression (NNK) and kNN.
 
-:mod:`lib.graphs.nnk` builds NNK graphs (:func:`nnk_graph`) and the
-kernel-weighted kNN baseline (:func:`knn_graph`); :mod:`lib.graphs.nnk_solver`
-holds the batched exact solver of the per-node non-negative quadratic programs
-and the reference pruning heuristic; :mod:`lib.graphs.metrics` reads manifold
-graph metrics off a graph and :mod:`lib.graphs.propagation` propagates labels
-on it. Inputs are samples (N, D); no datasets, no
-plots.
+Inputs are samples (N, D); no datasets, no plots. Modules:
+
+- :mod:`~lib.graphs.nnk_solver`: exact batched solver of the per-node NNK programs; pruning.
+- :mod:`~lib.graphs.nnk`: NNK graphs, the kernel-weighted kNN baseline, ``unit_rows``.
+- :mod:`~lib.graphs.metrics`: manifold graph metrics read off an NNK graph, ``class_labels``.
+- :mod:`~lib.graphs.propagation`: label propagation and the kNN-vs-NNK accuracy comparison.
 """
 
 from lib.graphs.nnk import NNKGraph, knn_graph, nnk_graph

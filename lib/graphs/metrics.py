@@ -40,9 +40,9 @@ import torch
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
-from lib.graphs.nnk import _unit_rows, nnk_graph
+from lib.graphs.nnk import nnk_graph, unit_rows
 
-__all__ = ["DegreeCalibration", "InterpolationError", "degree_calibration",
+__all__ = ["DegreeCalibration", "InterpolationError", "class_labels", "degree_calibration",
            "dimension_from_degree", "geometric_stability", "local_dimension",
            "loo_interpolation_error", "neighbor_count", "polytope_diameter",
            "reconstruction_error", "weighted_degree"]
@@ -95,7 +95,7 @@ def neighbor_count(graph, *, tau: float = 0.0):
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> neighbor_count(nnk_graph(np.arange(6.0)[:, None], 3)).tolist()
     [1, 2, 2, 2, 2, 1]
     """
@@ -118,7 +118,7 @@ def weighted_degree(graph):
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> a = np.exp(-0.5)   # sigma = spacing; interior: theta = a / (1 + a**4) on both sides
     >>> graph = nnk_graph(np.arange(4.0)[:, None], 2, sigma=1.0, symmetrize=None)
     >>> np.allclose(weighted_degree(graph), [a, 2 * a / (1 + a**4), 2 * a / (1 + a**4), a])
@@ -146,7 +146,7 @@ def reconstruction_error(graph):
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> a = np.exp(-0.5)   # sigma = spacing: K to the two neighbours of an interior point
     >>> e = reconstruction_error(nnk_graph(np.arange(5.0)[:, None], 2, sigma=1.0))
     >>> bool(abs(e[2] - (1 - 2 * a**2 / (1 + a**4))) < 1e-12)
@@ -186,7 +186,7 @@ def polytope_diameter(points, graph, *, normalize: bool = True, tau: float = 0.0
     On a line the polytope of an interior point spans its two neighbours.
 
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> x = np.arange(5.0)[:, None]
     >>> polytope_diameter(x, nnk_graph(x, 3), normalize=False).tolist()
     [1.0, 2.0, 2.0, 2.0, 1.0]
@@ -200,7 +200,7 @@ def polytope_diameter(points, graph, *, normalize: bool = True, tau: float = 0.0
         raise TypeError(f"The 'normalize' parameter of {caller} must be a bool. "
                         f"Got {normalize!r} instead.")
     if normalize:
-        x = _unit_rows(x, caller, "normalize=True")
+        x = unit_rows(x, caller, "normalize=True")
     cand = cand.to(x.device)
     count, k = cand.shape
     own = torch.arange(count, device=x.device).unsqueeze(1)
@@ -244,7 +244,7 @@ def loo_interpolation_error(graph, labels, n_classes: int, *,
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> x = np.r_[np.arange(4.0), 100 + np.arange(4.0)][:, None]
     >>> loo = loo_interpolation_error(nnk_graph(x, 3), np.r_[0, 0, 0, 0, 1, 1, 1, 1], 2)
     >>> loo.mean, loo.errors.tolist()
@@ -252,7 +252,7 @@ def loo_interpolation_error(graph, labels, n_classes: int, *,
     """
     caller = "loo_interpolation_error"
     cand, theta, restore = _graph_parts(graph, caller)
-    y = _labels(labels, theta.shape[0], n_classes, caller, name="labels").to(theta.device)
+    y = class_labels(labels, theta.shape[0], n_classes, caller, name="labels").to(theta.device)
     classes = int(n_classes)
     weights = torch.where(theta > _tau(tau, caller), theta, torch.zeros_like(theta))
     scores = torch.zeros(theta.shape[0], classes, dtype=theta.dtype, device=theta.device)
@@ -296,7 +296,7 @@ def local_dimension(points, graph, *, threshold: float = 0.95, tau: float = 0.0,
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> grid = np.stack(np.meshgrid(np.arange(5.0), np.arange(5.0)), -1).reshape(-1, 2)
     >>> x = np.c_[grid, np.zeros((25, 3))]                   # a flat 2-D lattice in R^5
     >>> local_dimension(x, nnk_graph(x, 8, sigma=0.5)).reshape(5, 5)[1:-1, 1:-1].tolist()
@@ -445,7 +445,7 @@ def geometric_stability(graphs, *, tau: float = 0.0):
     Examples
     --------
     >>> import numpy as np
-    >>> from lib.graphs.nnk import _unit_rows, nnk_graph
+    >>> from lib.graphs.nnk import nnk_graph
     >>> x = np.arange(6.0)[:, None]
     >>> geometric_stability([nnk_graph(x, 3), nnk_graph(x, 4)]).tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
@@ -535,8 +535,35 @@ def _tau(tau, caller):
     return check_real(tau, name="tau", caller=caller, low=0.0, high_open=True)
 
 
-def _labels(labels, count, classes, caller, *, name, low=0):
-    """Integer labels (N,) as a long tensor in [low, classes); classes=None: no upper bound."""
+def class_labels(labels, count, classes, caller, *, name, low=0):
+    """Integer class labels of the N nodes as an int64 tensor, refusing others by name.
+
+    Parameters
+    ----------
+    labels : array of shape (N,)
+        Integer classes (ints, or floats that are whole numbers), numpy or torch.
+    count : int
+        N, the number of nodes.
+    classes : int or None
+        Number of classes C: labels must lie in [low, C); None puts no upper bound.
+    caller : str
+        The public function the error messages name.
+    name : str
+        The parameter the error messages name.
+    low : int, default=0
+        Smallest allowed label (e.g. -1 for "unlabelled").
+
+    Returns
+    -------
+    labels : int64 torch.Tensor of shape (N,)
+        On the CPU for numpy input, else on the device of ``labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class_labels(np.array([0.0, 2.0, 1.0]), 3, 3, "f", name="labels").tolist()
+    [0, 2, 1]
+    """
     if classes is not None:
         classes = check_int(classes, name="n_classes", caller=caller, low=1)
     y = labels if isinstance(labels, torch.Tensor) else torch.from_numpy(np.asarray(labels))

@@ -64,7 +64,7 @@ from lib._checks import check_finite, check_in, check_int, check_real, check_sha
 from lib.graphs import nnk_solver
 from lib.neighbors import nearest_neighbors
 
-__all__ = ["NNKGraph", "nnk_graph", "knn_graph"]
+__all__ = ["NNKGraph", "nnk_graph", "knn_graph", "unit_rows"]
 
 KERNELS = ("gaussian", "cosine")
 SIGMAS = ("global", "local")
@@ -162,7 +162,7 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
                      high_open=True)
     budget = check_int(memory_budget, name="memory_budget", caller=caller, low=2**16)
     x = x.to(torch.float64)
-    units = _unit_rows(x, caller) if kernel == "cosine" else None
+    units = unit_rows(x, caller) if kernel == "cosine" else None
     distances, candidates = _candidates(x, k, budget)
     bandwidth = None if kernel == "cosine" else _bandwidth(sigma, distances)
 
@@ -243,7 +243,7 @@ def knn_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     x = x.to(torch.float64)
     distances, candidates = _candidates(x, k, budget)
     if kernel == "cosine":
-        units = _unit_rows(x, caller)
+        units = unit_rows(x, caller)
         values = (1 + torch.einsum("nkd,nd->nk", units[candidates], units)) / 2
     else:
         values = _gaussian(distances**2, _bandwidth(sigma, distances).reshape(-1, 1))
@@ -268,8 +268,34 @@ def _check_sigma(sigma, caller):
         check_real(sigma, name="sigma", caller=caller, low=0.0, low_open=True, high_open=True)
 
 
-def _unit_rows(x, caller, setting="kernel='cosine'"):
-    """Rows scaled to unit length; zero rows have no direction and are refused."""
+def unit_rows(x, caller, setting="kernel='cosine'"):
+    """Rows scaled to unit length (the directions of the cosine kernel); zero rows are refused.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, D)
+        Points, one a row.
+    caller : str
+        The public function the error message names.
+    setting : str, default="kernel='cosine'"
+        The option that asked for directions, named in the error message.
+
+    Returns
+    -------
+    units : torch.Tensor of shape (N, D)
+        ``x / |x|`` row by row.
+
+    Raises
+    ------
+    ValueError
+        If a row is zero (its direction is undefined).
+
+    Examples
+    --------
+    >>> import torch
+    >>> unit_rows(torch.tensor([[3.0, 4.0], [0.0, 2.0]], dtype=torch.float64), "f").tolist()
+    [[0.6, 0.8], [0.0, 1.0]]
+    """
     norms = x.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError(f"The 'points' parameter of {caller} must have no zero rows with "

@@ -35,7 +35,7 @@ import scipy.sparse.linalg
 
 from lib._arrays import as_tensor
 from lib._checks import check_in, check_int, check_real, check_shape
-from lib.graphs.metrics import _labels
+from lib.graphs.metrics import class_labels
 from lib.graphs.nnk import knn_graph, nnk_graph
 
 __all__ = ["Propagation", "label_propagation", "propagation_accuracy", "stratified_labels",
@@ -108,7 +108,7 @@ def label_propagation(weights, labels, *, alpha: float = 0.99, n_classes: int | 
     cap = check_int(n_iter, name="n_iter", caller=caller, low=1)
     eps = check_real(tol, name="tol", caller=caller, low=0.0, high=1.0, low_open=True,
                      high_open=True)
-    y = _labels(labels, count, n_classes, caller, name="labels", low=-1).numpy()
+    y = class_labels(labels, count, n_classes, caller, name="labels", low=-1).numpy()
     known = y >= 0
     if not known.any():
         raise ValueError(f"The 'labels' parameter of {caller} must label at least one node "
@@ -193,7 +193,7 @@ def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
     x, _ = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
     count = x.shape[0]
-    y = _labels(labels, count, None, caller, name="labels").numpy()
+    y = class_labels(labels, count, None, caller, name="labels").numpy()
     given = stratified_labels(y, f, seed)
     if graph == "nnk":
         W = nnk_graph(points, n_neighbors, kernel=kernel, sigma=sigma,

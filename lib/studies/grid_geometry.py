@@ -20,8 +20,9 @@ from scipy import stats
 from lib.datasets import toy
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
 from lib.estimators.local import aamari_reach, knn_volume, quadratic_fit_curvature
-from lib.geometry import curvature, extrinsic, metric
+from lib.geometry import curvature, metric
 from lib.geometry.differences import derivatives
+from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 from lib.params import Choice, Integer, Specification
@@ -161,7 +162,7 @@ def _curvature_rows(base, manifold, values, grid, order):
                      order=order, seconds=seconds,
                      error=np.abs(intrinsic - truth).max() / np.abs(truth).max()))
     der, seconds = _timed(derivatives, values, grid, order=order)
-    via_gauss, more = _timed(extrinsic.scalar_curvature, der.jacobian, der.hessian)
+    via_gauss, more = _timed(scalar_curvature_from_derivatives, der.jacobian, der.hessian)
     seconds += more
     truth = manifold.scalar_curvature(grid.points[grid.interior_index(depth)])
     rows.append(dict(base, measure="scalar curvature", method="extrinsic (Gauss equation)",
@@ -243,7 +244,7 @@ def baselines(config: Config) -> pd.DataFrame:
                          error=_relative(volume, torus.total_volume)))
 
         der, t = _timed(derivatives, values, grid, order=4)
-        s_grid = extrinsic.scalar_curvature(der.jacobian, der.hessian)
+        s_grid = scalar_curvature_from_derivatives(der.jacobian, der.hessian)
         rows.append(dict(measure="scalar curvature", method="grid, order 4", points=n,
                          seconds=t, error=float(np.median(np.abs(s_grid - truth_s))) / scale_s))
         fit, t = _timed(quadratic_fit_curvature, cloud, n_neighbors=k, dim=2)

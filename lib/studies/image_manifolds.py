@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 from lib.datasets import dsprites, extension, turntable
-from lib.geometry import extrinsic
 from lib.geometry.differences import stencil_derivatives
+from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.measures import class_measures, scaled_measures
+from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
 from lib.params import Choice, Integer, Real, Specification
 
@@ -273,9 +274,9 @@ def tangent_convergence(config: Config) -> pd.DataFrame:
             exact = source.exact(label, torch.as_tensor(theta, dtype=torch.float64))
             jac_exact = torch.as_tensor(exact.jacobian)
             hess_exact = torch.as_tensor(exact.hessian)
-            s_exact = (extrinsic.scalar_curvature(jac_exact, hess_exact) if source.dim >= 2
+            s_exact = (scalar_curvature_from_derivatives(jac_exact, hess_exact) if source.dim >= 2
                        else None)
-            v_exact = extrinsic.volume_element(jac_exact)
+            v_exact = volume_element_from_jacobian(jac_exact)
             for point, centre in enumerate(theta):
                 for order in (2, 4):
                     for level in range(sizes["steps"]):
@@ -290,11 +291,11 @@ def tangent_convergence(config: Config) -> pd.DataFrame:
                             dict(base, quantity="tangents",
                                  error=_relative_error(jac, jac_exact[point])),
                             dict(base, quantity="volume element",
-                                 error=abs(float(extrinsic.volume_element(jac) / v_exact[point])
-                                           - 1)),
+                                 error=abs(float(volume_element_from_jacobian(jac)
+                                                 / v_exact[point]) - 1)),
                         ]
                         if source.dim >= 2:  # a curve has no intrinsic curvature
-                            s_fd = extrinsic.scalar_curvature(jac, hess)
+                            s_fd = scalar_curvature_from_derivatives(jac, hess)
                             rows.append(dict(base, quantity="scalar curvature",
                                              error=abs(float(s_fd - s_exact[point]))
                                              / abs(float(s_exact[point]))))

@@ -55,10 +55,10 @@ import torch
 
 from lib.datasets import dsprites, extension, turntable
 from lib.estimators.intrinsic_dim import TwoNN
-from lib.geometry import extrinsic
 from lib.geometry.differences import stencil_derivatives
 from lib.geometry.measures import (COLUMNS, MIN_BUFFER, class_measures, degenerate_metric,
                                    scaled_measures)
+from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
 from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
 from lib.models.taps import layer_jacobians, layer_taps
@@ -630,15 +630,15 @@ def tangent_errors(config: Config, *, models_dir=None, progress: bool = False) -
                         truth = exact[layer][point].to(torch.float64).cpu()
                         # The volume element's relative error needs a nonzero exact one.
                         volume = (math.nan if bool(degenerate_metric(truth))
-                                  else extrinsic.volume_element(truth))
+                                  else volume_element_from_jacobian(truth))
                         base = {"dataset": source.name, "dim": source.dim, "network": kind,
                                 "layer": layer, "depth": depth, "part": layer_part(layer),
                                 "class": label, "point": point}
                         rows.append({**base, "quantity": "tangents",
                                      "error": _relative_error(fd, truth)})
                         rows.append({**base, "quantity": "volume element",
-                                     "error": abs(float(extrinsic.volume_element(fd) / volume)
-                                                  - 1)})
+                                     "error": abs(float(volume_element_from_jacobian(fd)
+                                                                 / volume) - 1)})
     return pd.DataFrame(rows)
 
 

@@ -19,8 +19,9 @@ import torch
 from scipy import stats
 
 from lib.datasets import toy
-from lib.geometry import extrinsic
-from lib.geometry.jacobian import derivatives
+from lib.derivatives import derivatives
+from lib.geometry.extrinsic import scalar_curvature_from_derivatives
+from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.geometry.reach import local_reach
 from lib.params import Choice, Integer, Real, Specification
 
@@ -110,8 +111,8 @@ def closed_form_table(config: Config) -> pd.DataFrame:
         grid = manifold.grid(resolution)
         theta = _regular_queries(manifold, grid)
         der = derivatives(immersion, theta)
-        volume = extrinsic.volume_element(der.jacobian)
-        scalar = extrinsic.scalar_curvature(der.jacobian, der.hessian)
+        volume = volume_element_from_jacobian(der.jacobian)
+        scalar = scalar_curvature_from_derivatives(der.jacobian, der.hessian)
         row = manifold.summary()
         row["D"] = config.ambient_dim
         element = manifold.volume_element(grid.points)

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.datasets import toy
-from lib.geometry import extrinsic
-from lib.geometry.jacobian import derivatives
+from lib.derivatives import derivatives
+from lib.geometry import extrinsic, pointwise
 from lib.geometry.reach import local_reach
 
 THETA = np.array([[0.5, 0.3], [1.2, 2.0], [2.5, 5.0]])
@@ -15,8 +15,8 @@ THETA = np.array([[0.5, 0.3], [1.2, 2.0], [2.5, 5.0]])
 
 def geometry(immersion, theta=THETA):
     der = derivatives(immersion, theta)
-    return (extrinsic.volume_element(der.jacobian),
-            extrinsic.scalar_curvature(der.jacobian, der.hessian))
+    return (pointwise.volume_element_from_jacobian(der.jacobian),
+            extrinsic.scalar_curvature_from_derivatives(der.jacobian, der.hessian))
 
 
 @given(seed=st.integers(0, 2**32 - 1), ambient=st.integers(3, 40),
@@ -77,6 +77,7 @@ def test_finite_difference_geometry_is_invariant_and_scales(seed, scale, ambient
                                curvature.scalar_curvature(points, grid) / scale**2,
                                rtol=1e-7, atol=1e-9)
     der, der_moved = fd_derivatives(points, grid), fd_derivatives(moved, grid)
-    np.testing.assert_allclose(extrinsic.scalar_curvature(der_moved.jacobian, der_moved.hessian),
-                               extrinsic.scalar_curvature(der.jacobian, der.hessian) / scale**2,
+    gauss = extrinsic.scalar_curvature_from_derivatives
+    np.testing.assert_allclose(gauss(der_moved.jacobian, der_moved.hessian),
+                               gauss(der.jacobian, der.hessian) / scale**2,
                                rtol=1e-7, atol=1e-9)

@@ -2,7 +2,10 @@
 
 The map ``fn`` takes a parameter tensor of shape (d,) and returns (D,); it is
 vectorised over query points with :func:`torch.func.vmap`, so the renderers,
-immersions and decoders of the book share one code path.
+immersions and decoders of the book share one code path. :class:`Derivatives`
+is also what the finite-difference estimates of
+:mod:`lib.geometry.differences` return. Top level, below both ``datasets``
+(whose renderers provide exact derivatives) and ``geometry`` (which measures them).
 """
 
 from __future__ import annotations
