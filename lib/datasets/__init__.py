@@ -1,4 +1,5 @@
 """Data: toy immersions with closed-form geometry (:mod:`lib.datasets.toy`), the image
 testbed (:mod:`~lib.datasets.dsprites`, :mod:`~lib.datasets.turntable`,
-:mod:`~lib.datasets.coil20`), point clouds of known law (:mod:`~lib.datasets.point_clouds`)
+:mod:`~lib.datasets.coil20`, one interface to all three in :mod:`~lib.datasets.testbed`),
+point clouds of known law (:mod:`~lib.datasets.point_clouds`)
 and real handwritten digits (:mod:`~lib.datasets.mnist`)."""
