@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.datasets import coil20, dsprites, turntable
+from lib.datasets import dsprites, testbed
 from lib.datasets.toy import Circle, Sphere, Torus
 from lib.stats import rates
 from lib.estimators.projection import LocalProjection, projection_error
@@ -208,23 +208,19 @@ def _toy(name: str):
     return Torus(R=big, r=0.6 * big)
 
 
-def _image_manifold(config: Config, name: str, dim: int):
-    sizes = config.sizes
+def _testbed(config: Config, name: str, dim: int) -> testbed.Testbed:
+    """The preset's classes of an image data set at dimension d, on the preset's grid for d."""
+    options = config.sizes[name]
+    grid = options["grids"][dim]
     if name == "dsprites":
-        options = sizes["dsprites"]
-        renderer = dsprites.DSprites(image_size=options["image_size"])
-        return dsprites.extended_dsprites(dim, renderer=renderer, shapes=options["shapes"],
-                                          dtype=torch.float64, **options["grids"][dim])
-    options = sizes["turntable"]
+        return testbed.image_testbed(name, dim, classes=options["shapes"],
+                                     image_size=options["image_size"], **grid)
     if name == "turntable":
-        return turntable.extended_turntable(
-            dim, renderer=turntable.Turntable(image_size=options["base_size"]),
-            objects=options["objects"], out_size=options["out_size"], dtype=torch.float64,
-            **options["grids"][dim])
-    options = sizes["coil20"]
-    return coil20.extended_coil20(dim, path=config.coil20, out_size=options["out_size"],
-                                  objects=list(options["objects"]), dtype=torch.float64,
-                                  **options["grids"][dim])
+        return testbed.image_testbed(name, dim, classes=options["objects"],
+                                     base_size=options["base_size"],
+                                     out_size=options["out_size"], **grid)
+    return testbed.image_testbed(name, dim, classes=options["objects"], path=config.coil20,
+                                 out_size=options["out_size"], **grid)
 
 
 def _sizes_key(config: Config) -> str:
@@ -257,7 +253,7 @@ def _manifold_sample(config: Config, sizes_key: str, name: str, dim: int) -> Man
         weights = np.clip(toy.volume_element(grid.points).reshape(-1), 0.0, None)
         return ManifoldSample(name, toy_dim, points, weights, float(toy.total_volume),
                               float(toy.reach), None)
-    data = _image_manifold(config, name, dim)
+    data = _testbed(config, name, dim).manifold()
     grid, interior = data.grid, data.grid.interior(1)
     points, weights, volume, reach = [], [], 0.0, math.inf
     for label in data.classes:

@@ -6,9 +6,9 @@ manifold (the paper's per-class table)? And how close are the
 finite-difference tangents and curvatures the paper uses to the exact ones,
 which our smooth renderers give by automatic differentiation?
 
-Both data sets are rendered here: extended dSprites
-(:mod:`lib.datasets.dsprites`) and the offline turntable set
-(:mod:`lib.datasets.turntable`), the stand-in for extended COIL-20.
+Both data sets are rendered here, through :mod:`lib.datasets.testbed`:
+extended dSprites (:mod:`lib.datasets.dsprites`) and the offline turntable
+set (:mod:`lib.datasets.turntable`), the stand-in for extended COIL-20.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.datasets import dsprites, extension, turntable
+from lib.datasets import dsprites, testbed
 from lib.geometry.differences import stencil_derivatives
 from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.measures import class_measures, scaled_measures
@@ -81,63 +81,20 @@ class Config:
 # --- the two data sets ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Source:
-    """One data set as the study needs it: a grid and a way to render any parameter points."""
-
-    name: str
-    grid: Grid
-    classes: tuple[str, ...]
-    dim: int
-    render: object          # (label, theta (..., dim) tensor) -> images (..., H, W)
-    exact: object           # (label, theta (Q, dim) tensor) -> Derivatives
-
-
-def _dsprites(config: Config) -> _Source:
-    renderer = dsprites.DSprites(blur=config.blur)
-    dim = config.dsprites_dim
-    grid = dsprites.dsprites_grid(dim, **config.sizes["dsprites"])
-
-    def render(label, theta):
-        return renderer.render(label, dsprites.full_parameters(theta, dim))
-
-    return _Source("dsprites", grid, dsprites.SHAPES, dim, render,
-                   lambda label, theta: renderer.derivatives(label, theta, dim=dim))
-
-
-def _turntable(config: Config) -> _Source:
+def _sources(config: Config) -> list[testbed.Testbed]:
+    """dSprites with the chapter's blur and the first ``objects`` turntable objects, at its d."""
     sizes = config.sizes["turntable"]
-    renderer = turntable.Turntable(image_size=sizes["base_size"])
-    dim = config.turntable_dim
-    grid = extension.extension_grid(dim, views=sizes["views"], scales=sizes["scales"],
-                                    rotations=sizes["rotations"])
-    objects = turntable.OBJECTS[:sizes["objects"]]
-
-    def render(label, theta):
-        return renderer.images(label, theta, dim=dim, scales=sizes["scales"])
-
-    return _Source("turntable", grid, objects, dim, render,
-                   lambda label, theta: renderer.derivatives(label, theta, dim=dim,
-                                                             scales=sizes["scales"]))
+    return [testbed.image_testbed("dsprites", config.dsprites_dim, blur=config.blur,
+                                  **config.sizes["dsprites"]),
+            testbed.image_testbed("turntable", config.turntable_dim,
+                                  classes=testbed.labels("turntable")[:sizes["objects"]],
+                                  base_size=sizes["base_size"], views=sizes["views"],
+                                  scales=sizes["scales"], rotations=sizes["rotations"])]
 
 
-def _sources(config: Config) -> list[_Source]:
-    return [_dsprites(config), _turntable(config)]
-
-
-def _class_images(config: Config, source: _Source, label: str) -> torch.Tensor:
+def _class_images(config: Config, source: testbed.Testbed, label: str) -> torch.Tensor:
     """One class rendered on the full grid in float64, flattened: (*grid.shape, D)."""
-    if source.name == "dsprites":
-        manifold = dsprites.extended_dsprites(config.dsprites_dim, shapes=(label,),
-                                              renderer=dsprites.DSprites(blur=config.blur),
-                                              dtype=torch.float64, **config.sizes["dsprites"])
-    else:
-        sizes = config.sizes["turntable"]
-        manifold = turntable.extended_turntable(
-            config.turntable_dim, renderer=turntable.Turntable(image_size=sizes["base_size"]),
-            objects=(label,), views=sizes["views"], scales=sizes["scales"],
-            rotations=sizes["rotations"], dtype=torch.float64)
-    return manifold.values(label)
+    return source.grid_images(label)
 
 
 # --- what the images look like ----------------------------------------------------------
@@ -271,7 +228,7 @@ def tangent_convergence(config: Config) -> pd.DataFrame:
         classes, queries = sizes["convergence"][source.name]
         theta = source.grid.interior(BUFFER).uniform_points(queries, seed=rng)
         for label in source.classes[:classes]:
-            exact = source.exact(label, torch.as_tensor(theta, dtype=torch.float64))
+            exact = source.derivatives(label, torch.as_tensor(theta, dtype=torch.float64))
             jac_exact = torch.as_tensor(exact.jacobian)
             hess_exact = torch.as_tensor(exact.hessian)
             s_exact = (scalar_curvature_from_derivatives(jac_exact, hess_exact) if source.dim >= 2

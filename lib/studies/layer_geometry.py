@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.datasets import dsprites, extension, turntable
+from lib.datasets import testbed
 from lib.estimators.intrinsic_dim import TwoNN
 from lib.geometry.differences import stencil_derivatives
 from lib.geometry.measures import (COLUMNS, MIN_BUFFER, class_measures, degenerate_metric,
@@ -131,92 +131,22 @@ def _sizes_key(config: Config) -> str:
 
 # --- the two data sets ----------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Source:
-    """One data set as the study needs it: its grid, classes, renderers and objective."""
-
-    name: str
-    grid: Grid
-    classes: tuple[str, ...]
-    image_size: int
-    objective: dict
-    grid_images: object       # label -> (*grid.shape, S * S) float64 tensor
-    image_function: object    # label -> (theta (k,) -> image (S * S,)), differentiable
-    sample_images: object     # (label, theta (n, k) ndarray) -> (n, S * S) float64 tensor
-
-    @property
-    def dim(self) -> int:
-        return self.grid.ndim
+# The beta-VAE objective per data set: Burgess et al.'s capacity objective on dSprites, the
+# paper's beta = 4 on the turntable (its COIL setting).
+_OBJECTIVES = {"dsprites": dict(objective="capacity", gamma=100.0, capacity_max=20.0),
+               "turntable": dict(objective="beta", beta=4.0)}
 
 
-def _dsprites(config: Config) -> _Source:
-    sizes = config.sizes["dsprites"]
-    dim, size = sizes["dim"], config.sizes["image_size"]
-    renderer = dsprites.DSprites(image_size=size, blur=0.8)       # the paper's extra blur
-    grid = dsprites.dsprites_grid(dim, **sizes["grid"])
-
-    def grid_images(label):
-        return dsprites.extended_dsprites(dim, renderer=renderer, shapes=(label,),
-                                          dtype=torch.float64, **sizes["grid"]).values(label)
-
-    def image_function(label):
-        image = renderer.image_function(label)
-        return lambda theta: image(dsprites.full_parameters(theta, dim))
-
-    def sample_images(label, theta):
-        poses = dsprites.full_parameters(torch.as_tensor(theta, dtype=torch.float64), dim)
-        return renderer.render(label, poses).reshape(len(theta), -1)
-
-    # Burgess et al.'s capacity objective on dSprites.
-    objective = dict(objective="capacity", gamma=100.0, capacity_max=20.0)
-    return _Source("dsprites", grid, dsprites.SHAPES, size, objective, grid_images,
-                   image_function, sample_images)
+def _sources(config: Config) -> list[testbed.Testbed]:
+    """dSprites with the paper's extra blur and the preset's turntable objects, at size S."""
+    size, sprites, table = (config.sizes[key] for key in ("image_size", "dsprites", "turntable"))
+    return [testbed.image_testbed("dsprites", sprites["dim"], image_size=size, blur=0.8,
+                                  **sprites["grid"]),
+            testbed.image_testbed("turntable", table["dim"], classes=table["objects"],
+                                  base_size=table["base_size"], out_size=size, **table["grid"])]
 
 
-def _turntable(config: Config) -> _Source:
-    sizes = config.sizes["turntable"]
-    dim, size = sizes["dim"], config.sizes["image_size"]
-    renderer = turntable.Turntable(image_size=sizes["base_size"])
-    options = sizes["grid"]
-    grid = extension.extension_grid(dim, **options)
-    scales = options.get("scales", 22)
-    fixed = extension.fixed_parameters(dim, scales=scales)
-
-    def grid_images(label):
-        return turntable.extended_turntable(dim, renderer=renderer, objects=(label,),
-                                            out_size=size, dtype=torch.float64,
-                                            **options).values(label)
-
-    def image_function(label):
-        return renderer.image_function(label, dim=dim, out_size=size, scales=scales)
-
-    def sample_images(label, theta):
-        # Rendering a view is the expensive step: the views come from `twonn_views` equally
-        # spaced turntable angles, several times finer than the sample's neighbour spacing;
-        # scale and in-plane rotation are continuous.
-        count = sizes["twonn_views"]
-        index = np.floor(np.asarray(theta)[:, 0] / (2 * math.pi) * count).astype(int) % count
-        angles = torch.arange(count, dtype=torch.float64) * (2 * math.pi / count)
-        views = renderer.render(label, angles)
-        theta = torch.as_tensor(theta, dtype=torch.float64)
-        images = []
-        for view, point in zip(index, theta):
-            scale = point[1] if dim == 3 else fixed["scale"]
-            rotation = point[dim - 1] if dim >= 2 else fixed["rotation"]
-            images.append(extension.similarity(views[view], scale, rotation, out_size=size))
-        return torch.stack(images).reshape(len(theta), -1)
-
-    objective = dict(objective="beta", beta=4.0)                  # the paper's COIL setting
-    return _Source("turntable", grid, tuple(sizes["objects"]), size, objective, grid_images,
-                   image_function, sample_images)
-
-
-def _sources(config: Config) -> list[_Source]:
-    return [_dsprites(config), _turntable(config)]
-
-
-def _source(config: Config, dataset: str) -> _Source:
+def _source(config: Config, dataset: str) -> testbed.Testbed:
     for source in _sources(config):
         if source.name == dataset:
             return source
@@ -225,7 +155,7 @@ def _source(config: Config, dataset: str) -> _Source:
                      f"Got {dataset!r} instead.")
 
 
-def _class_images(config: Config, source: _Source, label: str) -> torch.Tensor:
+def _class_images(config: Config, source: testbed.Testbed, label: str) -> torch.Tensor:
     """One class on the full grid, float64, (*grid.shape, S * S); kept for the next caller."""
     return _cached_images(config, _sizes_key(config), source.name, label)
 
@@ -238,19 +168,19 @@ def _cached_images(config: Config, sizes_key: str, dataset: str, label: str) -> 
 # --- the networks ---------------------------------------------------------------------------
 
 
-def _spec(config: Config, source: _Source) -> BetaVAESpec:
+def _spec(config: Config, source: testbed.Testbed) -> BetaVAESpec:
     return BetaVAESpec(image_size=source.image_size, latent_dim=10, **config.sizes["network"])
 
 
-def _training(config: Config, source: _Source) -> BetaVAETraining:
+def _training(config: Config, source: testbed.Testbed) -> BetaVAETraining:
     options = dict(config.sizes["training"])
-    objective = dict(source.objective)
+    objective = dict(_OBJECTIVES[source.name])
     if objective["objective"] == "capacity":
         objective["capacity_steps"] = options["max_steps"]   # C reaches C_max at the end
     return BetaVAETraining(seed=config.seed, **options, **objective)
 
 
-def _trained(config: Config, source: _Source, models_dir, progress: bool):
+def _trained(config: Config, source: testbed.Testbed, models_dir, progress: bool):
     if models_dir is None:
         raise ValueError("The 'models_dir' parameter of layer_geometry must name a folder for "
                          "the beta-VAE weights. Got None instead.")
@@ -529,9 +459,12 @@ def layer_measures(config: Config, *, models_dir=None, taps_dir=None, datasets=N
                    for label in source.classes}
         rng = np.random.default_rng([config.seed, index])
         region = source.grid.interior(BUFFER)
+        # Rendering a turntable view is the expensive step: the views come from `twonn_views`
+        # equally spaced angles, several times finer than the sample's neighbour spacing.
+        snap = config.sizes[source.name].get("twonn_views")
         samples = {label: source.sample_images(
-            label, region.uniform_points(config.sizes["twonn_points"], seed=rng))
-            for label in source.classes}
+            label, region.uniform_points(config.sizes["twonn_points"], seed=rng),
+            snap_views=snap) for label in source.classes}
         for kind in networks:
             model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
             names = layers if layers is not None else model.layer_names
