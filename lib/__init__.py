@@ -9,7 +9,8 @@ checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
   :mod:`lib._lazy` (packages that import their submodules on first use);
 - foundations: :mod:`lib.grid` (parameter grids), :mod:`lib.params` (declared
   chapter parameters), :mod:`lib.derivatives` (autodiff Jacobians and
-  Hessians of maps);
+  Hessians of maps), :mod:`lib.store` (the cache folder, code fingerprints,
+  digests and atomic writes);
 - :mod:`lib.geometry` (geometry of values sampled on a grid),
   :mod:`lib.neighbors` (exact nearest neighbours), :mod:`lib.sampling`
   (train/test splits of a sampled manifold) and :mod:`lib.datasets`

@@ -29,108 +29,14 @@ import time
 from pathlib import Path
 
 from lib.chapters import CHAPTERS, Chapter, write_toc
+# cache_dir and code_fingerprint stay importable from here while notebooks still call them.
+from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, code_fingerprint, library_fingerprint
 
 __all__ = ["Chapter", "CHAPTERS", "cached", "code_fingerprint", "publish", "run_chapter",
            "build_book", "main"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CACHE_ENV = "MANIFOLD_BOOK_CACHE"
-
 
 # --- inside a chapter -----------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """Where cached results live: ``$MANIFOLD_BOOK_CACHE`` or ``<project>/data/cache``."""
-    return Path(os.environ.get(CACHE_ENV, PROJECT_ROOT / "data" / "cache"))
-
-
-def library_fingerprint() -> str:
-    """Hash of every source file of :mod:`lib` that computes, 12 hex digits.
-
-    joblib keys an entry by the cached function's own code and its arguments,
-    not by the code it calls; keeping the cache under this fingerprint means a
-    change anywhere in ``lib`` can never serve a stale result. ``lib/figures``
-    is left out: figures draw results and never compute them (imports point
-    one way), so redrawing a figure does not recompute a chapter.
-    """
-    import hashlib
-
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for source in sorted(package.rglob("*.py")):
-        if source.relative_to(package).parts[0] == "figures":
-            continue
-        digest.update(source.relative_to(package).as_posix().encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _module_file(name: str) -> Path | None:
-    """Source file of a ``lib`` module or package by dotted name, or None if there is none."""
-    base = PROJECT_ROOT.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _lib_imports(source: Path) -> set[str]:
-    """Every ``lib`` module a source file imports, at any depth of its code (lazy imports too)."""
-    import ast
-
-    names = set()
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names if alias.name.split(".")[0] == "lib")
-        elif isinstance(node, ast.ImportFrom) and node.module and \
-                node.module.split(".")[0] == "lib":
-            names.add(node.module)
-            # ``from lib.datasets import dsprites`` imports the submodule lib.datasets.dsprites.
-            names.update(f"{node.module}.{alias.name}" for alias in node.names
-                         if _module_file(f"{node.module}.{alias.name}") is not None)
-    return names
-
-
-def code_fingerprint(module: str) -> str:
-    """Hash of the sources of ``module`` and of every ``lib`` module it imports, transitively.
-
-    A sweep whose cells run one study function keys its cache on this: a
-    change to code the study can reach recomputes its cells, a change
-    elsewhere in ``lib`` (another chapter, a figure) does not. Imports are
-    read from the source (``ast``), including those inside functions.
-
-    Parameters
-    ----------
-    module : str
-        Dotted name of a module of ``lib``, e.g. ``"lib.studies.bound_scaling"``.
-
-    Returns
-    -------
-    str
-        12 hex digits.
-    """
-    import hashlib
-
-    if _module_file(module) is None:
-        raise ValueError(f"The 'module' parameter of code_fingerprint must name a module of "
-                         f"lib, such as 'lib.studies.bound_scaling'. Got {module!r} instead.")
-    seen, todo = set(), [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo += sorted(_lib_imports(_module_file(name)) - seen)
-    # Parent packages also run their __init__ on import, but here those only re-export
-    # their submodules (``import lib`` has no side effects): they are left out, else
-    # registering a new chapter in lib/studies/__init__ would recompute every sweep.
-    digest = hashlib.sha256()
-    for name in sorted(seen):
-        source = _module_file(name)
-        digest.update(source.relative_to(PROJECT_ROOT).as_posix().encode())
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def cached(function, *args, **kwargs):

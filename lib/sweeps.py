@@ -25,34 +25,29 @@ Files are written by this process only, as each cell finishes (joblib's
 ``return_as="generator_unordered"``; the returned list is put back in the
 order of the cells), through a temporary file in the same folder and
 :func:`os.replace`: an interrupted sweep keeps the cells it finished and
-leaves no partial file. NaN and
+leaves no partial file (:func:`lib.store.write_atomic`). NaN and
 infinities are written as Python's :mod:`json` writes them (``NaN``,
 ``Infinity``), which it reads back.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
 from lib._checks import check_in, check_int
+from lib.store import canonical_json, digest, write_atomic
 
 __all__ = ["BACKENDS", "cached_results", "cell_key", "run_cells"]
 
 BACKENDS = ("sequential", "loky", "threading", "dask")
 
 
-def _canonical(cell) -> str:
-    return json.dumps(cell, sort_keys=True)
-
-
 def _key(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return digest(text, length=24)
 
 
 def cell_key(cell: dict) -> str:
@@ -91,7 +86,7 @@ def _check_cells(cells, *, caller: str) -> list[str]:
                             f"(the keyword arguments of one call). Got {cell!r} at index "
                             f"{index} instead.")
         try:
-            text = _canonical(dict(cell))
+            text = canonical_json(dict(cell))
         except (TypeError, ValueError) as error:
             raise TypeError(f"The 'cells' parameter of {caller} must hold JSON-serialisable "
                             f"values (str, int, float, bool, None, lists, dicts). Got {cell!r} "
@@ -141,26 +136,11 @@ def _read(path: Path, text: str, *, caller: str):
     if not isinstance(stored, dict) or set(stored) != {"cell", "result"}:
         raise ValueError(f"The cache file {path} read by {caller} must hold a JSON object with "
                          f"the keys 'cell' and 'result'; delete it to recompute the cell.")
-    if _canonical(stored["cell"]) != text:
+    if canonical_json(stored["cell"]) != text:
         raise ValueError(f"The cache file {path} read by {caller} holds the cell "
-                         f"{_canonical(stored['cell'])}, not the requested cell {text} (a hash "
+                         f"{canonical_json(stored['cell'])}, not the requested cell {text} (a hash "
                          f"collision or an edited file); delete it to recompute the cell.")
     return stored["result"]
-
-
-def _write(path: Path, text: str, result_text: str) -> None:
-    """Write ``{"cell": ..., "result": ...}`` to ``path`` atomically (temporary file + replace)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(f'{{"cell": {text}, "result": {result_text}}}')
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def cached_results(function_or_namespace, cells, cache_dir) -> dict:
@@ -384,7 +364,8 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
         for index, result_text in _outputs(function, todo, cells, backend=backend,
                                            n_jobs=n_jobs, scheduler=scheduler):
             if folder is not None:
-                _write(folder / f"{_key(texts[index])}.json", texts[index], result_text)
+                entry = f'{{"cell": {texts[index]}, "result": {result_text}}}'.encode()
+                write_atomic(folder / f"{_key(texts[index])}.json", lambda f: f.write(entry))
             results[index] = json.loads(result_text)
             bar.update(1)
     return results

@@ -53,25 +53,6 @@ LAYERS = {
     "lib.book": 8,
 }
 
-#: Violations present when issue 16 was split, each being fixed on another branch.
-#: The lead empties this list after merging; an entry that no longer occurs fails
-#: test_known_violations_still_occur, so none can linger. Nothing may be added.
-KNOWN_VIOLATIONS = {
-    # part models: shared helpers move to lib/models/_shared.py (public names there)
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_cached_training"),
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_check_type"),
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_device"),
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_image_digest"),
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_key"),
-    ("private", "lib.models.beta_vae", "lib.models.autoencoder", "_seeds"),
-    ("private", "lib.models.beta_vae", "lib.models.cnn", "_layer"),
-    ("private", "lib.models.cnn", "lib.models.autoencoder", "_check_schedule"),
-    ("private", "lib.models.cnn", "lib.models.autoencoder", "_check_type"),
-    ("private", "lib.models.cnn", "lib.models.autoencoder", "_device"),
-    ("private", "lib.models.cnn", "lib.models.autoencoder", "_image_digest"),
-    ("private", "lib.models.cnn", "lib.models.autoencoder", "_write_atomic"),
-    ("private", "lib.models.taps", "lib.models.autoencoder", "_write_atomic"),
-}
 
 
 def module_name(path: Path) -> str:
@@ -167,15 +148,9 @@ def test_importing_lib_has_no_side_effects():
 
 
 def test_imports_point_downward_and_take_no_private_names():
-    new = all_violations() - KNOWN_VIOLATIONS
+    new = all_violations()
     assert not new, "\n".join(f"{kind}: {source} imports {target}" + (f".{name}" if name else "")
                               for kind, source, target, name in sorted(new, key=str))
-
-
-def test_known_violations_still_occur():
-    """A fixed violation must leave KNOWN_VIOLATIONS, so that the list can only shrink."""
-    fixed = KNOWN_VIOLATIONS - all_violations()
-    assert not fixed, f"fixed, delete from KNOWN_VIOLATIONS: {sorted(fixed, key=str)}"
 
 
 @pytest.mark.parametrize(("module", "source", "expected"), [

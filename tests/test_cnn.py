@@ -1,4 +1,4 @@
-"""Small CNN classifier: architecture, training, checkpoints, layer features, rotations.
+"""Small CNN classifier: architecture, training, checkpoints, layer taps, rotations.
 
 Truths and tolerances:
 
@@ -37,7 +37,8 @@ import torch
 from lib.datasets.mnist import load_digits_8x8
 from lib.models import cnn
 from lib.models.cnn import (ClassifierTraining, CNNSpec, SmallCNN, accuracy, checkpoint_key,
-                            layer_features, load_checkpoint, rotate_images, train_classifier)
+                            load_checkpoint, rotate_images, train_classifier)
+from lib.models.taps import layer_taps
 
 SPEC = CNNSpec(image_size=8, channels=(8, 16), hidden=32)
 QUICK = ClassifierTraining(epochs=5, batch_size=64, learning_rate=1e-2, seed=0)
@@ -79,7 +80,7 @@ def numpy_block(h, conv):
 
 
 def numpy_forward(model, images):
-    """Every tap of layer_features, flattened, from the weights alone."""
+    """Every layer of spec.layer_names, flattened, from the weights alone."""
     h = np.asarray(images, dtype=np.float64)[:, None]
     taps = {"input": h.reshape(len(h), -1)}
     for name in model.conv_names:
@@ -225,27 +226,21 @@ def test_checkpoint_key_and_label_guard(digits, tmp_path):
                          progress=False)
 
 
-def test_layer_features_match_a_numpy_forward_pass(digits):
+def test_layer_names_are_the_taps_of_a_numpy_forward_pass(digits):
     images = digits[0][:50]
     model = SmallCNN(SPEC, seed=2)
     model.train()
-    features = layer_features(model, images)
+    features = layer_taps(model, images[:, None], SPEC.layer_names)
     expected = numpy_forward(model, images)
     assert list(features) == ["input", "conv1", "conv2", "fc1", "logits"]
     shapes = {"input": 64, "conv1": 8 * 4 * 4, "conv2": 16 * 2 * 2, "fc1": 32, "logits": 10}
     for name, width in shapes.items():
-        assert features[name].shape == (50, width) and features[name].dtype == np.float64
+        assert features[name].shape == (50, width) and features[name].dtype == np.float32
         np.testing.assert_allclose(features[name], expected[name], rtol=0, atol=1e-5)
     assert np.array_equal(features["input"], images.reshape(50, -1).astype(np.float32))
     # The model's own mode is restored and no hook is left behind.
     assert model.training
     assert not model._forward_pre_hooks and not any(m._forward_hooks for m in model.modules())
-    # A subset, in the caller's order; batch size and (N, 1, S, S) layout change nothing.
-    subset = layer_features(model, torch.as_tensor(images[:, None]), ["fc1", "conv1"],
-                            batch_size=7)
-    assert list(subset) == ["fc1", "conv1"]
-    for name in subset:
-        np.testing.assert_allclose(subset[name], features[name], rtol=0, atol=1e-6)
 
 
 def test_quarter_turns_are_rot90_and_zero_is_the_identity():
@@ -329,6 +324,7 @@ def test_accuracy_of_a_known_classifier():
         model.logits.bias[3] = 1.0
     labels = np.array([3, 3, 1, 0, 3, 9, 3, 3])
     assert accuracy(model, np.zeros((8, 8, 8)), labels) == 5 / 8
+    assert accuracy(model, np.zeros((8, 8, 8)), labels, batch_size=3) == 5 / 8
 
 
 @pytest.mark.parametrize("kwargs, error, name", [
@@ -387,12 +383,8 @@ def test_bad_calls_name_the_parameter(digits, tmp_path):
     with pytest.raises(FileNotFoundError, match="epoch 1"):
         load_checkpoint(SPEC, SHORT, images, 1, checkpoint_dir=tmp_path)
     model = SmallCNN(SPEC)
-    with pytest.raises(ValueError, match="'layers' parameter of layer_features"):
-        layer_features(model, images, ["conv3"])
-    with pytest.raises(TypeError, match="'layers' parameter of layer_features"):
-        layer_features(model, images, "fc1")
-    with pytest.raises(ValueError, match="'batch_size' parameter of layer_features"):
-        layer_features(model, images, batch_size=0)
+    with pytest.raises(ValueError, match="'batch_size' parameter of accuracy"):
+        accuracy(model, images, labels, batch_size=0)
     with pytest.raises(TypeError, match="'model' parameter of accuracy"):
         accuracy(torch.nn.Linear(64, 10), images, labels)
     with pytest.raises(ValueError, match=r"'angles_degrees' parameter of rotate_images.*\(20,\)"):

@@ -1,7 +1,13 @@
-"""Neural models whose geometry the book measures: MLP autoencoders
-(:mod:`lib.models.autoencoder`), a small CNN classifier (:mod:`lib.models.cnn`) and the
-convolutional beta-VAE (:mod:`lib.models.beta_vae`), their training and weight caches,
-and the activations and Jacobians of their layers (:mod:`lib.models.taps`)."""
+"""Neural models whose geometry the book measures, their training and weight caches.
+
+- :mod:`lib.models.autoencoder`: MLP autoencoders (the eigenvalue chapter);
+- :mod:`lib.models.beta_vae`: the convolutional beta-VAE of Burgess et al.;
+- :mod:`lib.models.cnn`: a small CNN classifier with a checkpoint per epoch;
+- :mod:`lib.models.taps`: what any named layer of a torch model makes of its
+  inputs (features by forward hooks, exact Jacobians by forward-mode autodiff);
+- ``lib.models._shared`` (internal): seeds, cache keys, checks, seeded layers
+  and the weight cache that the model modules share.
+"""
 
 from lib.models.autoencoder import (Autoencoder, AutoencoderSpec, TrainingSpec, cache_key,
                                     reconstruction_error, train_autoencoder, trained_autoencoder)

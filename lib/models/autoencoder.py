@@ -20,14 +20,8 @@ of the image bytes, read back with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import numbers
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +29,8 @@ import torch
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
+from lib.models._shared import (cached_training, check_cache, check_device, check_schedule,
+                                check_type, image_digest, key, record, seeded_layer, seeds)
 
 __all__ = ["ACTIVATIONS", "DEPTH_WIDTHS", "OPTIMIZERS", "OUTPUTS", "Autoencoder",
            "AutoencoderSpec", "TrainingSpec", "cache_key", "reconstruction_error",
@@ -153,37 +149,18 @@ class TrainingSpec:
 
     def __post_init__(self):
         caller = "TrainingSpec"
-        _check_schedule(self, caller)
+        check_schedule(self, caller)
         check_in(self.optimizer, OPTIMIZERS, name="optimizer", caller=caller)
         check_real(self.validation, name="validation", caller=caller, low=0.0, high=1.0,
                    high_open=True)
-
-
-def _check_schedule(training, caller: str) -> None:
-    """The fields every training spec shares: epochs, batch size, learning rate, seed."""
-    check_int(training.epochs, name="epochs", caller=caller, low=1)
-    check_int(training.batch_size, name="batch_size", caller=caller, low=1)
-    check_real(training.learning_rate, name="learning_rate", caller=caller, low=0.0,
-               low_open=True, high_open=True)
-    check_int(training.seed, name="seed", caller=caller, low=0)
-
-
-def _linear(n_in: int, n_out: int, generator: torch.Generator) -> torch.nn.Linear:
-    # skip_init builds the layer without drawing from the global RNG; the draw below
-    # is PyTorch's default law for Linear, from our own generator.
-    layer = torch.nn.utils.skip_init(torch.nn.Linear, n_in, n_out)
-    bound = 1.0 / np.sqrt(n_in)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        layer.bias.uniform_(-bound, bound, generator=generator)
-    return layer
 
 
 def _stack(widths, hidden: type, last: type | None,
            generator: torch.Generator) -> torch.nn.Sequential:
     layers = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
-        layers += [_linear(n_in, n_out, generator), hidden()]
+        layers += [seeded_layer(torch.nn.Linear, n_in, n_out, fan_in=n_in, generator=generator),
+                   hidden()]
     layers.pop()   # the last layer gets `last`, or nothing (linear)
     if last is not None:
         layers.append(last())
@@ -220,8 +197,8 @@ class Autoencoder(torch.nn.Module):
 
     def __init__(self, spec: AutoencoderSpec, *, seed: int = 0):
         super().__init__()
-        _check_type(spec, AutoencoderSpec, name="spec", caller="Autoencoder",
-                    expected="an AutoencoderSpec")
+        check_type(spec, AutoencoderSpec, name="spec", caller="Autoencoder",
+                   expected="an AutoencoderSpec")
         check_int(seed, name="seed", caller="Autoencoder", low=0)
         self.spec = spec
         generator = torch.Generator().manual_seed(seed)
@@ -235,12 +212,6 @@ class Autoencoder(torch.nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def _seeds(seed: int) -> tuple[int, int, int]:
-    # Independent streams for weights, batch order and validation draw from one seed.
-    words = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
-    return tuple(int(w >> np.uint64(1)) for w in words)
-
-
 def _images(images, spec: AutoencoderSpec, caller: str) -> torch.Tensor:
     x, _ = as_tensor(images)
     check_shape(tuple(x.shape), (None, spec.input_dim), name="images", caller=caller,
@@ -252,23 +223,9 @@ def _images(images, spec: AutoencoderSpec, caller: str) -> torch.Tensor:
     return x
 
 
-def _device(device, caller: str) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"The 'device' parameter of {caller} must name a torch device such as "
-                         f"'cpu' or 'cuda'. Got {device!r} instead.") from error
-
-
-def _check_type(value, types, *, name: str, caller: str, expected: str) -> None:
-    if not isinstance(value, types):
-        raise TypeError(f"The {name!r} parameter of {caller} must be {expected}. "
-                        f"Got {type(value).__name__} instead.")
-
-
 def _check_specs(spec, training, caller: str) -> None:
-    _check_type(spec, AutoencoderSpec, name="spec", caller=caller, expected="an AutoencoderSpec")
-    _check_type(training, TrainingSpec, name="training", caller=caller, expected="a TrainingSpec")
+    check_type(spec, AutoencoderSpec, name="spec", caller=caller, expected="an AutoencoderSpec")
+    check_type(training, TrainingSpec, name="training", caller=caller, expected="a TrainingSpec")
 
 
 def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
@@ -314,8 +271,8 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     caller = "train_autoencoder"
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
-    device = _device(device, caller)
-    init_seed, order_seed, split_seed = _seeds(training.seed)
+    device = check_device(device, caller)
+    init_seed, order_seed, split_seed = seeds(training.seed)
 
     n_val = max(1, round(training.validation * len(x))) if training.validation > 0 else 0
     if n_val > 0:
@@ -356,15 +313,6 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     return model, pd.DataFrame(rows)
 
 
-def _image_digest(images) -> str:
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
-    array = np.ascontiguousarray(images)
-    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(array.view(np.uint8).reshape(-1))
-    return digest.hexdigest()
-
-
 def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images) -> str:
     """Hash (24 hex digits) of everything that determines a trained model.
 
@@ -385,33 +333,11 @@ def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, imag
     >>> cache_key(spec, training, "zeros", x) == cache_key(spec, training, "zeros", x + 1)
     False
     """
-    return _key(_record(spec, training, data_key, images))
+    return key(_record(spec, training, data_key, images))
 
 
 def _record(spec, training, data_key, images) -> dict:
-    return {"version": CACHE_VERSION, "spec": dataclasses.asdict(spec),
-            "training": dataclasses.asdict(training), "data_key": data_key,
-            "images": _image_digest(images)}
-
-
-def _key(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def _write_atomic(path: Path, write) -> None:
-    # A temporary file in the same folder, then one rename: a reader sees the old
-    # file or the whole new one, never a half-written one.
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    return record(CACHE_VERSION, spec, training, image_digest(images), data_key=data_key)
 
 
 def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images, *,
@@ -452,44 +378,13 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     """
     caller = "trained_autoencoder"
     _check_specs(spec, training, caller)
-    _check_type(data_key, str, name="data_key", caller=caller, expected="a non-empty str")
-    if not data_key:
-        raise ValueError(f"The 'data_key' parameter of {caller} must be a non-empty str naming "
-                         f"the data. Got '' instead.")
-    _check_type(cache_dir, (str, os.PathLike), name="cache_dir", caller=caller,
-                expected="a str or Path")
+    check_cache(data_key, cache_dir, caller)
     _images(images, spec, caller)
-    device = _device(device, caller)
-    return _cached_training(cache_dir, _record(spec, training, data_key, images),
-                            build=lambda: Autoencoder(spec), device=device,
-                            train=lambda: train_autoencoder(spec, training, images, device=device,
-                                                            progress=progress))
-
-
-def _cached_training(cache_dir, record: dict, *, build, train, device):
-    """Load ``<key>.pt`` and ``<key>.csv`` from ``cache_dir``, or ``train()`` and write them.
-
-    ``key`` hashes ``record``. The files are written atomically, the parameters
-    (``<key>.json``, for people) first and the weights last, so a model counts
-    as cached once its weights exist; they are read with ``weights_only=True``.
-    ``build()`` makes an untrained model of the right architecture.
-    """
-    folder = Path(cache_dir)
-    key = _key(record)
-    weights, history_file = folder / f"{key}.pt", folder / f"{key}.csv"
-    if weights.is_file() and history_file.is_file():
-        model = build().to(device)
-        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-        return model.eval(), pd.read_csv(history_file)
-
-    model, history = train()
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / f"{key}.json",
-                  lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
-    _write_atomic(history_file, lambda f: f.write(history.to_csv(index=False).encode()))
-    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    _write_atomic(weights, lambda f: torch.save(state, f))
-    return model, history
+    device = check_device(device, caller)
+    return cached_training(cache_dir, _record(spec, training, data_key, images),
+                           build=lambda: Autoencoder(spec), device=device,
+                           train=lambda: train_autoencoder(spec, training, images, device=device,
+                                                           progress=progress))
 
 
 def reconstruction_error(model: torch.nn.Module, images, *, batch_size: int = 1024):
@@ -519,8 +414,8 @@ def reconstruction_error(model: torch.nn.Module, images, *, batch_size: int = 10
     (3,)
     """
     caller = "reconstruction_error"
-    _check_type(model, torch.nn.Module, name="model", caller=caller,
-                expected="a torch.nn.Module")
+    check_type(model, torch.nn.Module, name="model", caller=caller,
+               expected="a torch.nn.Module")
     check_int(batch_size, name="batch_size", caller=caller, low=1)
     x, restore = as_tensor(images)
     if x.ndim != 2:

@@ -44,8 +44,6 @@ constrained variational framework", ICLR 2017.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -56,9 +54,8 @@ import torch.nn.functional as F
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
-from lib.models.autoencoder import (_cached_training, _check_type, _device, _image_digest,
-                                    _key, _seeds)
-from lib.models.cnn import _layer
+from lib.models._shared import (cached_training, check_cache, check_device, check_type,
+                                image_digest, key, record, seeded_layer, seeds)
 
 __all__ = ["IMAGE_SIZES", "OBJECTIVES", "BetaVAE", "BetaVAEProjection", "BetaVAESpec",
            "BetaVAETraining", "beta_vae_cache_key", "beta_vae_loss", "train_beta_vae",
@@ -245,7 +242,7 @@ class BetaVAE(torch.nn.Module):
     def __init__(self, spec: BetaVAESpec, *, seed: int = 0):
         super().__init__()
         caller = "BetaVAE"
-        _check_type(spec, BetaVAESpec, name="spec", caller=caller, expected="a BetaVAESpec")
+        check_type(spec, BetaVAESpec, name="spec", caller=caller, expected="a BetaVAESpec")
         check_int(seed, name="seed", caller=caller, low=0)
         self.spec = spec
         self.layer_names = spec.layer_names
@@ -254,7 +251,7 @@ class BetaVAE(torch.nn.Module):
         flat = c * 16
 
         def linear(n_in, n_out):
-            return _layer(torch.nn.Linear, n_in, n_out, fan_in=n_in, generator=g)
+            return seeded_layer(torch.nn.Linear, n_in, n_out, fan_in=n_in, generator=g)
 
         def relu(layer):
             return torch.nn.Sequential(layer, torch.nn.ReLU())
@@ -262,8 +259,8 @@ class BetaVAE(torch.nn.Module):
         encoder = OrderedDict()
         for i in range(1, m + 1):
             c_in = 1 if i == 1 else c
-            encoder[f"conv{i}"] = relu(_layer(torch.nn.Conv2d, c_in, c, 4, 2, 1,
-                                              fan_in=c_in * 16, generator=g))
+            encoder[f"conv{i}"] = relu(seeded_layer(torch.nn.Conv2d, c_in, c, 4, 2, 1,
+                                                    fan_in=c_in * 16, generator=g))
         encoder["flatten"] = torch.nn.Flatten()
         encoder["fc1"] = relu(linear(flat, h))
         encoder["fc2"] = relu(linear(h, h))
@@ -274,8 +271,8 @@ class BetaVAE(torch.nn.Module):
                               fc3=relu(linear(h, flat)), unflatten=torch.nn.Unflatten(1, (c, 4, 4)))
         for i in range(1, m + 1):
             c_out = 1 if i == m else c
-            deconv = _layer(torch.nn.ConvTranspose2d, c, c_out, 4, 2, 1, fan_in=c_out * 16,
-                            generator=g)
+            deconv = seeded_layer(torch.nn.ConvTranspose2d, c, c_out, 4, 2, 1,
+                                  fan_in=c_out * 16, generator=g)
             decoder[f"deconv{i}"] = deconv if i == m else relu(deconv)
         self.decoder = torch.nn.Sequential(decoder)
 
@@ -294,7 +291,7 @@ class BetaVAE(torch.nn.Module):
 
 
 def _tensor(value, name: str, caller: str) -> torch.Tensor:
-    _check_type(value, torch.Tensor, name=name, caller=caller, expected="a torch.Tensor")
+    check_type(value, torch.Tensor, name=name, caller=caller, expected="a torch.Tensor")
     return value
 
 
@@ -341,8 +338,8 @@ def beta_vae_loss(logits, x, mu, logvar, training: BetaVAETraining, step: int) -
     caller = "beta_vae_loss"
     for name, value in (("logits", logits), ("x", x), ("mu", mu), ("logvar", logvar)):
         _tensor(value, name, caller)
-    _check_type(training, BetaVAETraining, name="training", caller=caller,
-                expected="a BetaVAETraining")
+    check_type(training, BetaVAETraining, name="training", caller=caller,
+               expected="a BetaVAETraining")
     check_int(step, name="step", caller=caller, low=0)
     if logits.ndim < 2 or len(logits) < 1:
         raise ValueError(f"The 'logits' parameter of {caller} must have shape (N, ...) with "
@@ -388,7 +385,7 @@ def _images(images, spec: BetaVAESpec, caller: str, name: str = "images") -> tor
 
 
 def _noise_seeds(seed: int) -> tuple[int, int]:
-    # Training and validation noise: a child stream of the seed, independent of _seeds' three.
+    # Training and validation noise: a child stream of the seed, independent of `seeds`.
     words = np.random.SeedSequence(seed).spawn(1)[0].generate_state(2, dtype=np.uint64)
     return tuple(int(w >> np.uint64(1)) for w in words)
 
@@ -402,7 +399,7 @@ def _split(x: torch.Tensor, training: BetaVAETraining, caller: str):
                          f"and 1 validation image under the 'validation' share "
                          f"{training.validation}. Got {n} image(s), of which {n_val} would be "
                          f"held out, instead.")
-    split_seed = _seeds(training.seed)[2]
+    split_seed = seeds(training.seed)[2]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed)).to(x.device)
     return x[order[n_val:]], x[order[:n_val]]
 
@@ -426,9 +423,9 @@ def _neg_elbo(model: BetaVAE, x_val: torch.Tensor, noise: torch.Tensor) -> float
 
 
 def _check_specs(spec, training, caller: str) -> None:
-    _check_type(spec, BetaVAESpec, name="spec", caller=caller, expected="a BetaVAESpec")
-    _check_type(training, BetaVAETraining, name="training", caller=caller,
-                expected="a BetaVAETraining")
+    check_type(spec, BetaVAESpec, name="spec", caller=caller, expected="a BetaVAESpec")
+    check_type(training, BetaVAETraining, name="training", caller=caller,
+               expected="a BetaVAETraining")
 
 
 def validation_neg_elbo(model: BetaVAE, images, training: BetaVAETraining) -> float:
@@ -463,9 +460,9 @@ def validation_neg_elbo(model: BetaVAE, images, training: BetaVAETraining) -> fl
     True
     """
     caller = "validation_neg_elbo"
-    _check_type(model, BetaVAE, name="model", caller=caller, expected="a BetaVAE")
-    _check_type(training, BetaVAETraining, name="training", caller=caller,
-                expected="a BetaVAETraining")
+    check_type(model, BetaVAE, name="model", caller=caller, expected="a BetaVAE")
+    check_type(training, BetaVAETraining, name="training", caller=caller,
+               expected="a BetaVAETraining")
     parameter = next(model.parameters())
     x = _images(images, model.spec, caller).to(parameter.device)
     _, x_val = _split(x, training, caller)
@@ -530,12 +527,12 @@ def train_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, images, *, devi
 
     caller = "train_beta_vae"
     _check_specs(spec, training, caller)
-    device = _device(device, caller)
+    device = check_device(device, caller)
     x = _images(images, spec, caller).cpu()
     x_train, x_val = _split(x, training, caller)
     x_train, x_val = x_train.to(device), x_val.to(device)
     val_noise = _validation_noise(training, len(x_val), spec.latent_dim)
-    init_seed, order_seed, _ = _seeds(training.seed)
+    init_seed, order_seed, _ = seeds(training.seed)
     model = BetaVAE(spec, seed=init_seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     # Generators on the CPU: the same batches and noise on any device.
@@ -593,18 +590,8 @@ def train_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, images, *, devi
 def _record(spec, training, data_key: str, x: torch.Tensor) -> dict:
     # The images as trained on (float32, N x 1 x S x S): (N, S, S) or (N, S*S), numpy
     # or torch, of the same values train the same model and share its cache entry.
-    return {"version": CACHE_VERSION, "model": "beta_vae", "spec": dataclasses.asdict(spec),
-            "training": dataclasses.asdict(training), "data_key": data_key,
-            "images": _image_digest(x.cpu())}
-
-
-def _check_cache(data_key, cache_dir, caller: str) -> None:
-    _check_type(data_key, str, name="data_key", caller=caller, expected="a non-empty str")
-    if not data_key:
-        raise ValueError(f"The 'data_key' parameter of {caller} must be a non-empty str naming "
-                         f"the data. Got '' instead.")
-    _check_type(cache_dir, (str, os.PathLike), name="cache_dir", caller=caller,
-                expected="a str or Path")
+    return record(CACHE_VERSION, spec, training, image_digest(x.cpu()), model="beta_vae",
+                  data_key=data_key)
 
 
 def beta_vae_cache_key(spec: BetaVAESpec, training: BetaVAETraining, data_key: str,
@@ -631,8 +618,8 @@ def beta_vae_cache_key(spec: BetaVAESpec, training: BetaVAETraining, data_key: s
     """
     caller = "beta_vae_cache_key"
     _check_specs(spec, training, caller)
-    _check_cache(data_key, ".", caller)
-    return _key(_record(spec, training, data_key, _images(images, spec, caller)))
+    check_cache(data_key, ".", caller)
+    return key(_record(spec, training, data_key, _images(images, spec, caller)))
 
 
 def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str, images, *,
@@ -675,13 +662,13 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
     """
     caller = "trained_beta_vae"
     _check_specs(spec, training, caller)
-    _check_cache(data_key, cache_dir, caller)
+    check_cache(data_key, cache_dir, caller)
     x = _images(images, spec, caller)
-    device = _device(device, caller)
-    return _cached_training(cache_dir, _record(spec, training, data_key, x),
-                            build=lambda: BetaVAE(spec), device=device,
-                            train=lambda: train_beta_vae(spec, training, images, device=device,
-                                                         progress=progress))
+    device = check_device(device, caller)
+    return cached_training(cache_dir, _record(spec, training, data_key, x),
+                           build=lambda: BetaVAE(spec), device=device,
+                           train=lambda: train_beta_vae(spec, training, images, device=device,
+                                                        progress=progress))
 
 
 class BetaVAEProjection:
@@ -738,7 +725,7 @@ class BetaVAEProjection:
         """Train on (or load the model for) ``points``, flat images (N, S*S) in [0, 1]."""
         caller = "BetaVAEProjection.fit"
         _check_specs(self.spec, self.training, caller)
-        _check_cache(self.data_key, self.cache_dir, caller)
+        check_cache(self.data_key, self.cache_dir, caller)
         check_int(self.batch_size, name="batch_size", caller=caller, low=1)
         x, _ = as_tensor(points)
         pixels = self.spec.pixels

@@ -1,4 +1,4 @@
-r"""A small image classifier, trained with a checkpoint per epoch, and its features layer by layer.
+r"""A small image classifier, trained with a checkpoint per epoch, whose layers are named.
 
 For the NNK chapters, whose metrics follow a network over its layers and its
 epochs and compare networks trained with and without rotations. The network
@@ -6,8 +6,8 @@ epochs and compare networks trained with and without rotations. The network
 CPU) is ``len(channels)`` blocks of 3 x 3 convolution (padding 1), ReLU and
 2 x 2 max-pooling, then ``Linear -> ReLU -> Linear``. Its blocks are named
 submodules ``conv1, conv2, ..., fc1, logits``, so any block's output can be
-tapped with a forward hook (:func:`layer_features`); ``"input"`` names the
-image itself.
+read by :func:`lib.models.taps.layer_taps` (``CNNSpec.layer_names``, where
+``"input"`` names the image itself), given (N, C, S, S) images.
 
 Rotations (:func:`rotate_images`, also the training augmentation) turn the
 image about its centre, counter-clockwise as displayed (row 0 on top) for a
@@ -25,17 +25,13 @@ for weights and biases), minibatch order and rotation angles, three
 independent streams, so switching augmentation on leaves the batch order
 alone. One seed gives bit-identical weights on the CPU; the global RNG is
 never touched. After every epoch the ``state_dict`` is written to
-``checkpoint_dir/<key>/epoch_{k:03d}.pt`` (temporary file, then
-``os.replace``), with ``key = checkpoint_key(spec, training, images)``.
+``checkpoint_dir/<key>/epoch_{k:03d}.pt`` (atomically,
+:func:`lib.store.write_atomic`), with ``key = checkpoint_key(spec, training, images)``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
 import json
-import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -48,11 +44,13 @@ import torch.nn.functional as F
 
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
-from lib.models.autoencoder import (_check_schedule, _check_type, _device, _image_digest,
-                                    _write_atomic)
+from lib.models._shared import (check_device, check_schedule, check_type, image_digest, key,
+                                load_state, record, save_state, seeded_layer, seeds,
+                                write_history, write_json)
+from lib.models.taps import layer_taps
 
 __all__ = ["CNNSpec", "ClassifierTraining", "SmallCNN", "accuracy", "checkpoint_key",
-           "layer_features", "load_checkpoint", "rotate_images", "train_classifier"]
+           "load_checkpoint", "rotate_images", "train_classifier"]
 
 # Part of every checkpoint key: bump it when training changes what a given spec produces.
 CHECKPOINT_VERSION = 1
@@ -122,7 +120,7 @@ class CNNSpec:
 
     @property
     def layer_names(self) -> tuple[str, ...]:
-        """Every tap of :func:`layer_features`, input first."""
+        """Every layer :func:`~lib.models.taps.layer_taps` reads, input first."""
         convs = tuple(f"conv{i}" for i in range(1, len(self.channels) + 1))
         return ("input", *convs, "fc1", "logits")
 
@@ -160,21 +158,10 @@ class ClassifierTraining:
 
     def __post_init__(self):
         caller = "ClassifierTraining"
-        _check_schedule(self, caller)
+        check_schedule(self, caller)
         angle = check_real(self.rotation_augmentation, name="rotation_augmentation",
                            caller=caller, low=0.0, high=180.0)
         object.__setattr__(self, "rotation_augmentation", angle)
-
-
-def _layer(kind: type, *args, fan_in: int, generator: torch.Generator, **kwargs):
-    # skip_init builds the layer without touching the global RNG; the draw below is
-    # PyTorch's default law for Conv2d and Linear, from our own generator.
-    layer = torch.nn.utils.skip_init(kind, *args, **kwargs)
-    bound = 1.0 / math.sqrt(fan_in)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        layer.bias.uniform_(-bound, bound, generator=generator)
-    return layer
 
 
 class SmallCNN(torch.nn.Module):
@@ -206,22 +193,22 @@ class SmallCNN(torch.nn.Module):
 
     def __init__(self, spec: CNNSpec, *, seed: int = 0):
         super().__init__()
-        _check_type(spec, CNNSpec, name="spec", caller="SmallCNN", expected="a CNNSpec")
+        check_type(spec, CNNSpec, name="spec", caller="SmallCNN", expected="a CNNSpec")
         check_int(seed, name="seed", caller="SmallCNN", low=0)
         self.spec = spec
         generator = torch.Generator().manual_seed(seed)
         self.conv_names = tuple(name for name in spec.layer_names if name.startswith("conv"))
         c_in = spec.in_channels
         for name, c_out in zip(self.conv_names, spec.channels):
-            conv = _layer(torch.nn.Conv2d, c_in, c_out, 3, padding=1, fan_in=9 * c_in,
-                          generator=generator)
+            conv = seeded_layer(torch.nn.Conv2d, c_in, c_out, 3, padding=1, fan_in=9 * c_in,
+                                generator=generator)
             self.add_module(name, torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2)))
             c_in = c_out
-        fc1 = _layer(torch.nn.Linear, spec.flat_features, spec.hidden,
-                     fan_in=spec.flat_features, generator=generator)
+        fc1 = seeded_layer(torch.nn.Linear, spec.flat_features, spec.hidden,
+                           fan_in=spec.flat_features, generator=generator)
         self.fc1 = torch.nn.Sequential(fc1, torch.nn.ReLU())
-        self.logits = _layer(torch.nn.Linear, spec.hidden, spec.n_classes, fan_in=spec.hidden,
-                             generator=generator)
+        self.logits = seeded_layer(torch.nn.Linear, spec.hidden, spec.n_classes,
+                                   fan_in=spec.hidden, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (B, n_classes) of a (B, C, S, S) batch."""
@@ -322,28 +309,17 @@ def _labels(labels, n: int, spec: CNNSpec, caller: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def _seeds(seed: int) -> tuple[int, int, int]:
-    # Independent streams for weights, batch order and rotation angles from one seed.
-    words = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
-    return tuple(int(w >> np.uint64(1)) for w in words)
-
-
 def _record(spec, training, x: torch.Tensor) -> dict:
     # The images as trained on (float32, N x C x S x S): numpy float64 or a tensor
     # of the same values train the same model and share its checkpoints.
-    return {"version": CHECKPOINT_VERSION, "spec": dataclasses.asdict(spec),
-            "training": dataclasses.asdict(training),
-            "images": _image_digest(x.to(torch.float32).contiguous())}
-
-
-def _key(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
+    return record(CHECKPOINT_VERSION, spec, training,
+                  image_digest(x.to(torch.float32).contiguous()))
 
 
 def _check_specs(spec, training, caller: str) -> None:
-    _check_type(spec, CNNSpec, name="spec", caller=caller, expected="a CNNSpec")
-    _check_type(training, ClassifierTraining, name="training", caller=caller,
-                expected="a ClassifierTraining")
+    check_type(spec, CNNSpec, name="spec", caller=caller, expected="a CNNSpec")
+    check_type(training, ClassifierTraining, name="training", caller=caller,
+               expected="a ClassifierTraining")
 
 
 def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images) -> str:
@@ -365,17 +341,11 @@ def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images) -> str:
     False
     """
     _check_specs(spec, training, "checkpoint_key")
-    return _key(_record(spec, training, _images(images, spec, "checkpoint_key")))
+    return key(_record(spec, training, _images(images, spec, "checkpoint_key")))
 
 
 def _epoch_file(folder: Path, epoch: int) -> Path:
     return folder / f"epoch_{epoch:03d}.pt"
-
-
-def _load(spec: CNNSpec, file: Path, device) -> SmallCNN:
-    model = SmallCNN(spec).to(device)
-    model.load_state_dict(torch.load(file, map_location=device, weights_only=True))
-    return model.eval()
 
 
 def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels, *,
@@ -432,25 +402,24 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
     y = _labels(labels, len(x), spec, caller)
-    _check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
-                expected="a str or Path")
-    device = _device(device, caller)
-    record = {**_record(spec, training, x), "labels": _image_digest(y)}
-    folder = Path(checkpoint_dir) / _key({k: v for k, v in record.items() if k != "labels"})
+    check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
+               expected="a str or Path")
+    device = check_device(device, caller)
+    entry = {**_record(spec, training, x), "labels": image_digest(y)}
+    folder = Path(checkpoint_dir) / key({k: v for k, v in entry.items() if k != "labels"})
     files = [_epoch_file(folder, epoch) for epoch in range(1, training.epochs + 1)]
     if (folder / RECORD_FILE).is_file():
         stored = json.loads((folder / RECORD_FILE).read_text())
-        if stored.get("labels") != record["labels"]:
+        if stored.get("labels") != entry["labels"]:
             raise ValueError(f"The 'labels' parameter of {caller} differs from the labels the "
                              f"checkpoints in {folder} were trained on (same spec, training and "
                              f"images). Use another checkpoint_dir for other labels.")
     if all(f.is_file() for f in files) and (folder / HISTORY_FILE).is_file():
-        return _load(spec, files[-1], device), pd.read_csv(folder / HISTORY_FILE)
+        return load_state(SmallCNN(spec), files[-1], device), pd.read_csv(folder / HISTORY_FILE)
 
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / RECORD_FILE,
-                  lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
-    init_seed, order_seed, angle_seed = _seeds(training.seed)
+    write_json(folder / RECORD_FILE, entry)
+    init_seed, order_seed, angle_seed = seeds(training.seed)
     model = SmallCNN(spec, seed=init_seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     # Both generators live on the CPU: the same batches and angles on any device.
@@ -479,13 +448,12 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
             hits += (scores.detach().argmax(1) == yb).sum()
         rows.append({"epoch": epoch, "train_loss": float(loss_sum) / len(x),
                      "train_accuracy": int(hits) / len(x)})
-        state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-        _write_atomic(file, functools.partial(torch.save, state))
+        save_state(model, file)
         bar.set_postfix(loss=f"{rows[-1]['train_loss']:.4g}")
     bar.close()
     history = pd.DataFrame(rows)
     # Written last: a folder counts as complete only once the history is there.
-    _write_atomic(folder / HISTORY_FILE, lambda f: f.write(history.to_csv(index=False).encode()))
+    write_history(folder / HISTORY_FILE, history)
     return model.eval(), history
 
 
@@ -528,90 +496,26 @@ def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: 
     caller = "load_checkpoint"
     _check_specs(spec, training, caller)
     check_int(epoch, name="epoch", caller=caller, low=1, high=training.epochs)
-    _check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
-                expected="a str or Path")
+    check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
+               expected="a str or Path")
     file = _epoch_file(Path(checkpoint_dir) / checkpoint_key(spec, training, images), epoch)
     if not file.is_file():
         raise FileNotFoundError(f"No checkpoint of epoch {epoch} at {file}: train_classifier "
                                 f"has not saved it under this checkpoint_dir.")
-    return _load(spec, file, _device(device, caller))
+    return load_state(SmallCNN(spec), file, check_device(device, caller))
 
 
 def _model_input(model: torch.nn.Module, images, caller: str) -> torch.Tensor:
-    _check_type(model, SmallCNN, name="model", caller=caller, expected="a SmallCNN")
+    check_type(model, SmallCNN, name="model", caller=caller, expected="a SmallCNN")
     parameter = next(model.parameters())
     return _images(images, model.spec, caller).to(parameter.dtype).to(parameter.device)
 
 
-def layer_features(model: SmallCNN, images, layers=None, *, batch_size: int = 512) -> dict:
-    """Each named block's output, flattened, for every image.
-
-    Forward hooks on the blocks (``"input"``: a pre-hook on the model) record
-    what the model itself computes, in eval mode and without gradients; the
-    model's mode is restored and the hooks removed afterwards.
-
-    Parameters
-    ----------
-    model : SmallCNN
-        Its parameters' dtype and device are used.
-    images : array of shape (N, S, S) or (N, C, S, S)
-        Numpy or torch.
-    layers : sequence of str, optional
-        Names among ``model.spec.layer_names``; default all of them.
-    batch_size : int, default=512
-        Images per forward pass; bounds memory, does not change the answer.
-
-    Returns
-    -------
-    features : dict of str -> ndarray of shape (N, F)
-        float64 numpy arrays, in the order of `layers`; ``conv<i>`` is the
-        block output after pooling, flattened channel-major (PyTorch order).
-
-    Examples
-    --------
-    >>> model = SmallCNN(CNNSpec(image_size=8, channels=(4, 8), hidden=16))
-    >>> {k: v.shape for k, v in layer_features(model, np.zeros((5, 8, 8))).items()}
-    {'input': (5, 64), 'conv1': (5, 64), 'conv2': (5, 32), 'fc1': (5, 16), 'logits': (5, 10)}
-    """
-    caller = "layer_features"
-    x = _model_input(model, images, caller)
-    check_int(batch_size, name="batch_size", caller=caller, low=1)
-    names = model.spec.layer_names
-    if layers is None:
-        layers = names
-    elif isinstance(layers, str):
-        raise TypeError(f"The 'layers' parameter of {caller} must be a sequence of names among "
-                        f"{names}. Got the str {layers!r} instead; wrap it in a list.")
-    layers = tuple(layers)
-    unknown = [name for name in layers if name not in names]
-    if unknown or not layers:
-        raise ValueError(f"The 'layers' parameter of {caller} must name one or more of {names}. "
-                         f"Got {layers!r} instead.")
-    chunks = {name: [] for name in layers}
-
-    def keep(name):
-        return lambda module, args, output: chunks[name].append(torch.flatten(output, 1))
-
-    handles = [getattr(model, name).register_forward_hook(keep(name))
-               for name in layers if name != "input"]
-    if "input" in layers:
-        handles.append(model.register_forward_pre_hook(
-            lambda module, args: chunks["input"].append(torch.flatten(args[0], 1))))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            for batch in x.split(batch_size):
-                model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return {name: torch.cat(chunks[name]).double().cpu().numpy() for name in layers}
-
-
 def accuracy(model: SmallCNN, images, labels, *, batch_size: int = 512) -> float:
     """Share of images whose largest class score is their label, in eval mode.
+
+    The scores are the model's output read by :func:`~lib.models.taps.layer_taps`,
+    one batch of images at a time.
 
     Parameters
     ----------
@@ -636,5 +540,6 @@ def accuracy(model: SmallCNN, images, labels, *, batch_size: int = 512) -> float
     x = _model_input(model, images, caller)
     y = _labels(labels, len(x), model.spec, caller).numpy()
     check_int(batch_size, name="batch_size", caller=caller, low=1)
-    scores = layer_features(model, x, ["logits"], batch_size=batch_size)["logits"]
-    return float(np.mean(scores.argmax(axis=1) == y))
+    scores = torch.cat([layer_taps(model, batch, ["output"])["output"]
+                        for batch in x.split(batch_size)])
+    return float(np.mean(scores.cpu().numpy().argmax(axis=1) == y))

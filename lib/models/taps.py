@@ -32,7 +32,6 @@ restoring each submodule's own training flag, also when the forward raises.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
@@ -46,7 +45,8 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_shape
 from lib.geometry.differences import STENCILS, gradient
 from lib.grid import Grid
-from lib.models.autoencoder import _write_atomic
+from lib.models._shared import check_type
+from lib.store import digest, write_atomic
 
 __all__ = ["model_digest", "layer_taps", "layer_jacobians", "layer_tangents_on_grid",
            "finite_difference_error"]
@@ -84,17 +84,14 @@ def model_digest(model: torch.nn.Module) -> str:
     False
     """
     _check_model(model, "model_digest")
-    digest = hashlib.sha256()
     kind = type(model)
-    digest.update(f"{kind.__module__}.{kind.__qualname__}\0{model!r}\0".encode())
+    parts = [f"{kind.__module__}.{kind.__qualname__}\0{model!r}\0"]
     for name, value in model.state_dict().items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"The 'model' parameter of model_digest must hold only tensors in its "
                             f"state_dict. Got {type(value).__name__} at {name!r} instead.")
-        digest.update(f"{name}\0{value.dtype}\0{tuple(value.shape)}\0".encode())
-        flat = value.detach().cpu().contiguous().reshape(-1)
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:24]
+        parts += [f"{name}\0{value.dtype}\0{tuple(value.shape)}\0", value]
+    return digest(*parts, length=24)
 
 
 def layer_taps(model: torch.nn.Module, inputs, layers, *, memory_budget: int = 2**28,
@@ -176,7 +173,7 @@ def layer_taps(model: torch.nn.Module, inputs, layers, *, memory_budget: int = 2
         folder.mkdir(parents=True, exist_ok=True)
         for name, value in computed.items():
             array = value.cpu().numpy()
-            _write_atomic(folder / f"{name}.npy", lambda handle, a=array: np.save(handle, a))
+            write_atomic(folder / f"{name}.npy", lambda handle, a=array: np.save(handle, a))
     result = {}
     for name in names:
         value = computed[name] if name in computed else torch.from_numpy(found[name])
@@ -411,15 +408,11 @@ class _Taps:
 
 
 def _check_model(model, caller):
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"The 'model' parameter of {caller} must be a torch.nn.Module. "
-                        f"Got {type(model).__name__} instead.")
+    check_type(model, torch.nn.Module, name="model", caller=caller, expected="a torch.nn.Module")
 
 
 def _check_grid(grid, caller):
-    if not isinstance(grid, Grid):
-        raise TypeError(f"The 'grid' parameter of {caller} must be a Grid. "
-                        f"Got {type(grid).__name__} instead.")
+    check_type(grid, Grid, name="grid", caller=caller, expected="a Grid")
 
 
 def _check_layers(model, layers, caller) -> tuple:
@@ -483,9 +476,7 @@ def _inputs(model, inputs, caller):
 
 
 def _input_digest(x: torch.Tensor) -> str:
-    digest = hashlib.sha256(f"{x.dtype}\0{tuple(x.shape)}\0".encode())
-    digest.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:24]
+    return digest(f"{x.dtype}\0{tuple(x.shape)}\0", x, length=24)
 
 
 def _read_cached(file: Path, rows: int, caller: str) -> np.ndarray:

@@ -44,7 +44,6 @@ Computation only; the figures are in :mod:`lib.figures.layer_geometry`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from lib.grid import Grid
 from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
 from lib.models.taps import layer_jacobians, layer_taps
 from lib.params import Choice, Integer, Specification
+from lib.store import digest
 
 __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network",
            "training_history", "grid_layer_measures", "layer_dimensions", "layer_measures",
@@ -293,7 +293,7 @@ class _Features:
         if label not in self.inputs:
             dtype = _model_dtype(self.model)
             x = self.points(label).reshape(-1, *self.image_shape).to(dtype).numpy()
-            key = f"{label}.{hashlib.sha256(x.tobytes()).hexdigest()[:24]}"
+            key = f"{label}.{digest(x, length=24)}"
             self.inputs[label] = x, key
             if self.layers:           # one forward pass taps every layer
                 taps = layer_taps(self.model, x, self.layers, cache_dir=self.taps_dir,

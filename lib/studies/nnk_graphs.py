@@ -27,8 +27,9 @@ from lib.graphs.metrics import (degree_calibration, dimension_from_degree, geome
                                 local_dimension, loo_interpolation_error, neighbor_count,
                                 polytope_diameter)
 from lib.graphs.propagation import graph_accuracy, stratified_labels
-from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, layer_features,
-                            load_checkpoint, rotate_images, train_classifier)
+from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
+                            rotate_images, train_classifier)
+from lib.models.taps import layer_taps
 from lib.params import Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
@@ -233,6 +234,13 @@ def _digit_split(config: Config):
     return (data.images[~test], data.labels[~test]), (data.images[held], data.labels[held])
 
 
+def _cnn_features(model, images, layers=None) -> dict:
+    """Features of the CNN's layers (default all, input first) for (N, S, S) images, float64."""
+    layers = model.spec.layer_names if layers is None else layers
+    taps = layer_taps(model, np.asarray(images)[:, None], layers)
+    return {name: features.astype(np.float64) for name, features in taps.items()}
+
+
 def _classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
     images, labels = train
     spec = CNNSpec(image_size=images.shape[-1])
@@ -267,7 +275,7 @@ def layer_epochs(config: Config, checkpoint_dir) -> pd.DataFrame:
             model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
             test_error = 1 - accuracy(model, images, labels)
             train_error = 1 - accuracy(model, *train)
-            for depth, (layer, features) in enumerate(layer_features(model, images).items()):
+            for depth, (layer, features) in enumerate(_cnn_features(model, images).items()):
                 graph = nnk_graph(features, k, kernel="cosine")
                 rows.append({"replicate": replicate, "epoch": epoch, "layer": layer,
                              "depth": depth, "NNK degree": float(np.mean(neighbor_count(graph))),
@@ -296,7 +304,7 @@ def stability(config: Config, checkpoint_dir) -> pd.DataFrame:
         spec, training = _classifier(config, train, replicate, checkpoint_dir)
         model = load_checkpoint(spec, training, train[0], training.epochs,
                                 checkpoint_dir=checkpoint_dir)
-        for layer, features in layer_features(model, images).items():
+        for layer, features in _cnn_features(model, images).items():
             graphs.setdefault(layer, []).append(nnk_graph(features, config.n_neighbors,
                                                           kernel="cosine"))
     return pd.DataFrame([{"layer": layer, "depth": depth,
@@ -342,7 +350,7 @@ def rotation_invariance(config: Config, checkpoint_dir) -> pd.DataFrame:
         model = load_checkpoint(spec, training, train[0], training.epochs,
                                 checkpoint_dir=checkpoint_dir)
         hit = accuracy(model, rotated, rotated_labels)
-        for depth, (layer, features) in enumerate(layer_features(model, rotated).items()):
+        for depth, (layer, features) in enumerate(_cnn_features(model, rotated).items()):
             graph = nnk_graph(features, config.n_neighbors, kernel="cosine", symmetrize=None)
             support = graph.theta > 0
             same = (owner[graph.candidates] == owner[:, None]) & support
@@ -386,7 +394,7 @@ def channel_epochs(config: Config, checkpoint_dir, layer: str = "conv2") -> pd.D
     rows = []
     for epoch in range(1, training.epochs + 1):
         model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
-        features = layer_features(model, probe[0], [layer])[layer]
+        features = _cnn_features(model, probe[0], [layer])[layer]
         channels = features.reshape(len(features), model.spec.channels[-1], -1)
         graphs = [nnk_graph(channels[:, c], config.n_neighbors)
                   for c in range(channels.shape[1])]
