@@ -54,7 +54,6 @@ LAYERS = {
 }
 
 
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PROJECT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
