@@ -262,7 +262,7 @@ class ChapterConfig:
     """
 
     parameters: ClassVar[Specification]
-    presets: ClassVar[dict]
+    preset_sizes: ClassVar[dict]
 
     def __init_subclass__(cls, *, parameters: Specification | None = None,
                           sizes: dict | None = None, **kwargs):
@@ -273,13 +273,14 @@ class ChapterConfig:
             raise TypeError(f"{cls.__qualname__} must be declared as class "
                             f"{cls.__qualname__}(ChapterConfig, parameters=<Specification>, "
                             f"sizes=<dict of presets>).")
-        clashes = [name for name in (*parameters.names, "sizes")
-                   if name in cls.__dict__ or name in cls.__dict__.get("__annotations__", {})]
+        clashes = [name for name in (*parameters.names, "sizes") if name in cls.__dict__]
+        clashes += list(cls.__dict__.get("__annotations__", {}))
         if clashes:
             raise TypeError(f"{cls.__qualname__} must not define {clashes[0]!r}: its fields "
-                            f"come from the parameters of chapter {parameters.chapter!r}.")
+                            f"are the parameters of chapter {parameters.chapter!r}, declared "
+                            f"in its Specification, and sizes.")
         cls.parameters = parameters
-        cls.presets = sizes
+        cls.preset_sizes = sizes
         annotations = {}
         for parameter in parameters.parameters:
             annotations[parameter.name] = parameter.python_type.__name__
@@ -290,4 +291,4 @@ class ChapterConfig:
         dataclass(frozen=True)(cls)
 
     def __post_init__(self):
-        self.parameters.finish_config(self, self.presets)
+        self.parameters.finish_config(self, self.preset_sizes)

@@ -203,3 +203,12 @@ def test_nnk_chapter_takes_the_eigenvalue_chapters_full_config():
     with pytest.raises(TypeError, match="'autoencoders' parameter of autoencoder_codes must be "
                                         "a lib.studies.eigenvalues.Config"):
         nnk_graphs.autoencoder_codes(nnk_graphs.Config(preset="ci"), None)
+
+
+def test_a_config_class_cannot_declare_fields_of_its_own():
+    from lib.params import ChapterConfig
+
+    with pytest.raises(TypeError, match="must not define 'radius'"):
+        class Config(ChapterConfig, parameters=toy_manifolds.PARAMETERS,
+                     sizes=toy_manifolds.SIZES):
+            radius: float = 2.0
