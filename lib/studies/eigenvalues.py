@@ -141,9 +141,9 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
     ``latent_dims`` (x ``seeds`` replicates at depth 4), trained on the
     training split (weights cached in ``models_dir`` by their parameters, so
     a rerun after a library change does not retrain; default ``models`` under
-    the book's cache). Spectra on a seeded
-    subset of ``points`` digits of both splits (all digits when None): float32
-    Jacobians as trained, eigenvalues and determinants in float64.
+    the book's cache). Spectra on a seeded subset of ``points`` digits of both
+    splits (all digits when None): float32 Jacobians as trained, eigenvalues
+    and determinants in float64.
 
     A progress bar counts the cells where there is a terminal (not in a
     notebook's output). The cells run through :class:`joblib.Parallel` with
