@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 
 from lib.chapters import CHAPTERS, Chapter, write_toc
-# cache_dir and code_fingerprint stay importable from here while notebooks still call them.
-from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, code_fingerprint, library_fingerprint
+from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
-__all__ = ["Chapter", "CHAPTERS", "cached", "code_fingerprint", "publish", "run_chapter",
+__all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter",
            "build_book", "main"]
 
 

@@ -4,15 +4,30 @@ A chapter's :class:`Specification` is the single source of truth for what
 its notebook's ``parameters`` cell may hold. The command line, the study's
 ``Config`` and the tests all validate against it, so a bad value fails before
 any notebook runs, with a message that names the parameter and the range.
+
+A study declares each parameter once, in its ``PARAMETERS``; its ``Config``
+is generated from that declaration by subclassing :class:`ChapterConfig`::
+
+    PARAMETERS = Specification("toy-manifolds", (Choice("preset", "default", PRESETS),
+                                                 Integer("seed", 0, 0, 2**32 - 1)))
+    SIZES = {"ci": dict(resolution=32), "default": dict(resolution=96), ...}
+
+    class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
+        pass    # (a docstring; methods and properties of the chapter's own)
+
+and a notebook builds it from its ``parameters`` cell with
+``study.Config(**study.PARAMETERS.values_in(globals()))``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from lib._checks import check_in, check_int, check_real
 
-__all__ = ["Choice", "Integer", "Real", "Specification", "Text"]
+__all__ = ["ChapterConfig", "Choice", "FrozenDict", "Integer", "Real", "Specification", "Text",
+           "frozen"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,8 @@ class Choice:
     default: str
     choices: tuple[str, ...]
     help: str = ""
+
+    python_type: ClassVar[type] = str
 
     def validate(self, value, caller):
         return check_in(value, self.choices, name=self.name, caller=caller)
@@ -40,6 +57,8 @@ class Integer:
     low: int
     high: int
     help: str = ""
+
+    python_type: ClassVar[type] = int
 
     def validate(self, value, caller):
         return check_int(value, name=self.name, caller=caller, low=self.low, high=self.high)
@@ -63,6 +82,8 @@ class Real:
     high: float
     help: str = ""
 
+    python_type: ClassVar[type] = float
+
     def validate(self, value, caller):
         return check_real(value, name=self.name, caller=caller, low=self.low, high=self.high)
 
@@ -84,6 +105,8 @@ class Text:
     name: str
     default: str
     help: str = ""
+
+    python_type: ClassVar[type] = str
 
     def validate(self, value, caller):
         if not isinstance(value, str):
@@ -141,14 +164,34 @@ class Specification:
     def finish_config(self, config, sizes: dict) -> None:
         """Validate a frozen chapter ``Config`` in place and attach its preset's ``sizes``.
 
-        Called from ``Config.__post_init__``: every declared parameter is read
-        from the dataclass, checked and coerced, and ``config.sizes`` becomes a
-        copy of ``sizes[config.preset]``.
+        Called from :meth:`ChapterConfig.__post_init__`: every declared
+        parameter is read from the dataclass, checked and coerced, and
+        ``config.sizes`` becomes a :func:`frozen` copy of ``sizes[config.preset]``.
         """
         values = self.validate({name: getattr(config, name) for name in self.names})
         for name, value in values.items():
             object.__setattr__(config, name, value)
-        object.__setattr__(config, "sizes", dict(sizes[config.preset]))
+        object.__setattr__(config, "sizes", frozen(sizes[config.preset]))
+
+    def values_in(self, namespace) -> dict:
+        """The declared parameters' values, read by name from ``namespace``.
+
+        A notebook passes its ``globals()``, where its ``parameters`` cell (and
+        the cell papermill injects after it) assigned them::
+
+            config = study.Config(**study.PARAMETERS.values_in(globals()))
+
+        Raises
+        ------
+        ValueError
+            When ``namespace`` lacks a declared parameter.
+        """
+        missing = [name for name in self.names if name not in namespace]
+        if missing:
+            raise ValueError(f"The 'namespace' parameter of values_in must define every "
+                             f"parameter of chapter {self.chapter!r} ({', '.join(self.names)}). "
+                             f"Got no {', '.join(map(repr, missing))} instead.")
+        return {name: namespace[name] for name in self.names}
 
     def parse(self, pairs: list[tuple[str, str]]) -> dict:
         """Turn command-line ``(name, text)`` pairs into validated values."""
@@ -156,3 +199,96 @@ class Specification:
         for name, text in pairs:
             raw[name] = self[name].parse(text) if name in self.names else text
         return self.validate(raw)
+
+
+class FrozenDict(dict):
+    """A dict that cannot be changed, so that it hashes; it pickles and prints as a dict.
+
+    A chapter ``Config`` holds its preset's sizes in one: a frozen dataclass
+    hashes its fields (``functools.lru_cache`` keys on Configs) and joblib
+    hashes it by pickling. A changed copy is a new dict: ``dict(sizes, seeds=1)``.
+
+    Examples
+    --------
+    >>> sizes = frozen({"fractions": (0.1, 1.0), "grids": {1: {"views": 96}}})
+    >>> sizes["grids"][1]["views"], hash(sizes) == hash(frozen(dict(sizes)))
+    (96, True)
+    >>> sizes
+    {'fractions': (0.1, 1.0), 'grids': {1: {'views': 96}}}
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("A FrozenDict cannot be changed; build a changed copy instead, "
+                        "e.g. dict(sizes, name=value).")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __hash__(self):
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self):
+        # dict's own pickling refills the object item by item, which __setitem__ refuses.
+        return FrozenDict, (dict(self),)
+
+
+def frozen(value):
+    """``value`` with each dict in it (also within dicts and tuples) made a :class:`FrozenDict`."""
+    if isinstance(value, dict):
+        return FrozenDict({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, tuple):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+class ChapterConfig:
+    """Base of every study's ``Config``: a frozen dataclass generated from the study's parameters.
+
+    ``class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES)`` makes
+    ``Config`` a frozen dataclass with one field per declared parameter, in
+    declaration order, defaulting to the declared default, plus ``sizes``:
+    the :func:`frozen` sizes of the chosen preset, ``SIZES[preset]`` at
+    construction time. Construction validates and coerces every parameter
+    (:meth:`Specification.finish_config`) and raises the error that names
+    it. ``sizes`` is not an argument, but it takes part in equality and
+    hashing: two Configs of the same parameters built under different
+    ``SIZES`` (tests shrink a preset) differ. Configs pickle (joblib hashes
+    them that way), and keep their sizes through pickling.
+
+    The class body adds methods and properties; a ``__post_init__`` of its
+    own must call ``super().__post_init__()`` first.
+    """
+
+    parameters: ClassVar[Specification]
+    preset_sizes: ClassVar[dict]
+
+    def __init_subclass__(cls, *, parameters: Specification | None = None,
+                          sizes: dict | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if parameters is None and sizes is None:
+            return   # a subclass of a generated Config: already a dataclass
+        if not isinstance(parameters, Specification) or not isinstance(sizes, dict):
+            raise TypeError(f"{cls.__qualname__} must be declared as class "
+                            f"{cls.__qualname__}(ChapterConfig, parameters=<Specification>, "
+                            f"sizes=<dict of presets>).")
+        clashes = [name for name in (*parameters.names, "sizes") if name in cls.__dict__]
+        clashes += list(cls.__dict__.get("__annotations__", {}))
+        if clashes:
+            raise TypeError(f"{cls.__qualname__} must not define {clashes[0]!r}: its fields "
+                            f"are the parameters of chapter {parameters.chapter!r}, declared "
+                            f"in its Specification, and sizes.")
+        cls.parameters = parameters
+        cls.preset_sizes = sizes
+        annotations = {}
+        for parameter in parameters.parameters:
+            annotations[parameter.name] = parameter.python_type.__name__
+            setattr(cls, parameter.name, parameter.default)
+        annotations["sizes"] = "FrozenDict"
+        cls.sizes = field(default=None, init=False, repr=False)
+        cls.__annotations__ = annotations
+        dataclass(frozen=True)(cls)
+
+    def __post_init__(self):
+        self.parameters.finish_config(self, self.preset_sizes)

@@ -4,6 +4,8 @@ Every cache of the book (joblib results, trained weights, checkpoints, layer
 taps, sweep cells) lives under :func:`cache_dir` and names its entries by
 hashes made here:
 
+- :func:`cache_folder`: the default folder of one kind of cache (models,
+  checkpoints, sweeps), which the studies use so that notebooks build no paths;
 - :func:`library_fingerprint` and :func:`code_fingerprint`: the source of
   ``lib``, all of it or what one module reaches;
 - :func:`digest`: SHA-256 of strings, bytes and arrays, fed in order;
@@ -25,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CACHE_ENV", "PROJECT_ROOT", "cache_dir", "canonical_json", "code_fingerprint",
-           "digest", "library_fingerprint", "write_atomic"]
+__all__ = ["CACHE_ENV", "PROJECT_ROOT", "cache_dir", "cache_folder", "canonical_json",
+           "code_fingerprint", "digest", "library_fingerprint", "write_atomic"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ENV = "MANIFOLD_BOOK_CACHE"
@@ -211,3 +213,37 @@ def code_fingerprint(module: str) -> str:
     # their submodules (``import lib`` has no side effects): they are left out, else
     # registering a new chapter in lib/studies/__init__ would recompute every sweep.
     return _sources_digest([_module_file(name) for name in sorted(seen)], PROJECT_ROOT)
+
+
+def cache_folder(folder, name: str, *, code_of: str | None = None):
+    """``folder`` when given, else the folder ``name`` under :func:`cache_dir`.
+
+    A study function that caches on disk takes its folder as an argument
+    (``models_dir=None``, ``checkpoint_dir=None``, ...) and, when none is
+    given, uses the folder of that name under the book's cache, so that a
+    notebook builds no paths and two chapters that train the same model share
+    its weights.
+
+    Parameters
+    ----------
+    folder : str, Path or None
+        A folder the caller chose; returned unchanged.
+    name : str
+        The default folder under the cache: ``"models"``, ``"checkpoints"``, ...
+    code_of : str, optional
+        A module of ``lib``: the default folder is then
+        ``<name>/<code_fingerprint(code_of)>``, so that a change to code the
+        module can reach starts a new folder and a change elsewhere does not.
+
+    Examples
+    --------
+    >>> cache_folder("/tmp/weights", "models")
+    '/tmp/weights'
+    >>> cache_folder(None, "models") == cache_dir() / "models"
+    True
+    """
+    if folder is not None:
+        return folder
+    if code_of is None:
+        return cache_dir() / name
+    return cache_dir() / name / code_fingerprint(code_of)

@@ -95,10 +95,10 @@ def test_input_layer_equals_the_image_manifold_chapter(monkeypatch):
     reference = image_manifolds.class_geometry(reference_config)
     scaled_reference = image_manifolds.scaled_geometry(reference)
 
+    monkeypatch.setitem(study.SIZES, "ci", dict(
+        study.SIZES["ci"], image_size=64, dsprites=dict(dim=2, grid=dict(scales=10, rotations=12)),
+        twonn_points=20))
     config = study.Config(preset="ci")
-    config.sizes["image_size"] = 64
-    config.sizes["dsprites"] = dict(dim=2, grid=dict(scales=10, rotations=12))
-    config.sizes["twonn_points"] = 20
     table = study.layer_measures(config, datasets=["dsprites"], networks=["untrained"],
                                  layers=["input"])
     assert set(table["layer"]) == {"input"} and (table["degenerate points"] == 0).all()

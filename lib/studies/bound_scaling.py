@@ -27,10 +27,9 @@ Computation only; the figures are in :mod:`lib.figures.bound_scaling`.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +42,9 @@ from lib.stats import rates
 from lib.estimators.projection import LocalProjection, projection_error
 from lib.geometry.metric import total_volume, volume_element
 from lib.geometry.reach import grid_reach
-from lib.params import Choice, Integer, Specification, Text
+from lib.params import ChapterConfig, Choice, Integer, Specification, Text
 from lib.sampling import manifold_splits
+from lib.store import cache_folder
 from lib.sweeps import BACKENDS, run_cells
 
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
@@ -139,22 +139,11 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
 
-    preset: str = "default"
-    seed: int = 0
-    backend: str = "sequential"
-    n_jobs: int = 1
-    scheduler: str = ""
-    exact_max_points: int = 200_000
-    coil20: str = ""
-    device: str = "cpu"
-    sizes: dict = field(default=None, compare=False, repr=False)
-
     def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
+        super().__post_init__()
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("The 'device' parameter of chapter 'bound-scaling' must be 'cpu' on "
                              "a machine where torch sees no CUDA GPU. Got 'cuda' instead.")
@@ -223,12 +212,7 @@ def _testbed(config: Config, name: str, dim: int) -> testbed.Testbed:
                                  out_size=options["out_size"], **grid)
 
 
-def _sizes_key(config: Config) -> str:
-    # Config equality ignores ``sizes`` (they follow from the preset), but tests and callers
-    # may change a preset's sizes: the in-memory caches key on them too.
-    return json.dumps(config.sizes, sort_keys=True, default=str)
-
-
+@functools.lru_cache(maxsize=2)
 def manifold_sample(config: Config, name: str, dim: int) -> ManifoldSample:
     """The points, volume elements, volume and reach of one data set of the study.
 
@@ -238,11 +222,6 @@ def manifold_sample(config: Config, name: str, dim: int) -> ManifoldSample:
     axes; the volume is the sum over classes; the reach is the minimum grid
     reach over classes (every ``reach_stride``-th point per axis, as the paper).
     """
-    return _manifold_sample(config, _sizes_key(config), name, dim)
-
-
-@functools.lru_cache(maxsize=2)
-def _manifold_sample(config: Config, sizes_key: str, name: str, dim: int) -> ManifoldSample:
     sizes = config.sizes
     if name in sizes["toys"]:
         toy_dim, resolution = sizes["toys"][name]
@@ -271,12 +250,8 @@ def _manifold_sample(config: Config, sizes_key: str, name: str, dim: int) -> Man
                           volume, reach, int(size))
 
 
-def _split(config: Config, name: str, dim: int, seed: int):
-    return _cached_split(config, _sizes_key(config), name, dim, seed)
-
-
 @functools.lru_cache(maxsize=4)
-def _cached_split(config: Config, sizes_key: str, name: str, dim: int, seed: int):
+def _split(config: Config, name: str, dim: int, seed: int):
     sample = manifold_sample(config, name, dim)
     return manifold_splits(sample.points, sample.volume_element, fractions=config.sizes["fractions"],
                            test_size=config.sizes["test_size"],
@@ -305,11 +280,9 @@ def _estimator(config: Config, sample: ManifoldSample, estimator: str, fraction:
                  if sample.name == "dsprites" else dict(objective="beta", beta=4.0))
     training = BetaVAETraining(max_steps=vae["max_steps"], eval_every=vae["eval_every"],
                                patience=vae["patience"], seed=seed, **objective)
-    if models_dir is None:
-        raise ValueError("The 'models_dir' parameter of measure_cell must name a folder for the "
-                         "beta-VAE weights. Got None instead.")
     key = f"bound-scaling/{config.preset}/{sample.name}/d{sample.dim}/f{fraction}/s{seed}"
-    return BetaVAEProjection(spec, training, cache_dir=models_dir, data_key=key,
+    return BetaVAEProjection(spec, training, cache_dir=cache_folder(models_dir, "models"),
+                             data_key=key,
                              device=config.device)
 
 
@@ -319,6 +292,8 @@ def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fractio
     """Fit one estimator on one training set and measure its error on the test set.
 
     Module-level with JSON arguments, so any joblib or Dask worker can run it.
+    The beta-VAE's weights are cached in ``models_dir`` (default: ``models``
+    under the book's cache).
     Errors are reported on the manifold of total volume 1 (raw error times
     ``ManifoldSample.scale``): every estimator here is equivariant under
     scaling except the beta-VAE, which must see images in [0, 1].
@@ -371,15 +346,20 @@ def cells(config: Config) -> list[dict]:
     return out
 
 
-def error_table(config: Config, *, sweep_dir, models_dir, progress: bool = True) -> pd.DataFrame:
+def error_table(config: Config, *, sweep_dir=None, models_dir=None,
+                progress: bool = True) -> pd.DataFrame:
     """The tidy error table of the whole sweep: one row per cell.
 
     Cells already in ``sweep_dir`` are read, the others computed by
     ``config.backend`` (for "dask": the cluster at ``config.scheduler``, or a
-    local one of ``config.n_jobs`` workers).
+    local one of ``config.n_jobs`` workers). By default the cells are cached
+    under the book's cache in ``sweeps/<code fingerprint of this module>`` (a
+    change to code the cells can reach recomputes them, a change elsewhere in
+    ``lib`` does not) and the beta-VAE weights in ``models``.
     """
+    sweep_dir = cache_folder(sweep_dir, "sweeps", code_of=__name__)
     todo = cells(config)
-    function = functools.partial(measure_cell, models_dir=str(models_dir))
+    function = functools.partial(measure_cell, models_dir=str(cache_folder(models_dir, "models")))
     options = dict(cache_dir=Path(sweep_dir), namespace="bound-scaling.measure_cell",
                    backend=config.backend,
                    n_jobs=1 if config.backend == "sequential" else config.n_jobs, progress=progress,

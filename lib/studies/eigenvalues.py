@@ -14,7 +14,6 @@ Computation only; the figures are in :mod:`lib.figures.eigenvalues`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,8 @@ from lib.stats.regression import eigen_regression, slopes_over_seeds
 from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometric_mean,
                                   paired_differences, small_eigenvalue_count)
 from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error, trained_autoencoder
-from lib.params import Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "REFERENCE", "point_tables", "regressions",
            "seed_summary", "interval_table", "class_slopes", "trained_model", "paper_comparison", "ranking_scores", "example_spectra"]
@@ -59,18 +59,8 @@ SPACES = {"I": "input", "L": "latent"}
 PREDICTORS = {"log_omega": "log omega", "trace": "trace"}
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    digits: str = "mnist-5k"
-    activation: str = "relu"
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 def _digits(config: Config) -> mnist.Digits:
@@ -83,14 +73,18 @@ def _model(config, data, depth, latent_dim, replicate, models_dir, progress):
     training = TrainingSpec(epochs=config.sizes["epochs"], seed=config.seed + replicate)
     train = data.select("train").flat()
     model, history = trained_autoencoder(spec, training, f"{data.source}:train", train,
-                                         cache_dir=models_dir, progress=progress)
+                                         cache_dir=cache_folder(models_dir, "models"),
+                                         progress=progress)
     return model, history
 
 
-def trained_model(config: Config, depth: int, latent_dim: int, models_dir, replicate: int = 0):
+def trained_model(config: Config, depth: int, latent_dim: int, models_dir=None,
+                  replicate: int = 0):
     """The chapter's autoencoder for one cell of its sweep, from ``models_dir`` or trained.
 
     Other chapters measure these models too (the NNK chapter's latent codes).
+    ``models_dir`` defaults to ``models`` under the book's cache, where this
+    chapter keeps them.
 
     Returns
     -------
@@ -140,15 +134,16 @@ def _model_table(config, depth, latent_dim, replicate, models_dir):
                         final_loss=float(history["train_loss"].iloc[-1]))
 
 
-def point_tables(config: Config, models_dir, *, n_jobs: int = 1) -> pd.DataFrame:
+def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.DataFrame:
     """One row per (model, digit): MSE and spectral summaries, every model of the preset.
 
     Models: each depth n of ``depths`` x latent dimension d of
     ``latent_dims`` (x ``seeds`` replicates at depth 4), trained on the
     training split (weights cached in ``models_dir`` by their parameters, so
-    a rerun after a library change does not retrain). Spectra on a seeded
-    subset of ``points`` digits of both splits (all digits when None): float32
-    Jacobians as trained, eigenvalues and determinants in float64.
+    a rerun after a library change does not retrain; default ``models`` under
+    the book's cache). Spectra on a seeded subset of ``points`` digits of both
+    splits (all digits when None): float32 Jacobians as trained, eigenvalues
+    and determinants in float64.
 
     A progress bar counts the cells where there is a terminal (not in a
     notebook's output). The cells run through :class:`joblib.Parallel` with
@@ -165,6 +160,7 @@ def point_tables(config: Config, models_dir, *, n_jobs: int = 1) -> pd.DataFrame
     """
     from joblib import Parallel, delayed
 
+    models_dir = cache_folder(models_dir, "models")   # the same folder for every worker
     sizes = config.sizes
     cells = [(depth, latent_dim, replicate) for depth in sizes["depths"]
              for latent_dim in sizes["latent_dims"]
@@ -334,7 +330,7 @@ def ranking_scores(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def example_spectra(config: Config, models_dir, depth: int = 4, latent_dim: int = 10):
+def example_spectra(config: Config, models_dir=None, depth: int = 4, latent_dim: int = 10):
     """The long per-point table of one model, with every eigenvalue (the table the figures reduce).
 
     Returns

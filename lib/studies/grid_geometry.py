@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from lib.geometry.differences import derivatives
 from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
-from lib.params import Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "testbed", "convergence", "fitted_orders",
            "order_summary", "baselines"]
@@ -47,17 +47,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    ambient_dim: int = 64
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 @dataclass(frozen=True)

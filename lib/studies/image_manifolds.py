@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.measures import class_measures, scaled_measures
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
-from lib.params import Choice, Integer, Real, Specification
+from lib.params import ChapterConfig, Choice, Integer, Real, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "BUFFER", "Config", "AxisSweep", "axis_sweeps", "gallery",
            "class_geometry", "scaled_geometry", "tangent_convergence", "fitted_orders"]
@@ -63,19 +63,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    dsprites_dim: int = 3
-    turntable_dim: int = 3
-    blur: float = 0.8
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 # --- the two data sets ----------------------------------------------------------------

@@ -44,9 +44,8 @@ Computation only; the figures are in :mod:`lib.figures.layer_geometry`.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -61,8 +60,9 @@ from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
 from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
 from lib.models.taps import layer_jacobians, layer_taps
-from lib.params import Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Integer, Specification
 from lib.store import digest
+from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network",
            "training_history", "grid_layer_measures", "layer_dimensions", "layer_measures",
@@ -110,23 +110,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    device: str = "cpu"
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
-
-
-def _sizes_key(config: Config) -> str:
-    # Config equality ignores ``sizes`` (they follow from the preset), but tests may change a
-    # preset's sizes: the in-memory caches key on them too.
-    return json.dumps(config.sizes, sort_keys=True, default=str)
 
 
 # --- the two data sets ----------------------------------------------------------------------
@@ -157,11 +142,11 @@ def _source(config: Config, dataset: str) -> testbed.Testbed:
 
 def _class_images(config: Config, source: testbed.Testbed, label: str) -> torch.Tensor:
     """One class on the full grid, float64, (*grid.shape, S * S); kept for the next caller."""
-    return _cached_images(config, _sizes_key(config), source.name, label)
+    return _cached_images(config, source.name, label)
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_images(config: Config, sizes_key: str, dataset: str, label: str) -> torch.Tensor:
+def _cached_images(config: Config, dataset: str, label: str) -> torch.Tensor:
     return _source(config, dataset).grid_images(label)
 
 
@@ -181,16 +166,14 @@ def _training(config: Config, source: testbed.Testbed) -> BetaVAETraining:
 
 
 def _trained(config: Config, source: testbed.Testbed, models_dir, progress: bool):
-    if models_dir is None:
-        raise ValueError("The 'models_dir' parameter of layer_geometry must name a folder for "
-                         "the beta-VAE weights. Got None instead.")
     # The renderers' filters leave values 1e-15 outside [0, 1]; the Bernoulli likelihood
     # needs them inside.
     images = torch.cat([_class_images(config, source, label).reshape(-1, source.image_size**2)
                         for label in source.classes]).clamp(0.0, 1.0).float()
     key = f"layer-geometry/{config.preset}/{source.name}/d{source.dim}"
     return trained_beta_vae(_spec(config, source), _training(config, source), key, images,
-                            cache_dir=models_dir, device=config.device, progress=progress)
+                            cache_dir=cache_folder(models_dir, "models"), device=config.device,
+                            progress=progress)
 
 
 def network(config: Config, dataset: str, kind: str, *, models_dir=None,
@@ -198,7 +181,8 @@ def network(config: Config, dataset: str, kind: str, *, models_dir=None,
     """The beta-VAE of one data set: ``"trained"`` on every grid image, or its ``"untrained"`` control.
 
     The trained network comes from :func:`lib.models.beta_vae.trained_beta_vae`
-    (trained in float32, cached in ``models_dir``); the control is
+    (trained in float32, cached in ``models_dir``, by default ``models`` under the
+    book's cache); the control is
     ``BetaVAE(spec, seed=config.seed)``, PyTorch's default initial law. Both in
     eval mode on ``config.device``, in ``dtype``: float64 by default, because
     deep in the untrained network the features vary by 1e-8 of their size
@@ -218,7 +202,7 @@ def network(config: Config, dataset: str, kind: str, *, models_dir=None,
     return model.to(dtype).eval()
 
 
-def training_history(config: Config, *, models_dir, progress: bool = False) -> pd.DataFrame:
+def training_history(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
     """The training history of each data set's beta-VAE (one row per evaluation), with its sizes."""
     parts = []
     for source in _sources(config):
@@ -425,13 +409,15 @@ def layer_measures(config: Config, *, models_dir=None, taps_dir=None, datasets=N
     Parameters
     ----------
     config : Config
-    models_dir : str or Path
-        Cache of the trained beta-VAE weights (needed for "trained").
-    taps_dir : str or Path, optional
+    models_dir : str or Path, optional
+        Cache of the trained beta-VAE weights; default ``models`` under the
+        book's cache.
+    taps_dir : str, Path or True, optional
         Cache of the layer features (float64, one file per network, class
         and layer: about 0.8 MB per grid point of the 64 x 64 network, 15 GB
-        at the default preset); without it the features of one data set and
-        network are kept in memory (4 GB at the default preset).
+        at the default preset), True for ``taps`` under the book's cache;
+        without it the features of one data set and network are kept in
+        memory (4 GB at the default preset).
     datasets : sequence of {"dsprites", "turntable"}, optional
         Default both.
     networks : sequence of {"trained", "untrained"}, default both
@@ -450,6 +436,8 @@ def layer_measures(config: Config, *, models_dir=None, taps_dir=None, datasets=N
         ``degenerate points`` counting them), ``twonn`` and ``twonn points``
         (distinct sample points it used).
     """
+    if taps_dir is True:
+        taps_dir = cache_folder(None, "taps")
     parts = []
     for index, source in enumerate(_sources(config)):
         if datasets is not None and source.name not in datasets:

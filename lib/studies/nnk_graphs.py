@@ -14,7 +14,6 @@ Computation only; the figures are in :mod:`lib.figures.nnk_graphs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,8 @@ from lib.graphs.propagation import graph_accuracy, stratified_labels
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
                             rotate_images, train_classifier)
 from lib.models.taps import layer_taps
-from lib.params import Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
            "calibration", "propagation", "layer_epochs", "stability", "rotation_invariance",
@@ -64,17 +64,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    n_neighbors: int = 30
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 def polytope_picture(config: Config, count: int = 200) -> dict:
@@ -251,11 +242,12 @@ def _classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
     return spec, training
 
 
-def layer_epochs(config: Config, checkpoint_dir) -> pd.DataFrame:
+def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """NNK metrics of a small CNN's representations, per layer, epoch and seed.
 
     The CNN (:mod:`lib.models.cnn`) is trained on the training digits
-    (checkpoints per epoch in ``checkpoint_dir``); at every epoch the held-out
+    (checkpoints per epoch in ``checkpoint_dir``, by default ``checkpoints``
+    under the book's cache, as in the other CNN functions); at every epoch the held-out
     digits' features of every layer get an NNK graph (cosine kernel, the
     kernel of DeepNNK), whose mean degree, polytope diameter and leave-one-out
     label interpolation error are set beside the model's own error on those
@@ -266,6 +258,7 @@ def layer_epochs(config: Config, checkpoint_dir) -> pd.DataFrame:
     DataFrame with columns ``replicate, epoch, layer, depth, NNK degree,
     polytope diameter, LOO error, test error, train error``.
     """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     train, (images, labels) = _digit_split(config)
     k = config.n_neighbors
     rows = []
@@ -286,7 +279,7 @@ def layer_epochs(config: Config, checkpoint_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def stability(config: Config, checkpoint_dir) -> pd.DataFrame:
+def stability(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """Geometric stability: NNK neighbourhoods of the same digits agree across seeds.
 
     For the last epoch of every seed, per layer, the mean Jaccard overlap of
@@ -298,6 +291,7 @@ def stability(config: Config, checkpoint_dir) -> pd.DataFrame:
     -------
     DataFrame with columns ``layer, depth, stability``.
     """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     train, (images, labels) = _digit_split(config)
     graphs = {}
     for replicate in range(config.sizes["cnn_seeds"]):
@@ -316,7 +310,7 @@ def stability(config: Config, checkpoint_dir) -> pd.DataFrame:
 MAX_ANGLE = 45.0
 
 
-def rotation_invariance(config: Config, checkpoint_dir) -> pd.DataFrame:
+def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """How much of a digit's rotation each layer forgets, with and without augmentation.
 
     Two networks, trained without and with random rotations of up to
@@ -337,6 +331,7 @@ def rotation_invariance(config: Config, checkpoint_dir) -> pd.DataFrame:
     DataFrame with columns ``augmentation, layer, depth, orbit spread,
     own-orbit neighbours, rotated accuracy``.
     """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     train, (images, labels) = _digit_split(config)
     count, n_angles = min(config.sizes["rotated_digits"], len(images)), config.sizes["angles"]
     angles = np.linspace(-MAX_ANGLE, MAX_ANGLE, n_angles)
@@ -367,7 +362,7 @@ def rotation_invariance(config: Config, checkpoint_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def channel_epochs(config: Config, checkpoint_dir, layer: str = "conv2") -> pd.DataFrame:
+def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") -> pd.DataFrame:
     """Channel-wise NNK graphs of the last convolution, per epoch (first seed).
 
     Every channel of ``layer`` gets its own NNK graph on training digits
@@ -384,6 +379,7 @@ def channel_epochs(config: Config, checkpoint_dir, layer: str = "conv2") -> pd.D
     DataFrame with columns ``epoch, channel LOO error, channel overlap,
     validation error, test error``.
     """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     train, (images, labels) = _digit_split(config)
     half = len(images) // 2
     # A seeded random subset of the training digits (they are sorted by class).
@@ -427,15 +423,17 @@ def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def autoencoder_codes(config: Config, models_dir) -> pd.DataFrame:
+def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataFrame:
     """NNK geometry of the latent codes of the eigenvalue chapter's autoencoders.
 
-    The depth-4 autoencoders of :mod:`lib.studies.eigenvalues` at the same
-    preset and seed (shared weight cache ``models_dir``: trained here only if
-    that chapter has not run), one per latent dimension d. The codes of the
-    test digits get an NNK graph (Gaussian kernel, local sigma): its mean
-    degree, median local PCA dimension and leave-one-out label error, beside
-    TwoNN of the codes. How much of the latent space do the digits use?
+    The depth-4 autoencoders of :mod:`lib.studies.eigenvalues` under that
+    chapter's own ``Config`` ``autoencoders`` (preset, seed, digits and
+    activation), one per latent dimension d, from the weight cache
+    ``models_dir`` the two chapters share (default ``models`` under the
+    book's cache: trained here only if that chapter has not run). The codes
+    of the test digits get an NNK graph (Gaussian kernel, local sigma): its
+    mean degree, median local PCA dimension and leave-one-out label error,
+    beside TwoNN of the codes. How much of the latent space do the digits use?
 
     Returns
     -------
@@ -446,10 +444,13 @@ def autoencoder_codes(config: Config, models_dir) -> pd.DataFrame:
 
     from lib.studies import eigenvalues
 
-    settings = eigenvalues.Config(preset=config.preset, seed=config.seed)
+    if not isinstance(autoencoders, eigenvalues.Config):
+        raise TypeError(f"The 'autoencoders' parameter of autoencoder_codes must be a "
+                        f"lib.studies.eigenvalues.Config. Got {type(autoencoders).__name__} "
+                        f"instead.")
     rows = []
-    for latent_dim in settings.sizes["latent_dims"]:
-        model, data = eigenvalues.trained_model(settings, eigenvalues.SEEDED_DEPTH, latent_dim,
+    for latent_dim in autoencoders.sizes["latent_dims"]:
+        model, data = eigenvalues.trained_model(autoencoders, eigenvalues.SEEDED_DEPTH, latent_dim,
                                                 models_dir)
         test = data.select("test")
         with torch.no_grad():

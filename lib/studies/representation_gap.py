@@ -13,7 +13,6 @@ divide RG by k^(2/d), while a continuous group lowers d by its dimension?
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,7 @@ from lib.stats.quantization import (asymptotic_gap, asymptotic_gap_density,
                                     optimal_quantizer_constant,
                                     random_quantizer_constant, zador_bounds)
 from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
-from lib.params import Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Integer, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "models", "law_curves", "dimension_table",
            "denoiser_limit", "symmetry_curves", "fitted_exponents", "image_dimensions",
@@ -63,18 +62,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    ambient_dim: int = 50
-    digits: str = "mnist-5k"
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 def models(config: Config) -> list[PointCloudModel]:

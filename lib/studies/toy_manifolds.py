@@ -11,7 +11,7 @@ draws them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from lib.derivatives import derivatives
 from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.geometry.reach import local_reach
-from lib.params import Choice, Integer, Real, Specification
+from lib.params import ChapterConfig, Choice, Integer, Real, Specification
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "family", "closed_form_table", "curvature_fields",
            "local_reach_profiles", "quadrature_convergence", "sampling_check"]
@@ -48,19 +48,8 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    preset: str = "default"
-    seed: int = 0
-    radius: float = 1.0
-    tube_ratio: float = 0.6
-    ambient_dim: int = 10
-    sizes: dict = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self):
-        PARAMETERS.finish_config(self, SIZES)
 
 
 def family(config: Config) -> dict[str, toy.ToyManifold]:
