@@ -40,3 +40,75 @@ def test_twonn_still_fits_a_line_with_its_ends():
     X = np.linspace(0.0, 1.0, n)[:, None]
     got = TwoNN(discard_fraction=0.0).fit(X).dimension_
     np.testing.assert_allclose(got, np.log(n) / np.log(2), rtol=1e-12)
+
+
+def _sphere_grid():
+    from lib.datasets.toy import Sphere
+
+    sphere = Sphere(1.0)
+    grid = sphere.grid(16)
+    return sphere.points(grid), grid
+
+
+def _half_precision_calls():
+    from lib.estimators import local
+    from lib.geometry.reach import grid_reach, local_reach
+    from lib.sampling import farthest_point_sampling
+
+    values, grid = _sphere_grid()
+    points = values.reshape(-1, 3)
+    tangents = np.ones((len(points), 3, 2))
+    return {
+        "farthest_point_sampling": ("points", lambda x: farthest_point_sampling(x, 5, start=0),
+                                    points),
+        "local_pca_tangents": ("points", lambda x: local.local_pca_tangents(
+            x, n_neighbors=6, dim=2), points),
+        "quadratic_fit_curvature": ("points", lambda x: local.quadratic_fit_curvature(
+            x, n_neighbors=8, dim=2), points),
+        "knn_volume": ("points", lambda x: local.knn_volume(x, n_neighbors=6, dim=2), points),
+        "aamari_reach": ("points", lambda x: local.aamari_reach(x, n_neighbors=6, dim=2),
+                         points),
+        "local_reach": ("queries", lambda x: local_reach(x, tangents, points), points),
+        "grid_reach": ("values", lambda x: grid_reach(x, grid), values),
+    }
+
+
+@pytest.mark.parametrize("caller", list(_half_precision_calls()))
+@pytest.mark.parametrize("half", ["numpy-float16", "torch-float16", "torch-bfloat16"])
+def test_half_precision_is_refused_by_name(caller, half):
+    import torch
+
+    name, call, data = _half_precision_calls()[caller]
+    if half == "numpy-float16":
+        x, shown = data.astype(np.float16), "float16"
+    else:
+        dtype = getattr(torch, half.split("-")[1])
+        x, shown = torch.from_numpy(data).to(dtype), half.split("-")[1]
+    message = (f"The '{name}' parameter of {caller} must have dtype float32 or float64. "
+               f"Got {shown} instead.")
+    with pytest.raises(TypeError, match=message):
+        call(x)
+
+
+@pytest.mark.parametrize("caller", ["farthest_point_sampling", "local_pca_tangents",
+                                    "grid_reach"])
+def test_single_precision_is_still_accepted(caller):
+    # The check refuses half precision only: float32 runs and keeps its dtype.
+    _, call, data = _half_precision_calls()[caller]
+    out = call(data.astype(np.float32))
+    if caller == "local_pca_tangents":
+        assert out.dtype == np.float32
+    elif caller == "grid_reach":
+        assert out.local.dtype == np.float32
+
+
+def test_check_float_dtype_helper():
+    import torch
+
+    from lib._checks import check_float_dtype
+
+    for ok in (np.zeros(2), np.zeros(2, np.float32), torch.zeros(2, dtype=torch.float64)):
+        check_float_dtype(ok, name="x", caller="f")
+    with pytest.raises(TypeError, match=r"The 'x' parameter of f must have dtype float32 or "
+                                        r"float64\. Got int64 instead\."):
+        check_float_dtype(np.zeros(2, np.int64), name="x", caller="f")
