@@ -112,3 +112,63 @@ def test_check_float_dtype_helper():
     with pytest.raises(TypeError, match=r"The 'x' parameter of f must have dtype float32 or "
                                         r"float64\. Got int64 instead\."):
         check_float_dtype(np.zeros(2, np.int64), name="x", caller="f")
+
+
+@pytest.mark.parametrize("start, stop, name", [(0.0, float("inf"), "stop"),
+                                               (float("-inf"), 0.0, "start"),
+                                               (0.0, float("nan"), "stop"),
+                                               (-1e308, 1e308, "stop")])
+def test_axis_refuses_infinite_bounds(start, stop, name):
+    from lib.grid import Axis
+
+    # Axis("x", 0, inf, 5).values was [nan, inf, inf, inf, inf].
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of Axis 'x' must"):
+        Axis("x", start, stop, 5)
+
+
+def _toy_infinite_parameters():
+    from lib.datasets import toy
+
+    inf = float("inf")
+    return [(toy.Circle, {"radius": inf}, "radius"), (toy.Sphere, {"radius": inf}, "radius"),
+            (toy.Ellipse, {"a": inf}, "a"), (toy.Ellipse, {"a": inf, "b": inf}, "b"),
+            (toy.Ellipsoid, {"a": inf}, "a"), (toy.Ellipsoid, {"a": inf, "b": inf}, "b"),
+            (toy.Ellipsoid, {"a": inf, "b": inf, "c": inf}, "c"),
+            (toy.Torus, {"R": inf}, "R"), (toy.Hyperboloid, {"a": inf}, "a"),
+            (toy.Hyperboloid, {"c": inf}, "c"), (toy.Hyperboloid, {"height": inf}, "height"),
+            (toy.FlatTorus, {"a": inf}, "a"), (toy.FlatTorus, {"b": inf}, "b")]
+
+
+@pytest.mark.parametrize("case", _toy_infinite_parameters(),
+                         ids=lambda case: f"{case[0].__name__}-{case[2]}")
+def test_toy_manifolds_refuse_infinite_parameters(case):
+    manifold, parameters, name = case
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of {manifold.__name__} must"):
+        manifold(**parameters)
+
+
+def _toy_instances():
+    from lib.datasets import toy
+
+    return [toy.Circle(), toy.Ellipse(), toy.Sphere(), toy.Ellipsoid(), toy.Torus(),
+            toy.Hyperboloid(), toy.FlatTorus()]
+
+
+@pytest.mark.parametrize("manifold", _toy_instances(), ids=lambda m: type(m).__name__)
+def test_toy_points_need_the_intrinsic_dimension_as_last_axis(manifold):
+    from lib.grid import Grid
+
+    # Sphere(1.0).points(np.zeros((5, 3))) used 2 of the 3 columns without a word.
+    caller = f"{type(manifold).__name__}.points"
+    for width in (manifold.dim - 1, manifold.dim + 1):
+        with pytest.raises(ValueError, match=rf"The 'grid_or_theta' parameter of {caller} must "
+                                             rf"have shape \(\.\.\., d\) = \(\.\.\., "
+                                             rf"{manifold.dim}\).*Got \(5, {width}\) instead"):
+            manifold.points(np.zeros((5, width)))
+    with pytest.raises(ValueError, match=f"The 'grid_or_theta' parameter of {caller} must"):
+        manifold.points(0.0)
+    wrong = Grid.product(**{f"t{i}": (0.0, 1.0, 3) for i in range(manifold.dim + 1)})
+    with pytest.raises(ValueError, match=f"must be a Grid with {manifold.dim} axes"):
+        manifold.points(wrong)
+    # The right shape still works: (5, d) parameters give (5, D0) points.
+    assert manifold.points(np.zeros((5, manifold.dim))).shape == (5, manifold.native_dim)
