@@ -172,3 +172,51 @@ def test_toy_points_need_the_intrinsic_dimension_as_last_axis(manifold):
         manifold.points(wrong)
     # The right shape still works: (5, d) parameters give (5, D0) points.
     assert manifold.points(np.zeros((5, manifold.dim))).shape == (5, manifold.native_dim)
+
+
+def _nnk_problem():
+    import torch
+
+    A = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
+    b = torch.tensor([[0.5, 0.2, 0.1], [0.3, 0.4, 0.2]], dtype=torch.float64)
+    return A, b
+
+
+@pytest.mark.parametrize("where", ["b", "A"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nnk_solver_refuses_non_finite_problems(where, bad):
+    from lib.graphs.nnk_solver import solve_exact
+
+    # A NaN in b gave NaN weights with unsolved=False (NaN > tol is False).
+    A, b = _nnk_problem()
+    if where == "b":
+        b[1, 1] = bad
+    else:
+        A[1, 1, 2] = bad
+    with pytest.raises(ValueError, match=f"The '{where}' parameter of solve_exact must hold only "
+                                         f"finite values. Got 1 non-finite entries instead."):
+        solve_exact(A, b, tol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["b-columns", "b-rows", "A-rows", "A-not-square", "A-2d"])
+def test_nnk_solver_refuses_mismatched_shapes(case):
+    from lib.graphs.nnk_solver import solve_exact
+
+    # These gave a bare RuntimeError from a reshape deep in the solver.
+    A, b = _nnk_problem()
+    A, b, name = {"b-columns": (A, b[:, :2], "b"), "b-rows": (A, b[:1], "b"),
+                  "A-rows": (A[:1], b, "b"), "A-not-square": (A[:, :2], b, "A"),
+                  "A-2d": (A[0], b, "A")}[case]
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of solve_exact must have shape"):
+        solve_exact(A, b, tol=1e-10)
+
+
+def test_nnk_solver_still_solves_a_diagonal_problem():
+    from lib.graphs.nnk_solver import solve_exact
+
+    # A = I: the minimiser of theta'theta/2 - b'theta over theta >= 0 is max(b, 0) exactly.
+    A, b = _nnk_problem()
+    b[0, 2] = -0.1
+    theta, residual, unsolved = solve_exact(A, b, tol=1e-10)
+    np.testing.assert_array_equal(theta.numpy(), b.clamp_min(0).numpy())
+    assert not bool(unsolved.any())
