@@ -35,3 +35,31 @@ def test_many_copies_never_list_self():
     assert not (indices == np.arange(7)[:, None]).any()
     np.testing.assert_array_equal(distances[:5], np.zeros((5, 2)))
     assert set(indices[:5].ravel()) <= set(range(5))
+
+
+@pytest.mark.parametrize("count, k", [(10, 4), (10, 2), (50, 8)])
+def test_nnk_default_keeps_a_regular_line_connected(count, k):
+    import scipy.sparse.csgraph
+
+    from lib.graphs.nnk import nnk_graph
+
+    # Every node of an evenly spaced line keeps its left and right neighbour (the NNK
+    # polytope of a point on a line), so the graph is the path 0 - 1 - ... - N-1: one
+    # component, no isolated node. The "reference" rule dropped edges whose endpoint
+    # errors tie up to rounding and left 4 of 10 nodes isolated at k = 4.
+    weights = nnk_graph(np.arange(float(count))[:, None], k).weights
+    parts, _ = scipy.sparse.csgraph.connected_components(weights)
+    assert parts == 1
+    path = np.eye(count, k=1, dtype=bool) | np.eye(count, k=-1, dtype=bool)
+    np.testing.assert_array_equal(weights.toarray() > 0, path)
+
+
+def test_nnk_default_keeps_a_square_lattice_connected():
+    import scipy.sparse.csgraph
+
+    from lib.graphs.nnk import nnk_graph
+
+    axis = np.arange(8.0)
+    lattice = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    parts, _ = scipy.sparse.csgraph.connected_components(nnk_graph(lattice, 8).weights)
+    assert parts == 1
