@@ -63,3 +63,32 @@ def test_nnk_default_keeps_a_square_lattice_connected():
     lattice = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
     parts, _ = scipy.sparse.csgraph.connected_components(nnk_graph(lattice, 8).weights)
     assert parts == 1
+
+
+def test_reach_of_two_concentric_circles_is_half_their_gap():
+    from lib.geometry.reach import local_reach
+
+    # Circles of radii 1 and 1.1, 800 points each at the same angles, exact tangents. For
+    # x on one circle and y on the other at angle phi, |y - x|^2 / (2 d(y - x, T_x)) falls
+    # monotonically as phi -> 0 (derivative in cos(phi) < 0), where it is
+    # (0.1)^2 / (2 * 0.1) = 0.05; candidates on x's own circle give its radius, >= 1. So
+    # the local reach is exactly 0.05 at every point: the medial circle of radius 1.05.
+    # The 16 nearest candidates of each point are on its own circle (spacing 2 pi / 800,
+    # 8 steps = 0.063 < 0.1), so the deciding candidate comes from the Gram-matrix route,
+    # not from the explicit re-check of the nearest: the route whose factor 2 no other
+    # test reached (dropping it gave 0.10). Tolerance: that route loses about
+    # eps |x|^2 / d^2 = 2e-16 / 0.01 relative; 1e-10 leaves room.
+    count, gap = 800, 0.1
+    t = np.linspace(0.0, 2 * np.pi, count, endpoint=False)
+    ring = np.stack([np.cos(t), np.sin(t)], axis=1)
+    points = np.concatenate([ring, (1 + gap) * ring])
+    tangents = np.concatenate([np.stack([-np.sin(t), np.cos(t)], axis=1)] * 2)[:, :, None]
+    result = local_reach(points, tangents, points, exact_neighbours=16)
+    np.testing.assert_allclose(result.local, gap / 2, rtol=1e-10)
+    # The witness is the point at the same angle on the other circle, and it lies beyond
+    # the 16 nearest candidates: the test exercises the far route.
+    other = np.concatenate([np.arange(count) + count, np.arange(count)])
+    np.testing.assert_array_equal(result.witness, other)
+    distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    closer = (distance < distance[np.arange(2 * count), other][:, None]).sum(1) - 1
+    assert closer.min() >= 16
