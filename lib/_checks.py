@@ -68,3 +68,20 @@ def check_shape(shape, expected, *, name: str, caller: str, describe: str) -> No
     if not ok:
         raise ValueError(f"{_prefix(name, caller)} must have shape {describe}. "
                          f"Got {tuple(shape)} instead.")
+
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_float_dtype(array, *, name: str, caller: str) -> None:
+    """Raise a TypeError unless ``array`` (numpy or torch) is float32 or float64.
+
+    For the torch linear algebra inside (QR, SVD, LU, cdist), which has no
+    float16 or bfloat16 kernels on the CPU and would fail midway with a raw
+    torch error. Call it after :func:`lib._arrays.as_tensor`, which has
+    already turned integer input into float64.
+    """
+    dtype = str(array.dtype).removeprefix("torch.")
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{_prefix(name, caller)} must have dtype float32 or float64. "
+                        f"Got {dtype} instead.")

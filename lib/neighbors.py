@@ -24,6 +24,7 @@ under 2 s.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lib._arrays import as_tensor
@@ -46,7 +47,8 @@ def nearest_neighbors(points, n_neighbors: int, *, memory_budget: int = 2**28):
     points : array of shape (N, D)
         Finite points, numpy array or torch tensor (CPU or GPU).
     n_neighbors : int in [1, N - 1]
-        Neighbours per point; the point itself is never one of them.
+        Neighbours per point; the point itself is never one of them, but a
+        duplicate of it is, at distance 0.
     memory_budget : int >= 2**16, default=2**28
         Bytes for the work arrays of one block of rows; never changes the result.
 
@@ -85,10 +87,14 @@ def _kdtree(x, k):
 
     array = x.detach().numpy()
     distances, indices = cKDTree(array).query(array, k=k + 1)
-    # The nearest hit is the point itself (with a duplicate, either copy: the distance is 0
-    # both ways, and the estimators that call this reject duplicates).
-    return (torch.from_numpy(distances[:, 1:]).to(x.dtype),
-            torch.from_numpy(indices[:, 1:]).to(torch.long))
+    # The k + 1 hits hold the point itself unless k + 1 other copies of it tie at distance
+    # 0 (the tree orders ties as it likes, so with a duplicate the first hit may be the
+    # copy). Drop the point where it is listed, else the last hit: one more copy at 0.
+    own = indices == np.arange(len(array))[:, None]
+    own[~own.any(axis=1), -1] = True
+    keep = ~own
+    return (torch.from_numpy(distances[keep].reshape(-1, k)).to(x.dtype),
+            torch.from_numpy(indices[keep].reshape(-1, k)).to(torch.long))
 
 
 def _ranked(x, k, budget):

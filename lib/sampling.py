@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_real
+from lib._checks import check_finite, check_float_dtype, check_int, check_real
 
 __all__ = ["Split", "farthest_point_sampling", "manifold_splits", "volume_weighted_subset"]
 
@@ -87,7 +87,8 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     Parameters
     ----------
     points : array of shape (N, D)
-        Numpy array or torch tensor; the work happens on its device.
+        Numpy array or torch tensor, float32 or float64 (integers are taken
+        as float64); the work happens on its device.
     n : int
         Number of points to select, in [1, N].
     seed : int, numpy Generator or None
@@ -104,6 +105,12 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
         Distinct row indices in the order chosen; ties go to the lowest index.
         A numpy array, or a tensor on the device of ``points``.
 
+    Raises
+    ------
+    TypeError
+        If ``points`` is float16 or bfloat16 (torch's ``cdist`` has no such
+        kernels), before any work.
+
     Examples
     --------
     >>> import numpy as np
@@ -116,6 +123,7 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     if x.ndim != 2:
         raise ValueError(f"The 'points' parameter of {caller} must have shape (N, D). "
                          f"Got {tuple(x.shape)} instead.")
+    check_float_dtype(x, name="points", caller=caller)
     size = x.shape[0]
     if size == 0:
         raise ValueError(f"The 'points' parameter of {caller} must hold at least one point. "

@@ -135,7 +135,7 @@ def test_support_within_candidates_and_never_self():
     assert all((i, j) in members for i, j in zip(directed.row, directed.col))
     assert not np.any(graph.candidates == np.arange(200)[:, None])
     # Reference symmetrization keeps only mutual-candidate pairs.
-    sym = nnk_graph(points, 8).weights.tocoo()
+    sym = nnk_graph(points, 8, symmetrize="reference").weights.tocoo()
     assert all((i, j) in members and (j, i) in members for i, j in zip(sym.row, sym.col))
 
 
@@ -307,7 +307,7 @@ def test_reference_symmetrization_on_a_small_line():
     # lower-error endpoint (the errors differ here, no ties).
     points = np.array([[0.0], [1.0], [2.2], [6.0]])
     directed = nnk_graph(points, 2, sigma=1.0, symmetrize=None)
-    weights = nnk_graph(points, 2, sigma=1.0).weights.toarray()
+    weights = nnk_graph(points, 2, sigma=1.0, symmetrize="reference").weights.toarray()
     assert not weights[3].any() and not weights[:, 3].any()
     for i, j in [(0, 1), (0, 2), (1, 2)]:
         low, high = (i, j) if directed.error[i] < directed.error[j] else (j, i)
@@ -322,7 +322,7 @@ def test_reference_symmetrization_drops_both_directions_of_a_tie():
     points = np.array([[0.0], [1.0], [5.0], [6.5]])
     directed = nnk_graph(points, 1, sigma=1.0, symmetrize=None)
     assert directed.error[0] == directed.error[1] and directed.error[2] == directed.error[3]
-    assert nnk_graph(points, 1, sigma=1.0).weights.nnz == 0
+    assert nnk_graph(points, 1, sigma=1.0, symmetrize="reference").weights.nnz == 0
     assert nnk_graph(points, 1, sigma=1.0, symmetrize="max").weights.nnz == 4
 
 

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_real, check_shape
+from lib._checks import check_finite, check_float_dtype, check_int, check_real, check_shape
 from lib.geometry.differences import gradient
 from lib.grid import Grid, accepts_sampled
 
@@ -55,7 +55,8 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     Parameters
     ----------
     queries : array of shape (Q, D)
-        Points x at which the reach is wanted.
+        Points x at which the reach is wanted; float32 or float64 (the
+        tangents and candidates are cast to this dtype).
     tangents : array of shape (Q, D, d)
         Spanning vectors of T_x M at each query (need not be orthonormal).
     candidates : array of shape (M, D)
@@ -79,6 +80,14 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     ReachResult
         ``local`` (Q,) and ``witness`` (Q,), in the input's array type.
 
+    Raises
+    ------
+    TypeError
+        If ``queries`` is not float32 or float64 (float16 has no QR or rank
+        kernels), before any work.
+    ValueError
+        On a shape mismatch, non-finite input or a rank-deficient tangent space.
+
     Examples
     --------
     >>> import numpy as np
@@ -94,6 +103,7 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     tan, _ = as_tensor(tangents)
     y, _ = as_tensor(candidates)
     check_shape(x.shape, (None, None), name="queries", caller=caller, describe="(Q, D)")
+    check_float_dtype(x, name="queries", caller=caller)
     q_count, ambient = x.shape
     check_shape(tan.shape, (q_count, ambient, None), name="tangents", caller=caller,
                 describe=f"(Q, D, d) = ({q_count}, {ambient}, d)")
@@ -174,6 +184,7 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     Parameters
     ----------
     values : array of shape (*grid.shape, D)
+        float32 or float64; other dtypes raise a TypeError before any work.
     grid : Grid
     order : {2, 4}, default=2
     stride : int, default=1
@@ -197,6 +208,7 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     caller = "grid_reach"
     check_int(stride, name="stride", caller=caller, low=1)
     x, restore = as_tensor(values)
+    check_float_dtype(x, name="values", caller=caller)
     tangents = gradient(x, grid, order=order)                      # (*G', D, k)
     depth = order // 2
     inner = x[grid.interior_index(depth)]

@@ -52,6 +52,8 @@ import torch
 from scipy.linalg import lapack
 from scipy.optimize import nnls
 
+from lib._checks import check_finite, check_float_dtype, check_real, check_shape
+
 __all__ = ["solve_exact", "solve_reference", "kkt_residual", "fallback_nnls", "objective"]
 
 # A Schur complement below this (the kernel diagonal is 1) means the new candidate is, to
@@ -87,7 +89,7 @@ def solve_exact(A, b, *, tol: float):
     A : tensor of shape (B, k, k)
         Symmetric positive semi-definite matrices with unit diagonal (kernels).
     b : tensor of shape (B, k)
-    tol : float
+    tol : float in (0, inf)
         Certificate tolerance: rows whose KKT residual exceeds it are reported
         as unsolved.
 
@@ -100,7 +102,17 @@ def solve_exact(A, b, *, tol: float):
     unsolved : tensor of shape (B,), bool
         Rows the batched method could not certify; the caller must re-solve
         them with :func:`fallback_nnls` (which needs the factor it knows best).
+
+    Raises
+    ------
+    TypeError
+        If ``A`` or ``b`` is not a float32/float64 tensor.
+    ValueError
+        If the shapes do not match, (B, k, k) and (B, k), or ``A`` or ``b``
+        holds NaN or infinity (a NaN row would come back NaN, marked solved:
+        NaN compares False with ``tol``).
     """
+    _check_problem(A, b, tol)
     theta = _lawson_hanson(A, b, add_tol=0.1 * tol)
     # The inverse updates accumulate rounding along the path; one fresh Cholesky solve on
     # each final support removes it (residual ~1e-16 instead of ~1e-14), where it is valid.
@@ -110,6 +122,29 @@ def solve_exact(A, b, *, tol: float):
     theta = torch.where(better.unsqueeze(1), polished, theta)
     residual = torch.where(better, after, residual)
     return theta, residual, residual > tol
+
+
+def _check_problem(A, b, tol):
+    """The errors of :func:`solve_exact`, before any work."""
+    caller = "solve_exact"
+    for name, value in (("A", A), ("b", b)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"The {name!r} parameter of {caller} must be a torch tensor. "
+                            f"Got {type(value).__name__} instead.")
+        check_float_dtype(value, name=name, caller=caller)
+    check_shape(A.shape, (None, None, None), name="A", caller=caller, describe="(B, k, k)")
+    count, k = A.shape[0], A.shape[1]
+    check_shape(A.shape, (count, k, k), name="A", caller=caller,
+                describe=f"(B, k, k) = ({count}, {k}, {k}), square")
+    check_shape(b.shape, (count, k), name="b", caller=caller,
+                describe=f"(B, k) = ({count}, {k}), B and k as in 'A'")
+    if b.dtype != A.dtype or b.device != A.device:
+        raise TypeError(f"The 'b' parameter of {caller} must have the dtype and device of 'A' "
+                        f"({A.dtype}, {A.device}). Got {b.dtype}, {b.device} instead.")
+    check_finite(A, name="A", caller=caller)
+    check_finite(b, name="b", caller=caller)
+    check_real(tol, name="tol", caller=caller, low=0.0, high=float("inf"), low_open=True,
+               high_open=True)
 
 
 def _polish(A, b, support):

@@ -143,7 +143,7 @@ def label_propagation(weights, labels, *, alpha: float = 0.99, n_classes: int | 
 def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
                          graph: str = "nnk", seed=None, alpha: float = 0.99,
                          kernel: str = "gaussian", sigma="local",
-                         symmetrize: str | None = "reference") -> float:
+                         symmetrize: str | None = "max") -> float:
     """Accuracy of label propagation on the unlabelled nodes, from a seeded stratified subset.
 
     Each class c of :math:`n_c` nodes gets :math:`\\max(1, \\mathrm{round}(f\\, n_c))`
@@ -170,7 +170,7 @@ def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
     alpha : float in (0, 1), default=0.99
     kernel : {"gaussian", "cosine"}, default="gaussian"
     sigma : float in (0, inf) or {"global", "local"}, default="local"
-    symmetrize : {"reference", "max", "min", None}, default="reference"
+    symmetrize : {"max", "min", "reference", None}, default="max"
         NNK only. The reference rule drops an edge whose two endpoint errors tie
         exactly, which happens on evenly spaced points (lattices), not on data.
 
