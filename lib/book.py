@@ -58,15 +58,21 @@ def publish(result, name: str):
     Files go to the current directory, which :func:`run_chapter` sets to
     ``book/chapters/<chapter>/``. A figure is shown as the PNG just written,
     so the page and the file are the same image; a table is shown with four
-    significant digits while the CSV keeps full precision.
+    significant digits while the CSV keeps full precision. The files depend on
+    the result alone: two runs with the same parameters write the same bytes.
     """
     import pandas as pd
     from IPython.display import Image
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
+        import matplotlib as mpl
+
         result.savefig(f"{name}.png", dpi=150)
-        result.savefig(f"{name}.svg")
+        # Same parameters, same bytes: an SVG otherwise carries the time it was written
+        # (<dc:date>) and clip-path ids salted with a random uuid on every save.
+        with mpl.rc_context({"svg.hashsalt": name}):
+            result.savefig(f"{name}.svg", metadata={"Date": None})
         return Image(filename=f"{name}.png")
     if isinstance(result, pd.DataFrame):
         result.to_csv(f"{name}.csv", index=False)
