@@ -12,8 +12,8 @@ anywhere inside the project's environment)::
 ``run`` validates every ``-p NAME VALUE`` against the chapter's declared
 parameters before anything executes (:func:`prepare_run`: each value, the
 checks across values, the devices, folders and environment variables they
-need, and ``--root``; a bad one exits with status 2 and one line naming it), converts the Jupytext source
-``notebooks/<chapter>.md`` to its paired ``.ipynb``, executes it with
+need, and ``--root``; a bad one exits with status 2 and one line naming it),
+converts the Jupytext source ``notebooks/<chapter>.md`` to its paired ``.ipynb``, executes it with
 papermill into ``book/chapters/<chapter>.ipynb`` (the injected parameters are
 a visible cell of the page) and writes the chapter's figures (PNG and SVG)
 and tables (CSV) to ``book/chapters/<chapter>/``. ``build`` renders the
@@ -28,9 +28,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from contextlib import contextmanager
+from pathlib import Path
 
 from lib.chapters import CHAPTERS, Chapter, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
