@@ -130,7 +130,7 @@ def test_by_slabs_equals_one_shot(periodic, order):
 def test_volume_element_slab_by_slab_equals_one_shot(monkeypatch, periodic, order):
     import functools
 
-    from lib.geometry import differences, extrinsic, metric
+    from lib.geometry import differences, metric, pointwise
 
     # volume_element works slab by slab only on large grids (48 x 48 in R^4096 and up);
     # a small slab budget sends this small grid the same way. The result must be that of
@@ -148,7 +148,7 @@ def test_volume_element_slab_by_slab_equals_one_shot(monkeypatch, periodic, orde
     monkeypatch.setattr(metric, "by_slabs", small_slabs)
     sliced = metric.volume_element(values, grid, order=order)
     assert len(slabs) > 2
-    whole = extrinsic.volume_element(differences.gradient(values, grid, order=order))
+    whole = pointwise.volume_element_from_jacobian(differences.gradient(values, grid, order=order))
     # Equal to rounding: the batched determinant may block a slab differently from the
     # whole grid (measured: exact here); 1e-13 is far below a one-row shift (order 1).
     np.testing.assert_allclose(sliced.numpy(), whole.numpy(), rtol=1e-13, atol=0)

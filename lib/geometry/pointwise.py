@@ -138,7 +138,9 @@ def is_degenerate(metric: torch.Tensor) -> torch.Tensor:
     k = metric.shape[-1]
     scale = (torch.diagonal(metric, dim1=-2, dim2=-1).sum(-1) / k).clamp_min(
         torch.finfo(metric.dtype).tiny)
-    return torch.linalg.det(metric) / scale**k <= 1e3 * torch.finfo(metric.dtype).eps
+    # det(g / scale) rather than det(g) / scale**k: for a (near-)constant map both det(g)
+    # and scale**k underflow to 0 and the ratio was 0/0 = NaN, which compares False.
+    return torch.linalg.det(metric / scale[..., None, None]) <= 1e3 * torch.finfo(metric.dtype).eps
 
 
 def inverse_metric(metric: torch.Tensor, *, caller: str) -> torch.Tensor:

@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_float_dtype, check_int, check_real, check_shape
+from lib._checks import (check_finite, check_float_dtype, check_grid_field, check_int, check_real,
+                         check_shape)
 from lib.geometry.differences import gradient
 from lib.grid import Grid, accepts_sampled
 
@@ -208,6 +209,7 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     caller = "grid_reach"
     check_int(stride, name="stride", caller=caller, low=1)
     x, restore = as_tensor(values)
+    check_grid_field(x, grid, order=order, caller=caller, trailing=(None,))
     check_float_dtype(x, name="values", caller=caller)
     tangents = gradient(x, grid, order=order)                      # (*G', D, k)
     depth = order // 2
