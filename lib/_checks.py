@@ -126,3 +126,46 @@ def check_grid_field(field, grid, *, order: int, caller: str, name: str = "value
             raise ValueError(f"The 'grid' parameter of {caller} must have at least {need} "
                              f"samples on every {kind} axis for order {order}. Got n={axis.n} "
                              f"on axis {axis.name!r} instead.")
+
+
+def check_sample_matrix(X, *, name: str, caller: str, min_samples: int = 1) -> None:
+    """Raise, naming ``name`` and ``caller``, unless ``X`` is a finite real (n_samples, n_features) array.
+
+    For scikit-learn estimators, before ``validate_data``: its own errors
+    ("Found array with 0 sample(s)", "Input X contains NaN", "Got unsupported
+    ScalarType BFloat16") name the class but not the parameter. The wording
+    keeps the phrases scikit-learn's estimator checks look for ("1 sample",
+    "NaN", "inf", "Complex data not supported"). Only inspects: numpy arrays,
+    torch tensors and array-likes that numpy converts; sparse matrices,
+    object arrays and anything numpy cannot convert are left to
+    ``validate_data``, as are the feature count and the dtype conversion.
+    """
+    prefix = _prefix(name, caller)
+    if hasattr(X, "tocsr"):                                # scipy.sparse: validate_data's case
+        return
+    dtype = str(getattr(X, "dtype", "")).removeprefix("torch.")
+    if type(X).__module__.startswith("torch"):
+        if dtype == "bfloat16":
+            raise TypeError(f"{prefix} must have dtype float32 or float64 (bfloat16 has no numpy "
+                            f"dtype). Got bfloat16 instead.")
+        array = X.detach().cpu().numpy() if dtype else X
+    else:
+        try:
+            array = np.asarray(X)
+        except Exception:                                  # ragged and the like
+            return
+    kind = array.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{prefix} must be real: Complex data not supported. "
+                         f"Got {array.dtype} instead.")
+    if array.ndim != 2:
+        raise ValueError(f"{prefix} must have shape (n_samples, n_features). "
+                         f"Got {tuple(array.shape)} instead.")
+    if array.shape[0] < min_samples:
+        raise ValueError(f"{prefix} must hold at least {min_samples} samples. Got "
+                         f"{array.shape[0]} sample(s) (shape={tuple(array.shape)}) instead.")
+    if kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"{prefix} must hold only finite values (no NaN or inf). Got "
+                             f"{int((~finite).sum())} NaN or inf entries instead.")

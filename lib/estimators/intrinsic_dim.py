@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
+from lib._checks import check_sample_matrix
 from lib.neighbors import nearest_neighbors
 
 __all__ = ["TwoNN", "LevinaBickelMLE"]
@@ -140,6 +141,8 @@ class TwoNN(BaseEstimator):
             rounding (log(r2 / r1) <= sqrt(eps) of the distances' dtype),
             as on a regular lattice, where the estimate is undefined.
         """
+        # Our own named errors first: validate_data's name the class but not 'X'.
+        check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])
         distances = _neighbour_distances(self, X, 2)
         self.ratios_ = distances[:, 1] / distances[:, 0]
@@ -260,6 +263,8 @@ class LevinaBickelMLE(BaseEstimator):
         self : LevinaBickelMLE
             The fitted estimator.
         """
+        # Our own named errors first: validate_data's name the class but not 'X'.
+        check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])
         k, count = self.n_neighbors, X.shape[0]
         if k > count - 1:

@@ -214,7 +214,15 @@ def quadratic_fit_curvature(points, *, n_neighbors: int, dim: int) -> QuadraticF
     u = torch.einsum("nkD,nDa->nka", diff, basis)                   # tangent coordinates
     v = diff - torch.einsum("nka,nDa->nkD", u, basis)               # normal parts
     # Scale each chart to unit radius so that the design matrix is well conditioned.
-    radius = u.norm(dim=-1).amax(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    radius = u.norm(dim=-1).amax(dim=1)
+    # All k neighbours on the point itself (copies of it: rounded or constant input) leave
+    # no chart to fit; the clamp below would turn 0 / 0 into NaN curvature.
+    collapsed = int((radius == 0).sum())
+    if collapsed:
+        raise ValueError(f"The 'points' parameter of {caller} must give every point a "
+                         f"neighbourhood that is not all copies of it. Got {collapsed} points "
+                         f"whose {n_neighbors} nearest neighbours coincide with them instead.")
+    radius = radius.clamp_min(torch.finfo(x.dtype).tiny)
     w = u / radius[:, None, None]
     rows, cols = torch.triu_indices(dim, dim, device=x.device)
     # Monomials w_a w_b (a <= b) with weight 1/2 on the squares, so that the
