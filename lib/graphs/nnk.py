@@ -64,7 +64,8 @@ import scipy.sparse
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_int, check_real, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
+                         check_real, check_shape)
 from lib.graphs import nnk_solver
 from lib.neighbors import nearest_neighbors
 
@@ -261,6 +262,8 @@ def knn_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
 def _check_points(points, caller):
     x, restore = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    # Any real dtype is converted to float64 inside; complex would lose its imaginary part.
+    check_float_dtype(x, name="points", caller=caller, allowed=REAL_DTYPES)
     if x.shape[0] < 2:
         raise ValueError(f"The 'points' parameter of {caller} must hold at least 2 points. "
                          f"Got {x.shape[0]} instead.")
@@ -294,8 +297,11 @@ def unit_rows(x, caller, setting="kernel='cosine'"):
 
     Raises
     ------
+    TypeError
+        If ``x`` is not a float32/float64 tensor.
     ValueError
-        If a row is zero (its direction is undefined).
+        If ``x`` is not (N, D), holds NaN or infinity, or has a zero row (its
+        direction is undefined). Errors name the 'points' parameter of ``caller``.
 
     Examples
     --------
@@ -303,6 +309,12 @@ def unit_rows(x, caller, setting="kernel='cosine'"):
     >>> unit_rows(torch.tensor([[3.0, 4.0], [0.0, 2.0]], dtype=torch.float64), "f").tolist()
     [[0.6, 0.8], [0.0, 1.0]]
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"The 'points' parameter of {caller} must reach unit_rows as a torch "
+                        f"tensor. Got {type(x).__name__} instead.")
+    check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    check_float_dtype(x, name="points", caller=caller)
+    check_finite(x, name="points", caller=caller)
     norms = x.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError(f"The 'points' parameter of {caller} must have no zero rows with "

@@ -270,7 +270,14 @@ def _graph_case(fn, caller, attribute, check=None):
 
     def call(graph, **fields):
         return fn(dataclasses.replace(graph, **fields))
-    return Case(caller, build, call, (attribute,), check, names=("graph",))
+    # The library names a field of the graph as 'graph.theta', 'graph.candidates', ...
+    return Case(caller, build, call, (attribute,), check,
+                names=("graph", f"graph.{attribute}", "graph.candidates"))
+
+
+def _as_csr(a):
+    # scipy builds no CSR matrix of another rank: such an array goes in as it is.
+    return __import__("scipy.sparse").sparse.csr_matrix(a) if np.ndim(a) == 2 else a
 
 
 def _spectra_build(rng):
@@ -479,10 +486,11 @@ CASES: dict[str, Case] = {
         "solve_exact", lambda rng: dict(zip("Ab", nnk_problem(rng))),
         lambda A, b: nnk_solver.solve_exact(A, b, tol=1e-10), ("A", "b"),
         torch_only=("A", "b"), names=("tol",)),
+    # One node, numpy float64 (its documented input; nnk_graph calls it row by row).
     "lib.graphs.nnk_solver.solve_reference": Case(
-        "solve_reference", lambda rng: dict(zip("Ab", nnk_problem(rng))),
+        "solve_reference", lambda rng: (lambda A, b: {"A": A[0], "b": b[0]})(*nnk_problem(rng)),
         lambda A, b: nnk_solver.solve_reference(A, b, x_tol=1e-10), ("A", "b"),
-        torch_only=("A", "b"), names=("x_tol",)),
+        names=("x_tol",)),
     "lib.graphs.nnk_solver.fallback_nnls": Case(
         "fallback_nnls", lambda rng: (lambda A, b: {"A": A[0], "b": b[0]})(*nnk_problem(rng)),
         nnk_solver.fallback_nnls, ("A", "b"), torch_only=("A", "b")),
@@ -510,9 +518,8 @@ CASES: dict[str, Case] = {
     "lib.graphs.metrics.geometric_stability": Case(
         "geometric_stability", _stability_build,
         lambda first, second: metrics.geometric_stability(
-            [__import__("scipy.sparse").sparse.csr_matrix(first),
-             __import__("scipy.sparse").sparse.csr_matrix(second)]),
-        ("first", "second"), names=("graphs",),
+            [_as_csr(first), _as_csr(second)]),
+        ("first", "second"), names=("graphs", "graphs[0]", "graphs[1]"),
         kinds=("valid", "nan", "inf", "empty", "single", "int64", "bool", "float32", "ndim+")),
     "lib.graphs.metrics.local_dimension": Case(
         "local_dimension", lambda rng: (lambda x: {"points": x, "graph": graph_of(x)})(
@@ -629,36 +636,4 @@ KNOWN_DEFECTS = {
         ('bfloat16',),
     "lib.geometry.spectra.small_eigenvalue_count":
         ('bfloat16',),
-    "lib.graphs.metrics.dimension_from_degree":
-        ('nan',),
-    "lib.graphs.metrics.geometric_stability":
-        ('empty', 'single', 'ndim+',),
-    "lib.graphs.metrics.local_dimension":
-        ('float16', 'bfloat16',),
-    "lib.graphs.metrics.neighbor_count":
-        ('complex', 'nan', 'inf', 'empty', 'single', 'ndim+', 'ndim-',),
-    "lib.graphs.metrics.polytope_diameter":
-        ('float16', 'bfloat16', 'complex',),
-    "lib.graphs.metrics.reconstruction_error":
-        ('nan', 'inf', 'empty', 'single', 'ndim+', 'ndim-',),
-    "lib.graphs.nnk.unit_rows":
-        ('int64', 'bool', 'nan', 'inf', 'ndim-',),
-    "lib.graphs.nnk_solver.fallback_nnls":
-        ('bfloat16', 'complex', 'nan', 'inf', 'empty', 'single', 'ndim+', 'ndim-',),
-    "lib.graphs.nnk_solver.kkt_residual":
-        ('float32', 'float16', 'bfloat16', 'int64', 'bool', 'complex', 'nan', 'inf', 'empty',
-         'ndim+', 'ndim-',),
-    "lib.graphs.nnk_solver.objective":
-        ('float32', 'float16', 'bfloat16', 'int64', 'bool', 'complex', 'nan', 'inf', 'empty',
-         'ndim+', 'ndim-',),
-    "lib.graphs.nnk_solver.solve_reference":
-        ('int64', 'complex', 'inf', 'empty', 'constant', 'ndim+',),
-    "lib.graphs.propagation.graph_accuracy":
-        ('bfloat16', 'complex', 'nan', 'inf', 'empty', 'single', 'ndim+', 'ndim-',),
-    "lib.graphs.propagation.label_propagation":
-        ('bfloat16', 'complex',),
-    "lib.graphs.propagation.propagation_accuracy":
-        ('nan', 'inf',),
-    "lib.graphs.propagation.stratified_labels":
-        ('bfloat16', 'complex', 'nan', 'ndim-',),
 }
