@@ -14,7 +14,9 @@ def as_tensor(values, *, dtype: torch.dtype | None = None) -> tuple[torch.Tensor
     Parameters
     ----------
     values : numpy array, torch tensor or nested sequence
-        Floating arrays keep their dtype; integer input becomes float64.
+        Floating and complex arrays keep their dtype (complex is never cast to
+        real behind the caller's back: the door's dtype check refuses it by
+        name); integer and bool input becomes float64.
     dtype : torch.dtype, optional
         Force this dtype inside (the result is still returned in the caller's
         numpy/torch type).
@@ -29,11 +31,11 @@ def as_tensor(values, *, dtype: torch.dtype | None = None) -> tuple[torch.Tensor
     """
     if isinstance(values, torch.Tensor):
         tensor = values if dtype is None else values.to(dtype)
-        if not tensor.is_floating_point():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
             tensor = tensor.to(torch.float64)
         return tensor, lambda t: t
     array = np.asarray(values)
-    if not np.issubdtype(array.dtype, np.floating):
+    if not np.issubdtype(array.dtype, np.inexact):
         array = array.astype(np.float64)
     array = np.ascontiguousarray(array)
     if not array.flags.writeable:

@@ -68,3 +68,104 @@ def check_shape(shape, expected, *, name: str, caller: str, describe: str) -> No
     if not ok:
         raise ValueError(f"{_prefix(name, caller)} must have shape {describe}. "
                          f"Got {tuple(shape)} instead.")
+
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+REAL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def check_float_dtype(array, *, name: str, caller: str, allowed=FLOAT_DTYPES) -> None:
+    """Raise a TypeError unless ``array`` (numpy or torch) has a dtype in ``allowed``.
+
+    By default float32 or float64, for the torch linear algebra inside (QR,
+    SVD, LU, cdist), which has no float16 or bfloat16 kernels on the CPU and
+    would fail midway with a raw torch error. ``allowed=REAL_DTYPES`` refuses
+    only complex input, for computations that are plain sums (stencils). Call
+    it after :func:`lib._arrays.as_tensor`, which has already turned integer
+    and bool input into float64 (and keeps complex input complex).
+    """
+    dtype = str(array.dtype).removeprefix("torch.")
+    if dtype not in allowed:
+        expected = " or ".join((", ".join(allowed[:-1]), allowed[-1]))
+        raise TypeError(f"{_prefix(name, caller)} must have dtype {expected}. "
+                        f"Got {dtype} instead.")
+
+
+def check_grid_field(field, grid, *, order: int, caller: str, name: str = "values",
+                     nested: int = 1, trailing: tuple | None = None,
+                     describe_trailing: str = "D") -> None:
+    """Raise unless ``field`` (a tensor) can be differenced ``nested`` times on ``grid``.
+
+    Checks ``order`` (2 or 4), the leading shape ``grid.shape``, a real dtype and
+    finite entries, then that every interval axis keeps at least 2 samples after
+    ``nested`` stencils of half-width ``order // 2`` and every periodic axis has
+    the ``order + 1`` distinct samples one stencil reads (fewer would wrap onto
+    the point itself). ``trailing``, if given, is the shape of the axes after the
+    grid's (``None`` entries match anything), described as ``describe_trailing``.
+    Errors name ``name`` or ``'grid'`` and ``caller``.
+    """
+    check_in(order, (2, 4), name="order", caller=caller)
+    if trailing is None:
+        describe = f"(*grid.shape, *F) = ({', '.join(map(str, grid.shape))}, ...)"
+        check_shape(field.shape[:grid.ndim], grid.shape, name=name, caller=caller,
+                    describe=describe)
+    else:
+        describe = (f"(*grid.shape, {describe_trailing}) = "
+                    f"({', '.join(map(str, grid.shape))}, {describe_trailing})")
+        check_shape(field.shape, (*grid.shape, *trailing), name=name, caller=caller,
+                    describe=describe)
+    check_float_dtype(field, name=name, caller=caller, allowed=REAL_DTYPES)
+    check_finite(field, name=name, caller=caller)
+    depth = order // 2
+    for axis in grid.axes:
+        need = order + 1 if axis.periodic else 2 * depth * nested + 2
+        if axis.n < need:
+            kind = "periodic" if axis.periodic else "interval"
+            raise ValueError(f"The 'grid' parameter of {caller} must have at least {need} "
+                             f"samples on every {kind} axis for order {order}. Got n={axis.n} "
+                             f"on axis {axis.name!r} instead.")
+
+
+def check_sample_matrix(X, *, name: str, caller: str, min_samples: int = 1) -> None:
+    """Raise, naming ``name`` and ``caller``, unless ``X`` is a finite real (n_samples, n_features) array.
+
+    For scikit-learn estimators, before ``validate_data``: its own errors
+    ("Found array with 0 sample(s)", "Input X contains NaN", "Got unsupported
+    ScalarType BFloat16") name the class but not the parameter. The wording
+    keeps the phrases scikit-learn's estimator checks look for ("1 sample",
+    "NaN", "inf", "Complex data not supported"). Only inspects: numpy arrays,
+    torch tensors and array-likes that numpy converts; sparse matrices,
+    object arrays and anything numpy cannot convert are left to
+    ``validate_data``, as are the feature count and the dtype conversion.
+    """
+    prefix = _prefix(name, caller)
+    if hasattr(X, "tocsr"):                                # scipy.sparse: validate_data's case
+        return
+    dtype = str(getattr(X, "dtype", "")).removeprefix("torch.")
+    if type(X).__module__.startswith("torch"):
+        if dtype == "bfloat16":
+            raise TypeError(f"{prefix} must have dtype float32 or float64 (bfloat16 has no numpy "
+                            f"dtype). Got bfloat16 instead.")
+        array = X.detach().cpu().numpy() if dtype else X
+    else:
+        try:
+            array = np.asarray(X)
+        except Exception:                                  # ragged and the like
+            return
+    kind = array.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{prefix} must be real: Complex data not supported. "
+                         f"Got {array.dtype} instead.")
+    if array.ndim != 2:
+        raise ValueError(f"{prefix} must have shape (n_samples, n_features). "
+                         f"Got {tuple(array.shape)} instead.")
+    if array.shape[0] < min_samples:
+        raise ValueError(f"{prefix} must hold at least {min_samples} samples. Got "
+                         f"{array.shape[0]} sample(s) (shape={tuple(array.shape)}) instead.")
+    if kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"{prefix} must hold only finite values (no NaN or inf). Got "
+                             f"{int((~finite).sum())} NaN or inf entries instead.")

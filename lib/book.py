@@ -10,8 +10,10 @@ anywhere inside the project's environment)::
     python -m lib.book build --preset ci --rerun   # reruns every chapter first
 
 ``run`` validates every ``-p NAME VALUE`` against the chapter's declared
-parameters before anything executes, converts the Jupytext source
-``notebooks/<chapter>.md`` to its paired ``.ipynb``, executes it with
+parameters before anything executes (:func:`prepare_run`: each value, the
+checks across values, the devices, folders and environment variables they
+need, and ``--root``; a bad one exits with status 2 and one line naming it),
+converts the Jupytext source ``notebooks/<chapter>.md`` to its paired ``.ipynb``, executes it with
 papermill into ``book/chapters/<chapter>.ipynb`` (the injected parameters are
 a visible cell of the page) and writes the chapter's figures (PNG and SVG)
 and tables (CSV) to ``book/chapters/<chapter>/``. ``build`` renders the
@@ -26,13 +28,18 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from lib.chapters import CHAPTERS, Chapter, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
-__all__ = ["Chapter", "CHAPTERS", "cached", "publish", "run_chapter",
+__all__ = ["Chapter", "CHAPTERS", "cached", "publish", "prepare_run", "run_chapter",
            "build_book", "main"]
+
+#: Environment variables naming folders a kernel reads; relative values are made absolute
+#: before the kernel starts in ``book/chapters/<chapter>/`` (lib.datasets.mnist, .coil20).
+PATH_VARIABLES = (CACHE_ENV, "MNIST_DIR", "COIL20_DIR")
 
 
 # --- inside a chapter -----------------------------------------------------------------
@@ -58,15 +65,21 @@ def publish(result, name: str):
     Files go to the current directory, which :func:`run_chapter` sets to
     ``book/chapters/<chapter>/``. A figure is shown as the PNG just written,
     so the page and the file are the same image; a table is shown with four
-    significant digits while the CSV keeps full precision.
+    significant digits while the CSV keeps full precision. The files depend on
+    the result alone: two runs with the same parameters write the same bytes.
     """
     import pandas as pd
     from IPython.display import Image
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
+        import matplotlib as mpl
+
         result.savefig(f"{name}.png", dpi=150)
-        result.savefig(f"{name}.svg")
+        # Same parameters, same bytes: an SVG otherwise carries the time it was written
+        # (<dc:date>) and clip-path ids salted with a random uuid on every save.
+        with mpl.rc_context({"svg.hashsalt": name}):
+            result.savefig(f"{name}.svg", metadata={"Date": None})
         return Image(filename=f"{name}.png")
     if isinstance(result, pd.DataFrame):
         result.to_csv(f"{name}.csv", index=False)
@@ -89,17 +102,95 @@ def _chapter(slug: str) -> Chapter:
     return CHAPTERS[slug]
 
 
+def check_root(root) -> Path:
+    """Return ``root`` as an absolute path after checking it is a project folder.
+
+    A project folder holds ``notebooks/`` and ``_config.yml``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--root``, what it must hold and what it lacks.
+    """
+    root = Path(root).expanduser().absolute()
+    start = (f"The '--root' parameter of lib.book must be a project folder holding notebooks/ "
+             f"and _config.yml. Got {str(root)!r}")
+    if not root.is_dir():
+        raise ValueError(f"{start}, which {'is a file' if root.exists() else 'does not exist'}, "
+                         f"instead.")
+    for need, ok in (("notebooks/", (root / "notebooks").is_dir()),
+                     ("_config.yml", (root / "_config.yml").is_file())):
+        if not ok:
+            raise ValueError(f"{start}, which lacks {need}, instead.")
+    return root
+
+
+def _check_cache_variable() -> None:
+    value = os.environ.get(CACHE_ENV, "")
+    if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+        raise ValueError(f"The environment variable {CACHE_ENV} must name a folder (made when "
+                         f"missing). Got {value[:80]!r}, which is a file, instead.")
+
+
+def prepare_run(slug: str, parameters: dict | None = None, *,
+                root: Path = PROJECT_ROOT) -> tuple[Chapter, dict, Path]:
+    """Every check of a chapter run, with nothing written: ``(chapter, values, root)``.
+
+    The chapter's name; each parameter against its declaration and the
+    chapter's checks across parameters (devices torch sees, folders holding
+    the files the chapter reads, environment variables the chosen options
+    need, options the others would make ignored); ``root`` is a project
+    folder holding the chapter's notebook; ``$MANIFOLD_BOOK_CACHE`` is not a
+    file. Folder values come back absolute.
+
+    Raises
+    ------
+    ValueError or TypeError
+        The first bad input, named, in the scikit-learn message shape.
+    """
+    chapter = _chapter(slug)
+    values = chapter.parameters.validate(parameters or {})
+    root = check_root(root)
+    if not chapter.source(root).is_file():
+        raise ValueError(f"The '--root' parameter of lib.book must be a project folder holding "
+                         f"the chapter's notebook. Got {str(root)!r}, which lacks "
+                         f"notebooks/{chapter.slug}.md, instead.")
+    _check_cache_variable()
+    return chapter, values, root
+
+
+@contextmanager
+def _kernel_environment(root: Path):
+    """Absolute folders in the environment the kernel inherits; the cache under ``root`` by default."""
+    saved = {name: os.environ.get(name) for name in PATH_VARIABLES}
+    try:
+        for name, value in saved.items():
+            if value:
+                os.environ[name] = str(Path(value).expanduser().absolute())
+        if not saved[CACHE_ENV]:
+            os.environ[CACHE_ENV] = str(root / "data" / "cache")
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
                 progress: bool = True) -> Path:
     """Validate ``parameters``, then execute one chapter with papermill; return the notebook path.
 
-    Unknown names or out-of-range values raise before any kernel starts.
+    Every check of :func:`prepare_run` passes before anything is written or
+    deleted under ``root``; relative folders (parameters and the variables in
+    :data:`PATH_VARIABLES`) are taken from the current directory, not the
+    kernel's.
     """
+    chapter, values, root = prepare_run(slug, parameters, root=root)
     import jupytext
     import papermill
 
-    chapter = _chapter(slug)
-    values = chapter.parameters.validate(parameters or {})
     source = chapter.source(root)
     paired = source.with_suffix(".ipynb")
     jupytext.write(jupytext.read(source), paired)
@@ -107,15 +198,9 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
     outputs.mkdir(parents=True, exist_ok=True)
     for stale in outputs.glob("*"):
         stale.unlink()
-    # The kernel inherits the environment: point its cache at this root unless the user chose one.
-    previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = previous or str(root / "data" / "cache")
-    try:
+    with _kernel_environment(root):
         papermill.execute_notebook(paired, chapter.executed(root), parameters=values,
                                    cwd=outputs, kernel_name="python3", progress_bar=progress)
-    finally:
-        if previous is None:
-            del os.environ[CACHE_ENV]
     return chapter.executed(root)
 
 
@@ -137,6 +222,36 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
     return subprocess.call(command, cwd=root)
 
 
+PARAMETER_FLAGS = ("-p", "--parameter")
+
+
+def _take_parameters(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split ``-p NAME VALUE`` triples off ``argv``: (the rest, the pairs).
+
+    argparse takes a value that starts with ``-`` for an option (``-p radius
+    -inf``) and reports a missing value without the parameter's name, so the
+    pairs are read here: any token after NAME is its value, unless it is
+    another ``-p`` or there is none.
+    """
+    rest, pairs, i = [], [], 0
+    while i < len(argv):
+        if argv[i] not in PARAMETER_FLAGS:
+            rest.append(argv[i])
+            i += 1
+            continue
+        name = argv[i + 1] if i + 1 < len(argv) else None
+        value = argv[i + 2] if i + 2 < len(argv) else None
+        if name is None or name in PARAMETER_FLAGS:
+            raise ValueError(f"The {argv[i]} option of lib.book must be followed by a parameter "
+                             f"name and a value (-p NAME VALUE). Got nothing instead.")
+        if value is None or value in PARAMETER_FLAGS:
+            raise ValueError(f"The {name!r} parameter of lib.book must be given a value "
+                             f"(-p {name} VALUE). Got none instead.")
+        pairs.append((name, value))
+        i += 3
+    return rest, pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.book", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT,
@@ -146,12 +261,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("toc", help="write _toc.yml from the chapter registry (lib/chapters.py)")
     run = commands.add_parser("run", help="execute one chapter with new parameters")
     run.add_argument("chapter", help=f"one of: {', '.join(CHAPTERS)}")
+    # Read by _take_parameters before argparse sees argv; declared here for --help.
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="set a parameter (repeatable)")
+                     metavar=("NAME", "VALUE"), help="set a parameter (once each)")
     build = commands.add_parser("build", help="run missing chapters, then render the book")
     build.add_argument("--preset", default="default", choices=("ci", "default", "paper"))
     build.add_argument("--rerun", action="store_true", help="execute every chapter again")
+    try:
+        argv, pairs = _take_parameters(list(sys.argv[1:] if argv is None else argv))
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
     args = parser.parse_args(argv)
+    if pairs and args.command != "run":
+        parser.exit(2, f"error: The -p option of lib.book is for the run command. "
+                       f"Got it with {args.command!r} instead.\n")
 
     if args.command == "list":
         for chapter in CHAPTERS.values():
@@ -159,19 +282,23 @@ def main(argv: list[str] | None = None) -> int:
             for p in chapter.parameters.parameters:
                 print(f"  {p.name:<12} default {p.default!r:<10} {p.allowed}; {p.help}")
         return 0
+    try:   # the parameters first: they are what a user of run most often mistypes
+        if args.command == "run":
+            chapter = _chapter(args.chapter)
+            values = chapter.parameters.parse(pairs)
+            chapter, values, root = prepare_run(chapter.slug, values, root=args.root)
+        else:
+            root = check_root(args.root)
+    except (ValueError, TypeError) as error:
+        parser.exit(2, f"error: {error}\n")
     if args.command == "toc":
-        print(f"wrote {write_toc(args.root)}", file=sys.stderr)
+        print(f"wrote {write_toc(root)}", file=sys.stderr)
         return 0
     if args.command == "run":
-        try:
-            chapter = _chapter(args.chapter)
-            values = chapter.parameters.parse(args.parameter)
-        except (ValueError, TypeError) as error:
-            parser.exit(2, f"error: {error}\n")
-        path = run_chapter(chapter.slug, values, root=args.root)
-        print(f"executed {path}; outputs in {chapter.outputs(args.root)}", file=sys.stderr)
+        path = run_chapter(chapter.slug, values, root=root)
+        print(f"executed {path}; outputs in {chapter.outputs(root)}", file=sys.stderr)
         return 0
-    return build_book(root=args.root, preset=args.preset, rerun=args.rerun)
+    return build_book(root=root, preset=args.preset, rerun=args.rerun)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ arguments: geometry functions read everything they need from it.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -30,7 +31,7 @@ class Axis:
     name : str
         ASCII name of the parameter (``"theta"``).
     start, stop : float
-        Range of the parameter; ``stop > start``.
+        Range of the parameter: finite, ``stop > start``, with a finite length.
     n : int
         Number of samples, at least 2.
     periodic : bool, default=False
@@ -46,8 +47,15 @@ class Axis:
     def __post_init__(self):
         caller = f"Axis {self.name!r}"
         check_int(self.n, name="n", caller=caller, low=2)
-        check_real(self.start, name="start", caller=caller)
-        check_real(self.stop, name="stop", caller=caller, low=self.start, low_open=True)
+        # An infinite bound gives inf/nan sample positions: refused like any out-of-range value.
+        check_real(self.start, name="start", caller=caller, low=-math.inf, high=math.inf,
+                   low_open=True, high_open=True)
+        check_real(self.stop, name="stop", caller=caller, low=self.start, high=math.inf,
+                   low_open=True, high_open=True)
+        if not math.isfinite(self.stop - self.start):
+            raise ValueError(f"The 'stop' parameter of {caller} must lie less than the largest "
+                             f"float above 'start' ({self.start!r}), so that the length is "
+                             f"finite. Got {self.stop!r} instead.")
 
     @property
     def length(self) -> float:

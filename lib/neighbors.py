@@ -24,10 +24,11 @@ under 2 s.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_shape
+from lib._checks import REAL_DTYPES, check_finite, check_float_dtype, check_int, check_shape
 
 __all__ = ["nearest_neighbors", "query_neighbors"]
 
@@ -44,9 +45,11 @@ def nearest_neighbors(points, n_neighbors: int, *, memory_budget: int = 2**28):
     Parameters
     ----------
     points : array of shape (N, D)
-        Finite points, numpy array or torch tensor (CPU or GPU).
+        Finite real points (complex input raises a TypeError), numpy array or torch
+        tensor (CPU or GPU).
     n_neighbors : int in [1, N - 1]
-        Neighbours per point; the point itself is never one of them.
+        Neighbours per point; the point itself is never one of them, but a
+        duplicate of it is, at distance 0.
     memory_budget : int >= 2**16, default=2**28
         Bytes for the work arrays of one block of rows; never changes the result.
 
@@ -69,6 +72,7 @@ def nearest_neighbors(points, n_neighbors: int, *, memory_budget: int = 2**28):
     caller = "nearest_neighbors"
     x, restore = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    check_float_dtype(x, name="points", caller=caller, allowed=REAL_DTYPES)   # no complex
     check_finite(x, name="points", caller=caller)
     count, dim = x.shape
     k = check_int(n_neighbors, name="n_neighbors", caller=caller, low=1, high=count - 1)
@@ -83,12 +87,22 @@ def nearest_neighbors(points, n_neighbors: int, *, memory_budget: int = 2**28):
 def _kdtree(x, k):
     from scipy.spatial import cKDTree
 
-    array = x.detach().numpy()
+    array = _numpy(x)
     distances, indices = cKDTree(array).query(array, k=k + 1)
-    # The nearest hit is the point itself (with a duplicate, either copy: the distance is 0
-    # both ways, and the estimators that call this reject duplicates).
-    return (torch.from_numpy(distances[:, 1:]).to(x.dtype),
-            torch.from_numpy(indices[:, 1:]).to(torch.long))
+    # The k + 1 hits hold the point itself unless k + 1 other copies of it tie at distance
+    # 0 (the tree orders ties as it likes, so with a duplicate the first hit may be the
+    # copy). Drop the point where it is listed, else the last hit: one more copy at 0.
+    own = indices == np.arange(len(array))[:, None]
+    own[~own.any(axis=1), -1] = True
+    keep = ~own
+    return (torch.from_numpy(distances[keep].reshape(-1, k)).to(x.dtype),
+            torch.from_numpy(indices[keep].reshape(-1, k)).to(torch.long))
+
+
+def _numpy(x):
+    """A CPU tensor as numpy for the k-d tree; bfloat16, which numpy lacks, widened exactly."""
+    x = x.detach()
+    return (x.to(torch.float32) if x.dtype == torch.bfloat16 else x).numpy()
 
 
 def _ranked(x, k, budget):
@@ -145,7 +159,8 @@ def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int 
     Parameters
     ----------
     reference : array of shape (N, D)
-        Finite points to search, numpy array or torch tensor (CPU or GPU).
+        Finite real points to search (complex input raises a TypeError), numpy array
+        or torch tensor (CPU or GPU).
     queries : array of shape (Q, D)
         Finite query points; a tensor must be on the device of ``reference``.
     n_neighbors : int in [1, N]
@@ -173,6 +188,7 @@ def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int 
     caller = "query_neighbors"
     ref, _ = as_tensor(reference)
     check_shape(ref.shape, (None, None), name="reference", caller=caller, describe="(N, D)")
+    check_float_dtype(ref, name="reference", caller=caller, allowed=REAL_DTYPES)
     check_finite(ref, name="reference", caller=caller)
     count, dim = ref.shape
     if count == 0:
@@ -181,6 +197,7 @@ def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int 
     qry, restore = as_tensor(queries)
     check_shape(qry.shape, (None, dim), name="queries", caller=caller,
                 describe=f"(Q, D) = (Q, {dim}), D as in 'reference'")
+    check_float_dtype(qry, name="queries", caller=caller, allowed=REAL_DTYPES)
     check_finite(qry, name="queries", caller=caller)
     if qry.device != ref.device:
         raise ValueError(f"The 'queries' parameter of {caller} must be on the device of "
@@ -194,7 +211,7 @@ def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int 
     elif ref.device.type == "cpu" and dim <= KDTREE_MAX_DIM:
         from scipy.spatial import cKDTree
 
-        distances, indices = cKDTree(ref.detach().numpy()).query(qry.detach().numpy(), k=k)
+        distances, indices = cKDTree(_numpy(ref)).query(_numpy(qry), k=k)
         distances = torch.from_numpy(distances.reshape(-1, k))
         indices = torch.from_numpy(indices.reshape(-1, k)).to(torch.long)
     else:

@@ -21,13 +21,26 @@ and a notebook builds it from its ``parameters`` cell with
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from lib._checks import check_in, check_int, check_real
 
-__all__ = ["ChapterConfig", "Choice", "FrozenDict", "Integer", "Real", "Specification", "Text",
-           "frozen"]
+__all__ = ["Address", "ChapterConfig", "Choice", "Device", "Folder", "FrozenDict", "Integer",
+           "Real", "Specification", "Text", "frozen", "shown"]
+
+
+def shown(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a 5,000-character path stays readable)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 3]}... ({len(str(value))} characters)"
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,11 @@ class Real:
     python_type: ClassVar[type] = float
 
     def validate(self, value, caller):
-        return check_real(value, name=self.name, caller=caller, low=self.low, high=self.high)
+        value = check_real(value, name=self.name, caller=caller, low=self.low, high=self.high)
+        if not math.isfinite(value):   # also when a bound is infinite
+            raise ValueError(f"The {self.name!r} parameter of {caller} must be a finite float "
+                             f"in [{self.low}, {self.high}]. Got {value!r} instead.")
+        return value
 
     def parse(self, text: str):
         try:
@@ -111,7 +128,7 @@ class Text:
     def validate(self, value, caller):
         if not isinstance(value, str):
             raise TypeError(f"The {self.name!r} parameter of {caller} must be {self.allowed}. "
-                            f"Got {value!r} instead.")
+                            f"Got {shown(value)} instead.")
         return value
 
     def parse(self, text: str):
@@ -123,11 +140,122 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Device(Choice):
+    """A torch device name among ``choices``; any but ``"cpu"`` must be one torch sees.
+
+    torch is imported only to check a device other than the CPU, so that
+    validating the default costs nothing.
+    """
+
+    def validate(self, value, caller):
+        value = super().validate(value, caller)
+        if value.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"The {self.name!r} parameter of {caller} must be 'cpu' on a "
+                                 f"machine where torch sees no CUDA GPU. Got {value!r} instead.")
+        return value
+
+
+@dataclass(frozen=True)
+class Folder(Text):
+    """A folder the chapter reads, or ``""`` for none; validated to exist and hold ``files``.
+
+    ``files`` maps the chapter's values (all of them, already checked one by
+    one) to the names the chapter will read from the folder; the first one
+    missing is named in the error. The value comes back as an absolute path
+    (``~`` expanded, a relative path taken from the current directory), so
+    that a kernel started in another folder reads the folder the caller meant.
+    """
+
+    files: Callable[[dict], Iterable[str]] | None = None
+    holds: str = "the files the chapter reads"
+
+    def validate(self, value, caller):
+        value = super().validate(value, caller)
+        if not value:
+            return value
+        got = f"Got {shown(value)}"
+        try:
+            folder = Path(value).expanduser().absolute()
+            is_dir, exists = folder.is_dir(), folder.exists()
+        except (OSError, ValueError) as error:   # a name too long, a NUL byte
+            raise ValueError(f"The {self.name!r} parameter of {caller} must be {self.allowed}. "
+                             f"{got}, which is not a usable path "
+                             f"({getattr(error, 'strerror', None) or error}), instead.") from None
+        if not is_dir:
+            what = "which is a file" if exists else "which does not exist"
+            raise ValueError(f"The {self.name!r} parameter of {caller} must be {self.allowed}. "
+                             f"{got}, {what}, instead.")
+        return str(folder)
+
+    def check_together(self, values: dict, caller: str) -> None:
+        """Raise unless the folder holds every file ``files(values)`` names (first missing named)."""
+        folder = values.get(self.name)
+        if not folder or self.files is None:
+            return
+        for name in self.files(values):
+            if not (Path(folder) / name).is_file():
+                raise ValueError(f"The {self.name!r} parameter of {caller} must be a folder "
+                                 f"holding {self.holds}. Got {shown(folder)}, which lacks "
+                                 f"{name!r}, instead.")
+
+    @property
+    def allowed(self) -> str:
+        return f"an existing folder holding {self.holds} (empty for none)"
+
+
+# Schemes of the Dask communication layers a client can reach a scheduler through.
+DASK_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
+
+
+@dataclass(frozen=True)
+class Address(Text):
+    """A network address ``host:port`` or ``scheme://host:port`` (a Dask scheduler), ``""`` for none."""
+
+    def validate(self, value, caller):
+        value = super().validate(value, caller)
+        if not value:
+            return value
+        bad = ValueError(f"The {self.name!r} parameter of {caller} must be {self.allowed}. "
+                         f"Got {shown(value)} instead.")
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            scheme, rest = "tcp", value
+        if scheme not in DASK_SCHEMES or not rest or any(c in rest for c in "/?#@ "):
+            raise bad
+        try:
+            parts = urlsplit(f"{scheme}://{rest}")
+            port = parts.port
+        except ValueError:
+            raise bad from None
+        host = parts.netloc.rpartition(":")[0]
+        if port is None or port == 0 or not _HOST.match(host):
+            raise bad
+        return value
+
+    @property
+    def allowed(self) -> str:
+        return (f"a scheduler address host:port or scheme://host:port with scheme in "
+                f"{{{', '.join(DASK_SCHEMES)}}} and port in [1, 65535] (empty for none)")
+
+
+@dataclass(frozen=True)
 class Specification:
-    """The parameters of one chapter."""
+    """The parameters of one chapter, and the checks that read several of them.
+
+    ``checks`` are functions ``check(values, caller)`` called after every
+    parameter passed its own check, with all the values (the defaults filled
+    in for those not given); each raises ``ValueError`` naming the parameter
+    whose value contradicts another, or needs something the machine lacks
+    (an environment variable, a file).
+    """
 
     chapter: str
     parameters: tuple
+    checks: tuple = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -159,7 +287,14 @@ class Specification:
             known = "; ".join(f"{p.name} ({p.allowed})" for p in self.parameters)
             raise ValueError(f"Unknown parameter {unknown[0]!r} for {caller}. "
                              f"Its parameters are: {known}.")
-        return {name: self[name].validate(value, caller) for name, value in values.items()}
+        checked = {name: self[name].validate(value, caller) for name, value in values.items()}
+        everything = {**self.defaults, **checked}
+        for parameter in self.parameters:
+            if hasattr(parameter, "check_together"):
+                parameter.check_together(everything, caller)
+        for check in self.checks:
+            check(everything, caller)
+        return checked
 
     def finish_config(self, config, sizes: dict) -> None:
         """Validate a frozen chapter ``Config`` in place and attach its preset's ``sizes``.
@@ -194,9 +329,20 @@ class Specification:
         return {name: namespace[name] for name in self.names}
 
     def parse(self, pairs: list[tuple[str, str]]) -> dict:
-        """Turn command-line ``(name, text)`` pairs into validated values."""
-        raw = {}
+        """Turn command-line ``(name, text)`` pairs into validated values.
+
+        Raises
+        ------
+        ValueError
+            Also when a name is given twice (the last one would silently win).
+        """
+        raw, texts = {}, {}
         for name, text in pairs:
+            if name in texts:
+                raise ValueError(f"The {name!r} parameter of chapter {self.chapter!r} must be "
+                                 f"given once. Got {shown(texts[name])} and then {shown(text)} "
+                                 f"instead.")
+            texts[name] = text
             raw[name] = self[name].parse(text) if name in self.names else text
         return self.validate(raw)
 

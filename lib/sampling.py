@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_real
+from lib._checks import REAL_DTYPES, check_finite, check_float_dtype, check_int, check_real
 
 __all__ = ["Split", "farthest_point_sampling", "manifold_splits", "volume_weighted_subset"]
 
@@ -87,7 +87,8 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     Parameters
     ----------
     points : array of shape (N, D)
-        Numpy array or torch tensor; the work happens on its device.
+        Numpy array or torch tensor, float32 or float64 (integers are taken
+        as float64); the work happens on its device.
     n : int
         Number of points to select, in [1, N].
     seed : int, numpy Generator or None
@@ -104,6 +105,12 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
         Distinct row indices in the order chosen; ties go to the lowest index.
         A numpy array, or a tensor on the device of ``points``.
 
+    Raises
+    ------
+    TypeError
+        If ``points`` is float16 or bfloat16 (torch's ``cdist`` has no such
+        kernels), before any work.
+
     Examples
     --------
     >>> import numpy as np
@@ -116,6 +123,7 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     if x.ndim != 2:
         raise ValueError(f"The 'points' parameter of {caller} must have shape (N, D). "
                          f"Got {tuple(x.shape)} instead.")
+    check_float_dtype(x, name="points", caller=caller)
     size = x.shape[0]
     if size == 0:
         raise ValueError(f"The 'points' parameter of {caller} must hold at least one point. "
@@ -155,18 +163,20 @@ def farthest_point_sampling(points, n: int, *, seed=None, start: int | None = No
     return chosen.cpu().numpy()
 
 
-def _check_weights(weights, caller: str) -> np.ndarray:
+def _check_weights(weights, caller: str, name: str = "weights") -> np.ndarray:
     w, _ = as_tensor(weights)
+    # Any real dtype (they are widened to float64); a complex one would lose its imaginary part.
+    check_float_dtype(w, name=name, caller=caller, allowed=REAL_DTYPES)
     w = w.detach().cpu().to(torch.float64).reshape(-1).numpy()
     if w.size == 0:
-        raise ValueError(f"The 'weights' parameter of {caller} must hold at least one weight. "
+        raise ValueError(f"The {name!r} parameter of {caller} must hold at least one weight. "
                          f"Got an empty array instead.")
-    check_finite(w, name="weights", caller=caller)
+    check_finite(w, name=name, caller=caller)
     if (w < 0).any():
-        raise ValueError(f"The 'weights' parameter of {caller} must be non-negative. "
+        raise ValueError(f"The {name!r} parameter of {caller} must be non-negative. "
                          f"Got {int((w < 0).sum())} negative entries (minimum {w.min()!r}) instead.")
     if not (w > 0).any():
-        raise ValueError(f"The 'weights' parameter of {caller} must have at least one positive "
+        raise ValueError(f"The {name!r} parameter of {caller} must have at least one positive "
                          f"entry. Got all zeros instead.")
     return w
 
@@ -328,7 +338,7 @@ def manifold_splits(points, volume_element, *, fractions=(0.01, 0.02, 0.05, 0.1,
     """
     caller = "manifold_splits"
     x, _ = as_tensor(points)
-    w = _check_weights(volume_element, caller="manifold_splits")
+    w = _check_weights(volume_element, caller, name="volume_element")
     if isinstance(volume_element, (np.ndarray, torch.Tensor)):
         leading = tuple(volume_element.shape)
     else:
@@ -336,6 +346,9 @@ def manifold_splits(points, volume_element, *, fractions=(0.01, 0.02, 0.05, 0.1,
     if x.ndim < 2 or tuple(x.shape[:-1]) != tuple(leading):
         raise ValueError(f"The 'points' parameter of {caller} must have shape (*volume_element.shape,"
                          f" D) = ({', '.join(map(str, leading))}, D). Got {tuple(x.shape)} instead.")
+    # farthest_point_sampling checks these too, but in its own name.
+    check_float_dtype(x, name="points", caller=caller)
+    check_finite(x, name="points", caller=caller)
     x = x.reshape(-1, x.shape[-1])
     size = x.shape[0]
     if size < 2:

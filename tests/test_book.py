@@ -34,6 +34,28 @@ def test_publish_writes_png_svg_and_csv(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "numbers.csv")["a"].tolist() == [1.0, 2.0]
 
 
+def clipped_figure():
+    # Axes clip their lines: the SVG then holds clip-path ids, salted at random by default.
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return fig
+
+
+def test_publish_writes_the_same_bytes_twice(tmp_path, monkeypatch):
+    """Two runs with the same parameters give byte-identical PNG and SVG files (issue 20)."""
+    outputs = []
+    for run in ("first", "second"):
+        folder = tmp_path / run
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        book.publish(clipped_figure(), "line")
+        outputs.append({suffix: (folder / f"line.{suffix}").read_bytes()
+                        for suffix in ("png", "svg")})
+    svg = outputs[0]["svg"].decode()
+    assert "clip-path" in svg and "<dc:date>" not in svg
+    assert outputs[0] == outputs[1]
+
+
 def test_publish_rejects_other_types(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TypeError, match="'result' parameter of publish must be a matplotlib"):

@@ -130,7 +130,10 @@ def test_estimator_parameters_are_validated_in_fit():
         LevinaBickelMLE(n_neighbors=50).fit(X)
     X[4, 0] = np.inf
     for estimator in (TwoNN(), LevinaBickelMLE()):
-        with pytest.raises(ValueError, match="Input X contains infinity"):
+        # Our named error, before scikit-learn's "Input X contains infinity" (no parameter name).
+        name = type(estimator).__name__
+        with pytest.raises(ValueError, match=f"The 'X' parameter of {name} must hold only finite "
+                                             f"values \\(no NaN or inf\\). Got 1 NaN or inf"):
             estimator.fit(X)
 
 

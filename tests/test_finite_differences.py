@@ -91,12 +91,15 @@ def test_bad_input_is_named():
         gradient(np.zeros((4, 5, 3)), grid, order=3)
     with pytest.raises(ValueError, match="'values' parameter of gradient must have shape"):
         gradient(np.zeros((5, 4, 3)), grid)
-    with pytest.raises(ValueError, match="'depth' parameter of Grid.interior must leave"):
+    # The short axis is named as a fault of gradient's grid, not of Grid.interior.
+    with pytest.raises(ValueError, match="'grid' parameter of gradient must have at least 6 "
+                                         "samples on every interval axis for order 4. Got n=4 "
+                                         "on axis 'x'"):
         gradient(np.zeros((4, 5, 3)), grid, order=4)
     with pytest.raises(ValueError, match="only finite"):
         gradient(np.full((4, 5, 3), np.nan), grid)
     with pytest.raises(ValueError, match="'grid' parameter of scalar_curvature must have at "
-                                         "least 14 samples .* Got n=4 on axis 'x'"):
+                                         "least 14 samples .*Got n=4 on axis 'x'"):
         scalar_curvature(np.zeros((4, 5, 3)), grid, order=4)
 
 

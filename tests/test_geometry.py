@@ -7,7 +7,9 @@ import torch
 from lib.datasets import toy
 from lib.derivatives import derivatives
 from lib.geometry import extrinsic, pointwise
-from lib.geometry.reach import local_reach
+from lib.geometry.reach import grid_reach, local_reach
+from lib.geometry.spectra import arithmetic_mean, geometric_mean
+from lib.grid import Grid
 
 
 def circle(n=96, radius=2.0):
@@ -118,3 +120,33 @@ def test_extrinsic_shape_errors():
         extrinsic.scalar_curvature_from_derivatives(np.zeros((4, 3, 2)), np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="D >= d"):
         pointwise.volume_element_from_jacobian(np.zeros((4, 1, 2)))
+
+
+def test_degenerate_or_half_precision_input_is_refused_by_name():
+    # Issue 20: these raised torch's _LinAlgError, "cholesky_cpu"/"lu_cpu" not implemented
+    # for 'Half', or blamed local_reach's 'tangents' for grid_reach's constant values.
+    jac, hess = np.ones((3, 3, 2)), np.zeros((3, 3, 2, 2))
+    with pytest.raises(ValueError, match="principal_curvatures needs a non-degenerate metric"):
+        extrinsic.principal_curvatures(jac, hess, np.ones((3, 3)))
+    with pytest.raises(TypeError, match="'jacobian' parameter of second_fundamental_form must "
+                                        "have dtype float32 or float64. Got float16"):
+        extrinsic.second_fundamental_form(np.eye(3, 2)[None].astype(np.float16), hess[:1])
+    nan = np.eye(3, 2)[None].copy()
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="'jacobian' parameter of metric_from_jacobian must hold "
+                                         "only finite"):
+        pointwise.metric_from_jacobian(nan)
+    with pytest.raises(ValueError, match=r"'metric' parameter of is_degenerate must have shape "
+                                         r"\(\*Q, k, k\)"):
+        pointwise.is_degenerate(torch.ones(2, 3))
+    grid = Grid.product(u=(0.0, 1.0, 9), v=(0.0, 1.0, 9))
+    with pytest.raises(ValueError, match="'values' parameter of grid_reach must give tangents "
+                                         "of full rank"):
+        grid_reach(np.zeros((9, 9, 3)), grid)
+    points, tangents = circle(8)
+    with pytest.raises(ValueError, match="'candidates' parameter of local_reach must hold at "
+                                         "least one point"):
+        local_reach(points, tangents, points[:0])
+    with pytest.raises(ValueError, match="'logabs' parameter of geometric_mean must hold finite"):
+        geometric_mean([1.0], [np.nan], 2)
+    assert arithmetic_mean(torch.ones(2, 3, dtype=torch.bfloat16)).tolist() == [1.0, 1.0]

@@ -48,7 +48,8 @@ from scipy.spatial.distance import pdist
 
 from lib.graphs import metrics
 from lib.graphs.nnk import knn_graph, nnk_graph
-from lib.graphs.propagation import label_propagation, propagation_accuracy
+from lib.graphs.propagation import (graph_accuracy, label_propagation, propagation_accuracy,
+                                    stratified_labels)
 
 
 def exact_nnk(points, k, sigma=None):
@@ -297,9 +298,13 @@ def test_propagation_recovers_separated_blobs_and_two_moons():
     # label per moon decides everything; the kNN graph has a few crossing edges
     # (measured: accuracy 1.0 for seeds 0-4), so we ask 0.95 of it.
     x, y = make_moons(300, noise=0.05, random_state=0)
-    parts, which = scipy.sparse.csgraph.connected_components(nnk_graph(x, 10).weights)
+    # (The reference rule's graph: it keeps only mutual, lower-error edges. The default
+    # "max" rule joins the moons by a few weak edges and still scores 1.0 here.)
+    reference = nnk_graph(x, 10, symmetrize="reference").weights
+    parts, which = scipy.sparse.csgraph.connected_components(reference)
     assert parts == 2 and all(np.unique(y[which == c]).size == 1 for c in range(2))
-    assert propagation_accuracy(x, y, 0.02, 10, graph="nnk", seed=1) == 1.0
+    assert propagation_accuracy(x, y, 0.02, 10, graph="nnk", seed=1,
+                                symmetrize="reference") == 1.0
     assert propagation_accuracy(x, y, 0.02, 10, graph="knn", seed=1) >= 0.95
     assert (propagation_accuracy(x, y, 0.05, 5, graph="knn", seed=3)
             == propagation_accuracy(x, y, 0.05, 5, graph="knn", seed=3))
@@ -343,6 +348,43 @@ def test_propagation_recovers_separated_blobs_and_two_moons():
      "'fraction'"),
     (lambda g, x: propagation_accuracy(x, np.zeros(len(x), int), 0.1, 5, graph="mst"),
      ValueError, "'graph' parameter of propagation_accuracy"),
+    # Issue 20: each function names itself, not the function it hands the work to.
+    (lambda g, x: propagation_accuracy(np.where(x > 1, np.nan, x), np.zeros(len(x), int), 0.1,
+                                       5), ValueError, "'points' parameter of propagation_acc"),
+    (lambda g, x: graph_accuracy(g.weights, np.zeros(len(x), int), -np.ones(len(x), int)),
+     ValueError, "'given' parameter of graph_accuracy must label at least one"),
+    (lambda g, x: graph_accuracy(g.weights, np.zeros(len(x), int), np.ones(len(x), int)),
+     ValueError, "'given' parameter of graph_accuracy must hold ints in [-1, 0]"),
+    (lambda g, x: graph_accuracy(g.weights[:-1], np.zeros(len(x), int), np.zeros(len(x), int)),
+     ValueError, "'weights' parameter of graph_accuracy"),
+    (lambda g, x: graph_accuracy(g.weights, np.zeros(len(x), bool), np.zeros(len(x), int)),
+     TypeError, "'labels' parameter of graph_accuracy must hold integer"),
+    (lambda g, x: label_propagation(g.weights.toarray() + 0.5j, np.zeros(len(x), int)),
+     TypeError, "'weights' parameter of label_propagation must hold real"),
+    (lambda g, x: stratified_labels(np.array([0, 1, np.nan]), 0.5), TypeError,
+     "'labels' parameter of stratified_labels must hold integer"),
+    (lambda g, x: stratified_labels(np.array(1), 0.5), ValueError,
+     "'labels' parameter of stratified_labels must have shape (N,)"),
+    (lambda g, x: stratified_labels(np.array([0, 1]), 1.5), ValueError,
+     "'fraction' parameter of stratified_labels"),
+    (lambda g, x: metrics.neighbor_count(SimpleNamespace(candidates=g.candidates,
+                                                         theta=g.theta + 0j)),
+     TypeError, "'graph.theta' parameter of neighbor_count must have dtype"),
+    (lambda g, x: metrics.reconstruction_error(SimpleNamespace(
+        candidates=g.candidates, theta=g.theta, error=np.full(len(x), np.inf))),
+     ValueError, "'graph.error' parameter of reconstruction_error must hold only finite"),
+    (lambda g, x: metrics.polytope_diameter(x.astype(np.float16), g), TypeError,
+     "'points' parameter of polytope_diameter must have dtype float32 or float64"),
+    (lambda g, x: metrics.local_dimension(torch.from_numpy(x).bfloat16(), g), TypeError,
+     "'points' parameter of local_dimension must have dtype float32 or float64"),
+    (lambda g, x: metrics.dimension_from_degree(np.array([2.0, 3 + 1j]), metrics.DegreeCalibration(
+        np.array([1, 2]), np.array([2.0, 4.0]), np.array([9, 9]), 5, "local")),
+     TypeError, "'counts' parameter of dimension_from_degree must have dtype"),
+    (lambda g, x: metrics.dimension_from_degree(np.array([2.0, np.nan]), metrics.DegreeCalibration(
+        np.array([1, 2]), np.array([2.0, 4.0]), np.array([9, 9]), 5, "local")),
+     ValueError, "'counts' parameter of dimension_from_degree must hold only finite"),
+    (lambda g, x: metrics.geometric_stability([g.weights, g.weights[:-1]]), ValueError,
+     "'graphs[1]' parameter of geometric_stability must have shape (N, N)"),
 ])
 def test_bad_input_names_parameter_and_function(call, error, words):
     x = np.random.default_rng(7).normal(size=(30, 3))

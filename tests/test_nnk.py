@@ -135,7 +135,7 @@ def test_support_within_candidates_and_never_self():
     assert all((i, j) in members for i, j in zip(directed.row, directed.col))
     assert not np.any(graph.candidates == np.arange(200)[:, None])
     # Reference symmetrization keeps only mutual-candidate pairs.
-    sym = nnk_graph(points, 8).weights.tocoo()
+    sym = nnk_graph(points, 8, symmetrize="reference").weights.tocoo()
     assert all((i, j) in members and (j, i) in members for i, j in zip(sym.row, sym.col))
 
 
@@ -307,7 +307,7 @@ def test_reference_symmetrization_on_a_small_line():
     # lower-error endpoint (the errors differ here, no ties).
     points = np.array([[0.0], [1.0], [2.2], [6.0]])
     directed = nnk_graph(points, 2, sigma=1.0, symmetrize=None)
-    weights = nnk_graph(points, 2, sigma=1.0).weights.toarray()
+    weights = nnk_graph(points, 2, sigma=1.0, symmetrize="reference").weights.toarray()
     assert not weights[3].any() and not weights[:, 3].any()
     for i, j in [(0, 1), (0, 2), (1, 2)]:
         low, high = (i, j) if directed.error[i] < directed.error[j] else (j, i)
@@ -322,7 +322,7 @@ def test_reference_symmetrization_drops_both_directions_of_a_tie():
     points = np.array([[0.0], [1.0], [5.0], [6.5]])
     directed = nnk_graph(points, 1, sigma=1.0, symmetrize=None)
     assert directed.error[0] == directed.error[1] and directed.error[2] == directed.error[3]
-    assert nnk_graph(points, 1, sigma=1.0).weights.nnz == 0
+    assert nnk_graph(points, 1, sigma=1.0, symmetrize="reference").weights.nnz == 0
     assert nnk_graph(points, 1, sigma=1.0, symmetrize="max").weights.nnz == 4
 
 
@@ -377,6 +377,9 @@ def test_torch_in_torch_out():
     ({"x_tol": 0.0}, ValueError, "'x_tol' parameter of nnk_graph must be a float in (0.0, 1.0)"),
     ({"memory_budget": 10}, ValueError, "'memory_budget'"),
     ({"kernel": "cosine", "points": np.zeros((10, 3))}, ValueError, "zero rows"),
+    # torch casts complex to real with a warning it gives once per process (issue 20).
+    ({"points": np.ones((10, 3)) + 0.5j}, TypeError,
+     "'points' parameter of nnk_graph must have dtype"),
 ])
 def test_bad_inputs_name_parameter_function_and_range(kwargs, exc, words):
     args = {"points": np.random.default_rng(0).standard_normal((10, 3)), "n_neighbors": 3, **kwargs}
@@ -390,6 +393,63 @@ def test_knn_graph_bad_inputs():
         knn_graph(np.zeros((4, 2)), 4)
     with pytest.raises(ValueError, match="'kernel' parameter of knn_graph"):
         knn_graph(np.zeros((4, 2)), 2, kernel="linear")
+    with pytest.raises(TypeError, match="'points' parameter of knn_graph must have dtype"):
+        knn_graph(np.ones((4, 2)) + 0.5j, 2)
+
+
+def _problem(count=3, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((count, k, k))
+    A = M @ M.transpose(0, 2, 1) + k * np.eye(k)
+    b = rng.standard_normal((count, k))
+    return torch.from_numpy(A), torch.from_numpy(b), torch.from_numpy(np.abs(b))
+
+
+@pytest.mark.parametrize("function", [nnk_solver.objective, nnk_solver.kkt_residual])
+@pytest.mark.parametrize("change, exc, words", [
+    (lambda t, A, b: (t.float(), A, b), TypeError, "'A' parameter of {f} must have the dtype"),
+    (lambda t, A, b: (t.long(), A, b), TypeError, "'theta' parameter of {f} must have dtype"),
+    (lambda t, A, b: (t, A.to(torch.complex128), b), TypeError, "'A' parameter of {f}"),
+    (lambda t, A, b: (t.numpy(), A, b), TypeError, "'theta' parameter of {f} must be a torch"),
+    (lambda t, A, b: (t[:1], A, b), ValueError, "'A' parameter of {f} must have shape"),
+    (lambda t, A, b: (t, A, b[..., None]), ValueError, "'b' parameter of {f} must have shape"),
+    (lambda t, A, b: (t[:, :0], A[:, :0, :0], b[:, :0]), ValueError, "k >= 1"),
+    (lambda t, A, b: (t, A, b.clone().fill_(torch.inf)), ValueError, "'b' parameter of {f} "
+                                                                     "must hold only finite"),
+])
+def test_objective_and_residual_refuse_bad_batches_by_name(function, change, exc, words):
+    A, b, theta = _problem()
+    with pytest.raises(exc) as info:
+        function(*change(theta, A, b))
+    assert words.format(f=function.__name__) in str(info.value)
+
+
+@pytest.mark.parametrize("function", ["fallback_nnls", "solve_reference"])
+@pytest.mark.parametrize("change, exc, words", [
+    (lambda A, b: (A[0], b), ValueError, "'A' parameter of {f} must have shape (k, k)"),
+    (lambda A, b: (A, b[:-1]), ValueError, "'b' parameter of {f} must have shape (k,) = (4,)"),
+    (lambda A, b: (A[:0, :0], b[:0]), ValueError, "k >= 1"),
+    (lambda A, b: (A + 0.5j, b), TypeError, "'A' parameter of {f} must have dtype"),
+    (lambda A, b: (A.astype(np.float16), b), TypeError, "'A' parameter of {f} must have dtype"),
+    (lambda A, b: (A, np.where(b > 0, np.nan, b)), ValueError, "'b' parameter of {f} must hold "
+                                                                 "only finite"),
+])
+def test_single_node_solvers_refuse_bad_problems_by_name(function, change, exc, words):
+    A, b, _ = _problem()
+    A, b = change(A[0].numpy(), b[0].numpy())
+    call = getattr(nnk_solver, function)
+    with pytest.raises(exc) as info:
+        call(A, b, x_tol=1e-10) if function == "solve_reference" else call(A, b)
+    assert words.format(f=function) in str(info.value)
+
+
+def test_single_node_solvers_take_tensors_and_float32():
+    A, b, _ = _problem()
+    for function in (nnk_solver.fallback_nnls,
+                     lambda A, b: nnk_solver.solve_reference(A, b, x_tol=1e-10)):
+        want = function(A[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(function(A[0], b[0]), want)
+        np.testing.assert_allclose(function(A[0].float(), b[0].float()), want, atol=1e-5)
 
 
 @pytest.mark.gpu
@@ -403,3 +463,16 @@ def test_cuda_matches_cpu(kernel):
     np.testing.assert_array_equal(gpu.candidates.cpu().numpy(), cpu.candidates)
     np.testing.assert_allclose(gpu.theta.cpu().numpy(), cpu.theta, rtol=0, atol=1e-7)
     assert float(gpu.kkt.max()) <= 1e-10
+
+
+@pytest.mark.parametrize("x, exc, words", [
+    (torch.ones(4, 2, dtype=torch.long), TypeError, "'points' parameter of f must have dtype"),
+    (torch.ones(4), ValueError, "'points' parameter of f must have shape (N, D)"),
+    (torch.tensor([[1.0, torch.nan]]), ValueError, "'points' parameter of f must hold only finite"),
+    (np.ones((4, 2)), TypeError, "'points' parameter of f must reach unit_rows as a torch tensor"),
+])
+def test_unit_rows_refuses_what_its_callers_would_not_pass(x, exc, words):
+    from lib.graphs.nnk import unit_rows
+    with pytest.raises(exc) as info:
+        unit_rows(x, "f")
+    assert words in str(info.value)

@@ -47,8 +47,8 @@ def table_digest(path: Path, ignore_columns: tuple[str, ...]) -> str:
     return hashlib.sha256(kept.to_csv(index=False).encode()).hexdigest()
 
 
-def run_tree(tree: Path, preset: str, scratch: Path,
-             ignore_columns: tuple[str, ...]) -> dict[str, str]:
+def run_tree(tree: Path, preset: str, scratch: Path, ignore_columns: tuple[str, ...],
+             suffixes: tuple[str, ...] = ("csv",)) -> dict[str, str]:
     """Run every chapter of ``tree`` at ``preset``; return {chapter/table.csv: sha256}."""
     env = dict(os.environ, PYTHONPATH=str(tree), MANIFOLD_BOOK_CACHE=str(scratch / "cache"))
     tables = {}
@@ -57,8 +57,12 @@ def run_tree(tree: Path, preset: str, scratch: Path,
         subprocess.run([sys.executable, "-m", "lib.book", "--root", str(tree), "run", slug,
                         "-p", "preset", preset], cwd=tree, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for table in sorted((tree / "book" / "chapters" / slug).glob("*.csv")):
-            tables[f"{slug}/{table.name}"] = table_digest(table, ignore_columns)
+        for output in sorted((tree / "book" / "chapters" / slug).iterdir()):
+            if output.suffix.lstrip(".") not in suffixes:
+                continue
+            tables[f"{slug}/{output.name}"] = (table_digest(output, ignore_columns)
+                                               if output.suffix == ".csv" else
+                                               hashlib.sha256(output.read_bytes()).hexdigest())
     return tables
 
 
@@ -67,6 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--preset", default="ci", choices=("ci", "default", "paper"))
     parser.add_argument("--keep", type=Path, help="keep both runs in this folder")
+    parser.add_argument("--suffixes", nargs="+", default=["csv"], choices=("csv", "png", "svg"),
+                        help="which outputs to compare (default: the CSV tables)")
     parser.add_argument("--ignore-columns", nargs="*", default=[], metavar="NAME",
                         help="columns left out of the comparison (wall-clock timings)")
     args = parser.parse_args(argv)
@@ -79,8 +85,9 @@ def main(argv=None) -> int:
                    check=True, capture_output=True)
     try:
         ignored = tuple(args.ignore_columns)
-        before = run_tree(base, args.preset, scratch / "base-run", ignored)
-        after = run_tree(ROOT, args.preset, scratch / "work-run", ignored)
+        suffixes = tuple(args.suffixes)
+        before = run_tree(base, args.preset, scratch / "base-run", ignored, suffixes)
+        after = run_tree(ROOT, args.preset, scratch / "work-run", ignored, suffixes)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
         if args.keep is None:
@@ -95,7 +102,7 @@ def main(argv=None) -> int:
             verdict = "identical" if before[name] == after[name] else "DIFFERENT"
         failures += verdict in ("missing after", "DIFFERENT")
         print(f"{verdict:<20} {name}")
-    print(f"{len(before)} base tables, {failures} missing or different")
+    print(f"{len(before)} base files, {failures} missing or different")
     return 1 if failures else 0
 
 

@@ -39,8 +39,8 @@ import numpy as np
 
 from lib._checks import check_in, check_real
 
-__all__ = ["MNIST_ENV", "MNIST_FILES", "Digits", "digits", "load_digits_8x8", "load_mnist",
-           "mnist_5k", "read_idx"]
+__all__ = ["MNIST_ENV", "MNIST_FILES", "Digits", "check_digits_choice", "digits",
+           "load_digits_8x8", "load_mnist", "missing_mnist_file", "mnist_5k", "read_idx"]
 
 MNIST_ENV = "MNIST_DIR"
 # (split, role) -> base name of the original IDX file; each may also end in ".gz".
@@ -314,6 +314,57 @@ def load_mnist(path=None, *, env: str = MNIST_ENV) -> Digits:
     split = np.repeat(np.array(SPLITS), [len(labels) for _, labels in scaled])
     return Digits(np.concatenate([images for images, _ in scaled]),
                   np.concatenate([labels for _, labels in scaled]), split, f"mnist:{target}")
+
+
+def missing_mnist_file(path) -> str | None:
+    """What :func:`load_mnist` would miss at ``path``: the first file name, or None.
+
+    Looks only at names, reading nothing: a folder needs the four IDX files
+    (each plain or ``.gz``) or ``mnist.npz``; a file is taken for the npz.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> missing_mnist_file(tempfile.mkdtemp())
+    'train-images-idx3-ubyte'
+    """
+    target = Path(path).expanduser()
+    if target.is_file():
+        return None
+    if not target.is_dir():
+        return str(target)
+    _, missing = _find_idx(target)
+    if not missing or (target / NPZ_NAME).is_file():
+        return None
+    return missing[0]
+
+
+def check_digits_choice(values: dict, caller: str, *, name: str = "digits") -> None:
+    """Raise unless ``values[name]`` names digits this machine holds: "mnist" needs $MNIST_DIR.
+
+    A cross-parameter check of a chapter's :class:`lib.params.Specification`
+    (``checks=(mnist.check_digits_choice,)``), run before any kernel starts:
+    the environment variable must be set and name a copy :func:`load_mnist`
+    can read (the first missing file is named).
+    """
+    if values.get(name) != "mnist":
+        return
+    value = os.environ.get(MNIST_ENV, "")
+    start = (f"The {name!r} parameter of {caller} must be 'mnist-5k' unless the environment "
+             f"variable {MNIST_ENV} names {LAYOUT}. Got 'mnist' with {MNIST_ENV}")
+    if not value:
+        raise ValueError(f"{start} unset instead.")
+    try:
+        missing = missing_mnist_file(value)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ValueError(f"{start}={value[:80]!r}, not a usable path ({reason}), "
+                         f"instead.") from None
+    if missing == str(Path(value).expanduser()):
+        raise ValueError(f"{start}={value[:80]!r}, which does not exist, instead.")
+    if missing is not None:
+        raise ValueError(f"{start}={value[:80]!r}, a folder which lacks {missing!r} (plain or "
+                         f".gz) and {NPZ_NAME!r}, instead.")
 
 
 @functools.cache

@@ -39,7 +39,9 @@ TWO_PI = 2 * math.pi
 
 
 def _positive(value, name, caller):
-    return check_real(value, name=name, caller=caller, low=0, low_open=True)
+    # Open at infinity too: an infinite radius is no manifold (inf * 0 = nan points).
+    return check_real(value, name=name, caller=caller, low=0, low_open=True, high=math.inf,
+                      high_open=True)
 
 
 class ToyManifold:
@@ -78,10 +80,27 @@ class ToyManifold:
         return Grid.product(**axes)
 
     def points(self, grid_or_theta) -> np.ndarray:
-        """Points x(theta) as a float64 numpy array of shape (*G, D0)."""
-        theta = grid_or_theta.points if isinstance(grid_or_theta, Grid) else grid_or_theta
+        """Points x(theta) as a float64 numpy array of shape (*G, D0).
+
+        ``grid_or_theta`` is a Grid with ``dim`` axes or parameters of shape
+        (..., dim); anything else raises a ValueError (the immersion would
+        otherwise read the first ``dim`` columns and ignore the rest).
+        """
+        caller = f"{type(self).__name__}.points"
+        if isinstance(grid_or_theta, Grid):
+            if grid_or_theta.ndim != self.dim:
+                raise ValueError(f"The 'grid_or_theta' parameter of {caller} must be a Grid with "
+                                 f"{self.dim} axes (the intrinsic dimension). Got a Grid with "
+                                 f"{grid_or_theta.ndim} axes {grid_or_theta.names} instead.")
+            theta = grid_or_theta.points
+        else:
+            theta = np.asarray(grid_or_theta, dtype=np.float64)
+            if theta.ndim == 0 or theta.shape[-1] != self.dim:
+                raise ValueError(f"The 'grid_or_theta' parameter of {caller} must have shape "
+                                 f"(..., d) = (..., {self.dim}), d the intrinsic dimension. Got "
+                                 f"{theta.shape} instead.")
         with torch.no_grad():
-            return self.immersion(torch.as_tensor(np.asarray(theta), dtype=torch.float64)).numpy()
+            return self.immersion(torch.as_tensor(theta, dtype=torch.float64)).numpy()
 
     def scalar_curvature(self, theta) -> np.ndarray:
         """Scalar curvature S of the induced metric, shape (...)."""
@@ -203,7 +222,8 @@ class Ellipse(ToyManifold):
 
     def __post_init__(self):
         _positive(self.b, "b", "Ellipse")
-        check_real(self.a, name="a", caller="Ellipse", low=self.b)
+        check_real(self.a, name="a", caller="Ellipse", low=self.b, high=math.inf,
+                   high_open=True)
 
     def _axes(self):
         return {"t": (0.0, TWO_PI, True)}
@@ -292,8 +312,10 @@ class Ellipsoid(ToyManifold):
 
     def __post_init__(self):
         _positive(self.c, "c", "Ellipsoid")
-        check_real(self.b, name="b", caller="Ellipsoid", low=self.c)
-        check_real(self.a, name="a", caller="Ellipsoid", low=self.b)
+        check_real(self.b, name="b", caller="Ellipsoid", low=self.c, high=math.inf,
+                   high_open=True)
+        check_real(self.a, name="a", caller="Ellipsoid", low=self.b, high=math.inf,
+                   high_open=True)
 
     def _axes(self):
         return {"theta": (0.0, math.pi, False), "phi": (0.0, TWO_PI, True)}

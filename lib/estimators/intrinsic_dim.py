@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
+from lib._checks import check_sample_matrix
 from lib.neighbors import nearest_neighbors
 
 __all__ = ["TwoNN", "LevinaBickelMLE"]
@@ -132,14 +133,24 @@ class TwoNN(BaseEstimator):
         -------
         self : TwoNN
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If two points coincide, or if every kept ratio is 1 up to
+            rounding (log(r2 / r1) <= sqrt(eps) of the distances' dtype),
+            as on a regular lattice, where the estimate is undefined.
         """
+        # Our own named errors first: validate_data's name the class but not 'X'.
+        check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])
         distances = _neighbour_distances(self, X, 2)
         self.ratios_ = distances[:, 1] / distances[:, 0]
-        self.dimension_ = self._estimate(np.sort(np.log(self.ratios_)))
+        tie = math.sqrt(np.finfo(distances.dtype).eps)
+        self.dimension_ = self._estimate(np.sort(np.log(self.ratios_)), tie)
         return self
 
-    def _estimate(self, log_ratios):
+    def _estimate(self, log_ratios, tie):
         total = log_ratios.size
         kept = int(math.floor(total * (1 - self.discard_fraction)))
         if self.method == "linear":
@@ -156,10 +167,18 @@ class TwoNN(BaseEstimator):
         else:
             denominator = float(x.sum() + (total - kept) * x[-1])
             numerator = kept - 1.0
-        if denominator == 0:
-            raise ValueError("The 'X' parameter of TwoNN must have r2 > r1 for some point. Got "
-                             "equal first and second neighbour distances at every kept point "
-                             "instead.")
+        # Equal distances (a lattice) come out equal only up to rounding, and the coordinates
+        # are rounded relative to their size, not to the spacing: log(r2 / r1) of a tie is
+        # about eps times the number of lattice steps across the cloud (1e-15 on a 12 x 12
+        # lattice, 3e-6 on 50 float32 points of a line), and dividing by it gave d ~ 1e15.
+        # A log-ratio up to sqrt(eps) counts as a tie: that covers 1e8 steps (4e3 in
+        # float32), while a genuine ratio that close to 1 has probability d sqrt(eps) per
+        # point under the Pareto law.
+        if x[-1] <= tie:
+            raise ValueError(f"The 'X' parameter of TwoNN must have r2 > r1 for some kept point "
+                             f"(log(r2 / r1) > sqrt(eps) = {tie:.1e}). Got equal first and "
+                             f"second neighbour distances, up to rounding, at every kept point "
+                             f"(largest log-ratio {x[-1]:.1e}) instead.")
         return numerator / denominator
 
 
@@ -244,6 +263,8 @@ class LevinaBickelMLE(BaseEstimator):
         self : LevinaBickelMLE
             The fitted estimator.
         """
+        # Our own named errors first: validate_data's name the class but not 'X'.
+        check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])
         k, count = self.n_neighbors, X.shape[0]
         if k > count - 1:

@@ -13,6 +13,9 @@ R^D). From it:
 
 All functions are written in torch; they take a numpy array or a tensor and
 return the caller's type, dtype and device (:func:`lib._arrays.as_tensor`).
+Points must be float32 or float64 (integers are taken as float64): torch has
+no float16 QR or SVD on the CPU, so other dtypes raise a TypeError naming
+``points`` before any work.
 The neighbour search is exact (:func:`lib.neighbors.nearest_neighbors`).
 
 References
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_shape
+from lib._checks import check_finite, check_float_dtype, check_int, check_shape
 from lib.geometry.reach import ReachResult, local_reach
 from lib.neighbors import nearest_neighbors
 
@@ -43,6 +46,7 @@ def _points(points, *, n_neighbors, dim, caller, min_neighbors=None, max_dim=Non
     """Convert and check ``points`` (N, D), ``dim`` in [1, max_dim] and ``n_neighbors``."""
     x, restore = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    check_float_dtype(x, name="points", caller=caller)
     count, ambient = x.shape
     check_finite(x, name="points", caller=caller)
     dim = check_int(dim, name="dim", caller=caller, low=1,
@@ -210,7 +214,15 @@ def quadratic_fit_curvature(points, *, n_neighbors: int, dim: int) -> QuadraticF
     u = torch.einsum("nkD,nDa->nka", diff, basis)                   # tangent coordinates
     v = diff - torch.einsum("nka,nDa->nkD", u, basis)               # normal parts
     # Scale each chart to unit radius so that the design matrix is well conditioned.
-    radius = u.norm(dim=-1).amax(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    radius = u.norm(dim=-1).amax(dim=1)
+    # All k neighbours on the point itself (copies of it: rounded or constant input) leave
+    # no chart to fit; the clamp below would turn 0 / 0 into NaN curvature.
+    collapsed = int((radius == 0).sum())
+    if collapsed:
+        raise ValueError(f"The 'points' parameter of {caller} must give every point a "
+                         f"neighbourhood that is not all copies of it. Got {collapsed} points "
+                         f"whose {n_neighbors} nearest neighbours coincide with them instead.")
+    radius = radius.clamp_min(torch.finfo(x.dtype).tiny)
     w = u / radius[:, None, None]
     rows, cols = torch.triu_indices(dim, dim, device=x.device)
     # Monomials w_a w_b (a <= b) with weight 1/2 on the squares, so that the

@@ -103,7 +103,8 @@ import torch
 from sklearn.base import BaseEstimator
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_int, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
+                         check_shape)
 from lib.neighbors import query_neighbors
 
 __all__ = ["LocalProjection", "ManifoldEstimator", "ProjectionError", "projection_error"]
@@ -273,6 +274,8 @@ class LocalProjection(BaseEstimator):
             raise ValueError(f"The 'points' parameter of {caller} must have shape (N, D) with "
                              f"D >= 2 (a manifold needs a normal direction). Got "
                              f"{tuple(x.shape)} instead.")
+        # float32/64 only: torch has no half-precision QR on the CPU (project failed midway).
+        check_float_dtype(x, name="points", caller=caller)
         check_finite(x, name="points", caller=caller)
         order = check_in(self.order, (1, 2), name="order", caller=_NAME)
         dim = check_int(self.dim, name="dim", caller=_NAME, low=1, high=ambient - 1)
@@ -373,6 +376,9 @@ class LocalProjection(BaseEstimator):
         q, restore = as_tensor(queries)
         check_shape(q.shape, (None, self.n_features_), name="queries", caller=caller,
                     describe=f"(Q, D) = (Q, {self.n_features_}), D as in fit")
+        # Any real dtype: queries are cast to the training dtype below; complex ones would
+        # lose their imaginary part.
+        check_float_dtype(q, name="queries", caller=caller, allowed=REAL_DTYPES)
         check_finite(q, name="queries", caller=caller)
         if isinstance(queries, torch.Tensor) and q.device != self._points.device:
             raise ValueError(f"The 'queries' parameter of {caller} must be on the device of the "
@@ -505,6 +511,7 @@ def projection_error(estimator, queries) -> ProjectionError:
     if x.shape[0] == 0:
         raise ValueError(f"The 'queries' parameter of {caller} must hold at least one point. "
                          f"Got shape {tuple(x.shape)} instead.")
+    check_float_dtype(x, name="queries", caller=caller, allowed=REAL_DTYPES)
     check_finite(x, name="queries", caller=caller)
     p, _ = as_tensor(estimator.project(queries))
     if tuple(p.shape) != tuple(x.shape):

@@ -45,7 +45,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_int, check_real
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
+                         check_real, check_sample_matrix)
 
 __all__ = ["RGCurve", "representation_gap", "default_sizes", "RGSlope", "optimal_denoiser"]
 
@@ -104,6 +105,8 @@ def _points(value, name, caller, device):
     if tensor.ndim != 2:
         raise ValueError(f"The {name!r} parameter of {caller} must have shape (N, D). "
                          f"Got {tuple(tensor.shape)} instead.")
+    # Any real dtype (distances are taken in float64); complex would lose its imaginary part.
+    check_float_dtype(tensor, name=name, caller=caller, allowed=REAL_DTYPES)
     # A NaN or inf makes the sum non-finite: one cheap reduction instead of an (N, D) mask
     # (the full check also runs when a huge but finite input overflows the sum).
     if not bool(torch.isfinite(tensor.sum())):
@@ -332,6 +335,11 @@ def optimal_denoiser(noisy, train, sigma, *, memory_budget=2**28):
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"The 'noisy' parameter of {caller} must have D = {x.shape[1]} columns "
                          f"as train. Got {tuple(y.shape)} instead.")
+    if x.shape[0] == 0:
+        raise ValueError(f"The 'train' parameter of {caller} must hold at least one point "
+                         f"(the softmax weights need an atom). Got shape {tuple(x.shape)} instead.")
+    if y.shape[0] == 0:                                       # nothing to denoise
+        return restore(torch.zeros(0, x.shape[1], dtype=torch.float64, device=y.device))
     x = x.to(torch.float64)
     centre = x.mean(0)
     x, y = x - centre, y.to(torch.float64) - centre
@@ -431,6 +439,8 @@ class RGSlope(BaseEstimator):
         -------
         self : RGSlope
         """
+        # Our own named errors first: validate_data's name the class but not 'X'.
+        check_sample_matrix(X, name="X", caller="RGSlope", min_samples=4)
         X = validate_data(self, X, ensure_min_samples=4, dtype=[np.float64, np.float32])
         total = X.shape[0]
         n_q = (int(self.n_queries) if isinstance(self.n_queries, Integral)
@@ -452,10 +462,19 @@ class RGSlope(BaseEstimator):
             raise ValueError(f"The 'fit_range' parameter of RGSlope must be two quantiles "
                              f"0 <= lo < hi <= 1 keeping at least 2 of the sizes "
                              f"{sizes.tolist()}. Got {self.fit_range!r} instead.")
-        per_query = np.stack([
-            representation_gap(pool[rng.permutation(pool.shape[0])], queries, sizes=sizes,
-                               return_per_query=True).per_query
-            for _ in range(self.n_permutations)])                           # (P, Q, K)
+        try:
+            per_query = np.stack([
+                representation_gap(pool[rng.permutation(pool.shape[0])], queries, sizes=sizes,
+                                   return_per_query=True).per_query
+                for _ in range(self.n_permutations)])                       # (P, Q, K)
+        except ValueError as error:
+            # A query equal to a pool point (a duplicate row of X split across the two) has
+            # RG = 0 and log RG = -inf: representation_gap refuses it, in its own name.
+            if "must share no point with train" not in str(error):
+                raise
+            raise ValueError(f"The 'X' parameter of RGSlope must hold distinct points (a query "
+                             f"equal to a training point has zero gap). Got duplicate rows split "
+                             f"between the {n_q} queries and the training pool instead.") from error
         log_n = np.log(sizes[mask])
 
         def slopes(gaps):                                                   # (P, K) -> (P, 2)

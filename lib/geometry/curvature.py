@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from lib._arrays import as_tensor
+from lib._checks import check_float_dtype, check_grid_field
 from lib.geometry.differences import gradient
 from lib.geometry.pointwise import inverse_metric
 from lib.grid import Grid, accepts_sampled
@@ -47,8 +48,13 @@ def christoffels(metric, grid: Grid, *, order: int = 2):
     christoffels : array of shape (*grid.interior(order // 2).shape, k, k, k)
         Indexed ``[..., k, i, j]`` for :math:`\Gamma^k_{ij}`.
     """
+    caller = "christoffels"
     g, restore = as_tensor(metric)
-    return restore(_christoffels(g, grid, order, "christoffels"))
+    k = grid.ndim
+    check_grid_field(g, grid, order=order, caller=caller, name="metric", trailing=(k, k),
+                     describe_trailing="k, k")
+    check_float_dtype(g, name="metric", caller=caller)
+    return restore(_christoffels(g, grid, order, caller))
 
 
 def _first_kind(d_metric):
@@ -91,13 +97,12 @@ def scalar_curvature(values, grid: Grid, *, order: int = 2):
     >>> round(float(s.mean()), 4)
     0.5
     """
+    caller = "scalar_curvature"
     x, restore = as_tensor(values)
     depth = order // 2
-    for axis in grid.axes:
-        if not axis.periodic and axis.n < 6 * depth + 2:
-            raise ValueError(f"The 'grid' parameter of scalar_curvature must have at least "
-                             f"{6 * depth + 2} samples on every interval axis for order {order} "
-                             f"(three nested stencils). Got n={axis.n} on axis {axis.name!r}.")
+    # Three nested stencils; float32/64 only, since g^{-1} needs an LU factorisation.
+    check_grid_field(x, grid, order=order, caller=caller, nested=3, trailing=(None,))
+    check_float_dtype(x, name="values", caller=caller)
     jacobian = gradient(x, grid, order=order)                 # (*G1, D, k)
     metric = torch.einsum("...ai,...aj->...ij", jacobian, jacobian)
     grid1 = grid.interior(depth)

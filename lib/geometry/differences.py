@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_grid_field,
+                         check_in, check_int, check_shape)
 from lib.derivatives import Derivatives
 from lib.grid import Axis, Grid, accepts_sampled
 
@@ -69,11 +70,7 @@ def _combine(padded, grid, depth, terms):
 def _checked(values, grid, order, caller):
     check_in(order, tuple(STENCILS), name="order", caller=caller)
     field, restore = as_tensor(values)
-    describe = f"(*grid.shape, *F) = ({', '.join(map(str, grid.shape))}, ...)"
-    check_shape(field.shape[:grid.ndim], grid.shape, name="values", caller=caller,
-                describe=describe)
-    check_finite(field, name="values", caller=caller)
-    grid.interior(order // 2)  # names the axis that is too short for the stencil
+    check_grid_field(field, grid, order=order, caller=caller)
     return field, restore
 
 
@@ -181,6 +178,15 @@ def by_slabs(function, values: torch.Tensor, grid: Grid, *, halo: int,
     slab_bytes : float, default=2**22
         Target size of one slab's input; does not change the answer.
     """
+    caller = "by_slabs"
+    values, _ = as_tensor(values)
+    check_grid_field(values, grid, order=2, caller=caller)
+    check_int(halo, name="halo", caller=caller, low=0)
+    for axis in grid.axes:
+        if not axis.periodic and axis.n - 2 * halo < 2:
+            raise ValueError(f"The 'grid' parameter of {caller} must have at least "
+                             f"{2 * halo + 2} samples on every interval axis for halo {halo}. "
+                             f"Got n={axis.n} on axis {axis.name!r} instead.")
     first = grid.axes[0]
     n_out = first.n if first.periodic else first.n - 2 * halo
     row_bytes = values[0].numel() * values.element_size()
@@ -236,10 +242,17 @@ def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
     caller = "stencil_derivatives"
     check_in(order, tuple(STENCILS), name="order", caller=caller)
     centre, restore = as_tensor(theta)
-    k = centre.shape[-1]
+    k = centre.shape[-1] if centre.ndim else 0
     check_shape(centre.shape, (k,), name="theta", caller=caller, describe="(k,)")
-    step = torch.as_tensor(np.asarray(spacing, dtype=float), dtype=centre.dtype)
-    check_shape(step.shape, (k,), name="spacing", caller=caller, describe=f"(k,) = ({k},)")
+    check_float_dtype(centre, name="theta", caller=caller, allowed=REAL_DTYPES)
+    check_finite(centre, name="theta", caller=caller)
+    spacing, _ = as_tensor(spacing)
+    check_float_dtype(spacing, name="spacing", caller=caller, allowed=REAL_DTYPES)
+    check_shape(spacing.shape, (k,), name="spacing", caller=caller, describe=f"(k,) = ({k},)")
+    if not bool(((spacing > 0) & spacing.isfinite()).all()):
+        raise ValueError(f"The 'spacing' parameter of {caller} must hold finite steps in "
+                         f"(0, inf). Got {spacing.tolist()} instead.")
+    step = spacing.to(device=centre.device, dtype=centre.dtype)
     eye = torch.eye(k, dtype=centre.dtype) * step
     # Every point the stencils touch, as integer offsets per axis; evaluated in one batch.
     offsets = {(0,) * k}

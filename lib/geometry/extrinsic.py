@@ -22,18 +22,28 @@ from __future__ import annotations
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_shape
-from lib.geometry.pointwise import checked_jacobian, inverse_metric, metric_from_jacobian
+from lib._checks import REAL_DTYPES, check_finite, check_float_dtype, check_shape
+from lib.geometry.pointwise import (checked_jacobian, inverse_metric, is_degenerate,
+                                    metric_from_jacobian)
 
 __all__ = ["second_fundamental_form", "scalar_curvature_from_derivatives", "principal_curvatures"]
 
 
 def _pair(jacobian, hessian, caller):
+    """J and H as tensors in J's dtype, refused by name before any work.
+
+    J must be float32 or float64 (QR, Cholesky and LU have no half-precision kernels, and
+    the formulas are for real immersions); H may be any real float (it is cast to J's
+    dtype), never complex (the cast would drop the imaginary part). Both must be finite.
+    """
     jac, restore = checked_jacobian(jacobian, caller=caller)
+    check_float_dtype(jac, name="jacobian", caller=caller)
     hess, _ = as_tensor(hessian)
     d = jac.shape[-1]
     check_shape(hess.shape, (*jac.shape, d), name="hessian", caller=caller,
                 describe=f"(*Q, D, d, d) = {(*jac.shape, d)}")
+    check_float_dtype(hess, name="hessian", caller=caller, allowed=REAL_DTYPES)
+    check_finite(hess, name="hessian", caller=caller)
     return jac, hess.to(jac.dtype), restore
 
 
@@ -93,7 +103,7 @@ def scalar_curvature_from_derivatives(jacobian, hessian):
     caller = "scalar_curvature_from_derivatives"
     jac, hess, restore = _pair(jacobian, hessian, caller)
     form = _normal_part(jac, hess)
-    inverse = inverse_metric(metric_from_jacobian(jac), caller=caller)
+    inverse = inverse_metric(metric_from_jacobian(jac), caller=caller, name="jacobian")
     trace = torch.einsum("...ij,...aij->...a", inverse, form)
     norm = torch.einsum("...ik,...jl,...aij,...akl->...", inverse, inverse, form, form)
     return restore((trace**2).sum(-1) - norm)
@@ -113,14 +123,31 @@ def principal_curvatures(jacobian, hessian, normal):
     Returns
     -------
     curvatures : array of shape (*Q, d)
+
+    Raises
+    ------
+    TypeError
+        If ``jacobian`` is not float32 or float64, or an input is complex.
+    ValueError
+        On a shape mismatch, NaN or infinite entries, or a degenerate metric
+        (the test of :func:`lib.geometry.pointwise.inverse_metric`).
     """
     caller = "principal_curvatures"
     jac, hess, restore = _pair(jacobian, hessian, caller)
     nrm, _ = as_tensor(normal)
     check_shape(nrm.shape, jac.shape[:-1], name="normal", caller=caller,
                 describe=f"(*Q, D) = {tuple(jac.shape[:-1])}")
-    form = torch.einsum("...a,...aij->...ij", nrm.to(jac.dtype), hess)
+    check_float_dtype(nrm, name="normal", caller=caller, allowed=REAL_DTYPES)
+    check_finite(nrm, name="normal", caller=caller)
     metric = metric_from_jacobian(jac)
+    # The Cholesky factor below exists only for a positive-definite g: refuse the points
+    # inverse_metric refuses (tangents of rank < d) by name, not by torch's _LinAlgError.
+    degenerate = is_degenerate(metric, caller=caller, name="jacobian")
+    if bool(degenerate.any()):
+        raise ValueError(f"{caller} needs a non-degenerate metric g = J^T J (tangent vectors of "
+                         f"full rank). Got {int(degenerate.sum())} degenerate points in "
+                         f"'jacobian', e.g. a chart axis along which the points do not move.")
+    form = torch.einsum("...a,...aij->...ij", nrm.to(jac.dtype), hess)
     # Generalised symmetric eigenproblem II v = k g v via the Cholesky factor of g.
     factor = torch.linalg.cholesky(metric)
     half = torch.linalg.solve_triangular(factor, form, upper=False)

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_int, check_shape
+from lib._checks import check_finite, check_float_dtype, check_in, check_int, check_shape
 from lib.geometry import curvature
 from lib.geometry.differences import gradient
 from lib.geometry.pointwise import is_degenerate, volume_element_from_jacobian
@@ -72,7 +72,8 @@ def degenerate_metric(jacobian):
     Parameters
     ----------
     jacobian : array of shape (*Q, D, k)
-        Tangent vectors at each point, numpy or torch.
+        Tangent vectors at each point, numpy or torch; float32 or float64 (the
+        determinant has no half-precision kernel), else a TypeError.
 
     Returns
     -------
@@ -84,9 +85,11 @@ def degenerate_metric(jacobian):
     >>> degenerate_metric(np.array([[[1.0, 0.0], [0.0, 1e-3]], [[1.0, 2.0], [2.0, 4.0]]])).tolist()
     [False, True]
     """
+    caller = "degenerate_metric"
     jac, restore = as_tensor(jacobian)
+    check_float_dtype(jac, name="jacobian", caller=caller)
     metric = torch.einsum("...ai,...aj->...ij", jac, jac)
-    return restore(is_degenerate(metric))
+    return restore(is_degenerate(metric, caller=caller, name="jacobian"))
 
 
 def _integral(region: Grid, field: torch.Tensor) -> float:
@@ -119,6 +122,8 @@ def _field(label, value, grid: Grid, caller: str) -> torch.Tensor:
     sizes = ", ".join(map(str, grid.shape))
     check_shape(x.shape, (*grid.shape, None), name="values", caller=caller,
                 describe=f"(*grid.shape, D) = ({sizes}, D) for class {label!r}")
+    # Determinants and quantiles have no half-precision kernels; complex points have no metric.
+    check_float_dtype(x, name="values", caller=caller)
     # One pass without a mask as large as the layer: NaN and +-inf show in the extremes.
     if not bool(torch.isfinite(torch.stack(torch.aminmax(x))).all()):
         check_finite(x, name="values", caller=caller)
@@ -162,7 +167,8 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER, reach_stride
         returns one. Callables and iterators are consumed one class at a
         time and each class's array is released once it is measured, so a
         large layer needs memory for one class (plus the strided points
-        every class keeps for the distances). Computed in the arrays' dtype.
+        every class keeps for the distances). Computed in the arrays' dtype,
+        float32 or float64 (integers become float64; other dtypes raise a TypeError).
     grid : Grid
         The parameter grid; at least ``2 * buffer + 2`` samples on every
         interval axis.

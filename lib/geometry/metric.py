@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from lib._arrays import as_tensor
+from lib._checks import FLOAT_DTYPES, REAL_DTYPES, check_float_dtype, check_grid_field
 from lib.geometry.differences import by_slabs, gradient
 from lib.geometry.pointwise import metric_from_jacobian, volume_element_from_jacobian
 from lib.grid import Grid, accepts_sampled
@@ -33,18 +34,32 @@ def metric_matrix(values, grid: Grid, *, order: int = 2):
     -------
     metric : array of shape (*grid.interior(order // 2).shape, k, k)
     """
-    return _from_jacobian(metric_from_jacobian, values, grid, order)
+    return _from_jacobian(metric_from_jacobian, values, grid, order, "metric_matrix")
 
 
 @accepts_sampled
 def volume_element(values, grid: Grid, *, order: int = 2):
-    """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``."""
-    return _from_jacobian(volume_element_from_jacobian, values, grid, order)
+    """Volume element sqrt(det g), shape ``grid.interior(order // 2).shape``.
+
+    ``values`` must be float32 or float64 (the determinant has no half-precision kernel).
+    """
+    return _volume_element(values, grid, order, "volume_element")
 
 
-def _from_jacobian(measure, values, grid, order):
-    """``measure`` of the finite-difference Jacobian, computed slab by slab (see by_slabs)."""
+def _volume_element(values, grid, order, caller):
+    return _from_jacobian(volume_element_from_jacobian, values, grid, order, caller,
+                          dtypes=FLOAT_DTYPES)
+
+
+def _from_jacobian(measure, values, grid, order, caller, dtypes=REAL_DTYPES):
+    """``measure`` of the finite-difference Jacobian, computed slab by slab (see by_slabs).
+
+    The input is checked here, so that errors name ``caller`` (the slabs are differenced
+    by :func:`gradient`, which would name itself).
+    """
     x, restore = as_tensor(values)
+    check_grid_field(x, grid, order=order, caller=caller, trailing=(None,))
+    check_float_dtype(x, name="values", caller=caller, allowed=dtypes)
     return restore(by_slabs(lambda slab, sub: measure(gradient(slab, sub, order=order)), x, grid,
                             halo=order // 2))
 
@@ -67,5 +82,5 @@ def total_volume(values, grid: Grid, *, order: int = 2) -> float:
     >>> round(total_volume(torus.points(grid), grid, order=4) / torus.total_volume, 4)
     1.0
     """
-    inner = grid.interior(order // 2)
-    return inner.integrate(np.asarray(volume_element(values, grid, order=order)))
+    volume = np.asarray(_volume_element(values, grid, order, "total_volume"))
+    return grid.interior(order // 2).integrate(volume)

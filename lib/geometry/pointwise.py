@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_shape
+from lib._checks import check_finite, check_float_dtype, check_shape
 
 __all__ = ["checked_jacobian", "metric_from_jacobian", "volume_element_from_jacobian",
            "is_degenerate", "inverse_metric"]
@@ -37,7 +37,7 @@ def checked_jacobian(jacobian, *, caller: str):
     Parameters
     ----------
     jacobian : array of shape (*Q, D, d)
-        Numpy or torch.
+        Numpy or torch, with finite entries.
     caller : str
         The public function the error messages name.
 
@@ -60,6 +60,7 @@ def checked_jacobian(jacobian, *, caller: str):
     if jac.ndim < 2 or jac.shape[-2] < jac.shape[-1]:
         raise ValueError(f"The 'jacobian' parameter of {caller} must have shape (*Q, D, d) with "
                          f"D >= d. Got {tuple(jac.shape)} instead.")
+    check_finite(jac, name="jacobian", caller=caller)
     return jac, restore
 
 
@@ -107,13 +108,28 @@ def volume_element_from_jacobian(jacobian):
     >>> float(volume_element_from_jacobian(np.array([[2.0, 0.0], [0.0, 3.0], [0.0, 0.0]])))
     6.0
     """
-    jac, restore = checked_jacobian(jacobian, caller="volume_element_from_jacobian")
+    caller = "volume_element_from_jacobian"
+    jac, restore = checked_jacobian(jacobian, caller=caller)
+    # The determinant has no float16/bfloat16 kernel and no meaning for complex tangents.
+    check_float_dtype(jac, name="jacobian", caller=caller)
     # sqrt(det J^T J): the k x k Gram matrix costs D k^2 per point, an SVD of the D x k
     # Jacobian several times more at large D; the squared conditioning is harmless here.
     return restore(torch.linalg.det(_metric(jac)).clamp_min(0).sqrt())
 
 
-def is_degenerate(metric: torch.Tensor) -> torch.Tensor:
+def _checked_metric(metric, caller: str, name: str) -> None:
+    """Refuse by name what torch's det/inv would fail on midway (or answer wrongly)."""
+    if not isinstance(metric, torch.Tensor):
+        raise TypeError(f"The {name!r} parameter of {caller} must be a torch.Tensor of shape "
+                        f"(*Q, k, k). Got {type(metric).__name__} instead.")
+    if metric.ndim < 2 or metric.shape[-1] != metric.shape[-2] or metric.shape[-1] == 0:
+        raise ValueError(f"The {name!r} parameter of {caller} must have shape (*Q, k, k) with "
+                         f"k >= 1. Got {tuple(metric.shape)} instead.")
+    check_float_dtype(metric, name=name, caller=caller)
+
+
+def is_degenerate(metric: torch.Tensor, *, caller: str = "is_degenerate",
+                  name: str = "metric") -> torch.Tensor:
     r"""Where a metric is numerically degenerate, scale-free.
 
     :math:`\det g / (\operatorname{tr} g / k)^k \le 10^3\,\varepsilon` with
@@ -123,6 +139,9 @@ def is_degenerate(metric: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     metric : torch.Tensor of shape (*Q, k, k)
+        float32 or float64; other dtypes and shapes raise a named error.
+    caller, name : str, default="is_degenerate", "metric"
+        The function and parameter that error messages name.
 
     Returns
     -------
@@ -135,20 +154,26 @@ def is_degenerate(metric: torch.Tensor) -> torch.Tensor:
     ...                             [[1.0, 2.0], [2.0, 4.0]]], dtype=torch.float64)).tolist()
     [False, True]
     """
+    _checked_metric(metric, caller, name)
     k = metric.shape[-1]
     scale = (torch.diagonal(metric, dim1=-2, dim2=-1).sum(-1) / k).clamp_min(
         torch.finfo(metric.dtype).tiny)
-    return torch.linalg.det(metric) / scale**k <= 1e3 * torch.finfo(metric.dtype).eps
+    # det(g / scale) rather than det(g) / scale**k: for a (near-)constant map both det(g)
+    # and scale**k underflow to 0 and the ratio was 0/0 = NaN, which compares False.
+    return torch.linalg.det(metric / scale[..., None, None]) <= 1e3 * torch.finfo(metric.dtype).eps
 
 
-def inverse_metric(metric: torch.Tensor, *, caller: str) -> torch.Tensor:
+def inverse_metric(metric: torch.Tensor, *, caller: str, name: str = "metric") -> torch.Tensor:
     """Inverse of g, refusing degenerate metrics (rank-deficient tangents) by name.
 
     Parameters
     ----------
     metric : torch.Tensor of shape (*Q, k, k)
+        float32 or float64, finite.
     caller : str
         The public function the error message names.
+    name : str, default="metric"
+        The parameter that shape, dtype and finiteness errors name.
 
     Returns
     -------
@@ -157,9 +182,13 @@ def inverse_metric(metric: torch.Tensor, *, caller: str) -> torch.Tensor:
     Raises
     ------
     ValueError
-        Where :func:`is_degenerate` holds at any point.
+        Where :func:`is_degenerate` holds at any point, or on NaN or infinite entries.
+    TypeError
+        If ``metric`` is not a float32 or float64 tensor.
     """
-    degenerate = is_degenerate(metric)
+    _checked_metric(metric, caller, name)
+    check_finite(metric, name=name, caller=caller)
+    degenerate = is_degenerate(metric, caller=caller, name=name)
     if bool(degenerate.any()):
         raise ValueError(f"{caller} needs a non-degenerate metric g = J^T J (tangent vectors of "
                          f"full rank). Got {int(degenerate.sum())} degenerate points, e.g. a "

@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_real, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_grid_field, check_int,
+                         check_real, check_shape)
 from lib.geometry.differences import gradient
 from lib.grid import Grid, accepts_sampled
 
@@ -55,7 +56,8 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     Parameters
     ----------
     queries : array of shape (Q, D)
-        Points x at which the reach is wanted.
+        Points x at which the reach is wanted; float32 or float64 (the
+        tangents and candidates are cast to this dtype).
     tangents : array of shape (Q, D, d)
         Spanning vectors of T_x M at each query (need not be orthonormal).
     candidates : array of shape (M, D)
@@ -79,6 +81,15 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     ReachResult
         ``local`` (Q,) and ``witness`` (Q,), in the input's array type.
 
+    Raises
+    ------
+    TypeError
+        If ``queries`` is not float32 or float64 (float16 has no QR or rank
+        kernels), or ``tangents`` or ``candidates`` are complex, before any work.
+    ValueError
+        On a shape mismatch, no candidates, non-finite input or a rank-deficient
+        tangent space.
+
     Examples
     --------
     >>> import numpy as np
@@ -89,16 +100,33 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     >>> round(result.reach, 6)
     3.0
     """
-    caller = "local_reach"
+    return _local_reach(queries, tangents, candidates, memory_budget=memory_budget,
+                        exact_neighbours=exact_neighbours, progress=progress, caller="local_reach")
+
+
+def _local_reach(queries, tangents, candidates, *, memory_budget, exact_neighbours, progress,
+                 caller, degenerate_name=None):
+    """:func:`local_reach`, with errors naming ``caller``.
+
+    ``degenerate_name``, if given, is the caller's parameter that a rank-deficient
+    tangent space is blamed on (``grid_reach`` derives the tangents from its values).
+    """
     x, restore = as_tensor(queries)
     tan, _ = as_tensor(tangents)
     y, _ = as_tensor(candidates)
     check_shape(x.shape, (None, None), name="queries", caller=caller, describe="(Q, D)")
+    check_float_dtype(x, name="queries", caller=caller)
     q_count, ambient = x.shape
     check_shape(tan.shape, (q_count, ambient, None), name="tangents", caller=caller,
                 describe=f"(Q, D, d) = ({q_count}, {ambient}, d)")
     check_shape(y.shape, (None, ambient), name="candidates", caller=caller,
                 describe=f"(M, D) = (M, {ambient})")
+    if y.shape[0] == 0:
+        raise ValueError(f"The 'candidates' parameter of {caller} must hold at least one point. "
+                         f"Got shape {tuple(y.shape)} instead.")
+    # Cast to the queries' dtype below: complex values would lose their imaginary part.
+    check_float_dtype(tan, name="tangents", caller=caller, allowed=REAL_DTYPES)
+    check_float_dtype(y, name="candidates", caller=caller, allowed=REAL_DTYPES)
     check_real(memory_budget, name="memory_budget", caller=caller, low=0, low_open=True)
     check_int(exact_neighbours, name="exact_neighbours", caller=caller, low=1)
     for name, value in (("queries", x), ("tangents", tan), ("candidates", y)):
@@ -111,6 +139,10 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     rank_ok = torch.linalg.matrix_rank(tan) == tan.shape[-1]
     if not bool(rank_ok.all()):
         bad = int((~rank_ok).sum())
+        if degenerate_name is not None:
+            raise ValueError(f"The {degenerate_name!r} parameter of {caller} must give tangents "
+                             f"of full rank d at every query. Got {bad} degenerate tangent "
+                             f"spaces (points that do not move along a chart axis) instead.")
         raise ValueError(f"The 'tangents' parameter of {caller} must have full rank d at every "
                          f"query. Got {bad} degenerate tangent spaces instead.")
 
@@ -174,6 +206,7 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     Parameters
     ----------
     values : array of shape (*grid.shape, D)
+        float32 or float64; other dtypes raise a TypeError before any work.
     grid : Grid
     order : {2, 4}, default=2
     stride : int, default=1
@@ -197,6 +230,8 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     caller = "grid_reach"
     check_int(stride, name="stride", caller=caller, low=1)
     x, restore = as_tensor(values)
+    check_grid_field(x, grid, order=order, caller=caller, trailing=(None,))
+    check_float_dtype(x, name="values", caller=caller)
     tangents = gradient(x, grid, order=order)                      # (*G', D, k)
     depth = order // 2
     inner = x[grid.interior_index(depth)]
@@ -207,8 +242,9 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     lattice = tuple(slice(0 if axis.periodic else depth % stride, None, stride)
                     for axis in grid.axes)
     candidates = x[lattice].reshape(-1, x.shape[-1])
-    result = local_reach(queries.reshape(-1, x.shape[-1]),
-                         tangents.reshape(-1, *tangents.shape[-2:]), candidates,
-                         memory_budget=memory_budget, progress=progress)
+    result = _local_reach(queries.reshape(-1, x.shape[-1]),
+                          tangents.reshape(-1, *tangents.shape[-2:]), candidates,
+                          memory_budget=memory_budget, exact_neighbours=16, progress=progress,
+                          caller=caller, degenerate_name="values")
     return ReachResult(local=restore(result.local.reshape(shape)),
                        witness=restore(result.witness.reshape(shape)))

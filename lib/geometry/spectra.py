@@ -304,8 +304,21 @@ def _forward(enc, dec, xb, caller):
     return z, xhat
 
 
+def _numpy(values) -> np.ndarray:
+    """``values`` as a numpy array; a tensor is detached and moved to the CPU first.
+
+    numpy has no bfloat16: such a tensor becomes float32, which holds it exactly.
+    """
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        if values.dtype == torch.bfloat16:
+            values = values.to(torch.float32)
+        return values.numpy()
+    return np.asarray(values)
+
+
 def _eigenvalue_array(eig, name: str, caller: str) -> np.ndarray:
-    array = np.asarray(eig)
+    array = _numpy(eig)
     if array.ndim != 2 or array.shape[1] == 0:
         raise ValueError(f"The {name!r} parameter of {caller} must have shape (N, d) with "
                          f"d >= 1. Got {array.shape} instead.")
@@ -380,7 +393,8 @@ def arithmetic_mean(eig) -> np.ndarray:
     >>> arithmetic_mean(np.array([[1 + 2j, 1 - 2j, 4]])).tolist()
     [2.0]
     """
-    return _eigenvalue_array(eig, "eig", "arithmetic_mean").sum(axis=1).real / np.shape(eig)[1]
+    array = _eigenvalue_array(eig, "eig", "arithmetic_mean")
+    return array.sum(axis=1).real / array.shape[1]
 
 
 def geometric_mean(sign, logabs, d: int, *, signed: bool = False) -> np.ndarray:
@@ -398,7 +412,8 @@ def geometric_mean(sign, logabs, d: int, *, signed: bool = False) -> np.ndarray:
     sign : array of shape (N,)
         Sign of omega, in {-1, 0, 1} (``Spectra.sign_input`` or ``sign_latent``).
     logabs : array of shape (N,)
-        log |omega| (-inf allowed where sign is 0).
+        log |omega|, real: finite or -inf (-inf where sign is 0, or where
+        omega underflows); NaN and +inf raise a ValueError.
     d : int
         Latent dimension (the number of eigenvalues in the product), d >= 1.
     signed : bool, default=False
@@ -415,13 +430,23 @@ def geometric_mean(sign, logabs, d: int, *, signed: bool = False) -> np.ndarray:
     """
     caller = "geometric_mean"
     d = check_int(d, name="d", caller=caller, low=1)
-    sign, logabs = np.asarray(sign, dtype=np.float64), np.asarray(logabs, dtype=np.float64)
+    sign, logabs = _numpy(sign), _numpy(logabs)
+    for name, array in (("sign", sign), ("logabs", logabs)):
+        # Complex would be cast to real with only a warning, dropping its imaginary part.
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"The {name!r} parameter of {caller} must hold real numbers. "
+                            f"Got dtype {array.dtype} instead.")
+    sign, logabs = sign.astype(np.float64), logabs.astype(np.float64)
     if sign.ndim != 1 or logabs.shape != sign.shape:
         raise ValueError(f"The 'logabs' parameter of {caller} must have the shape (N,) of sign, "
                          f"{sign.shape}. Got {logabs.shape} instead.")
     if not np.isin(sign, (-1.0, 0.0, 1.0)).all():
         raise ValueError(f"The 'sign' parameter of {caller} must hold only -1, 0 or 1. "
                          f"Got {np.unique(sign[~np.isin(sign, (-1.0, 0.0, 1.0))])[:5]} instead.")
+    if np.isnan(logabs).any() or np.isposinf(logabs).any():
+        raise ValueError(f"The 'logabs' parameter of {caller} must hold finite values or -inf. "
+                         f"Got {int((np.isnan(logabs) | np.isposinf(logabs)).sum())} NaN or +inf "
+                         f"entries instead.")
     magnitude = np.where(sign == 0, 0.0, np.exp(np.where(sign == 0, 0.0, logabs) / d))
     return sign * magnitude if signed else magnitude
 

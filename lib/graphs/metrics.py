@@ -39,7 +39,8 @@ import scipy.sparse
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_int, check_real, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_int, check_real,
+                         check_shape)
 from lib.graphs.nnk import nnk_graph, unit_rows
 
 __all__ = ["DegreeCalibration", "InterpolationError", "class_labels", "degree_calibration",
@@ -157,6 +158,12 @@ def reconstruction_error(graph):
     error = getattr(graph, "error", None)
     check_shape(np.shape(error), (count,), name="graph.error", caller=caller,
                 describe=f"(N,) = ({count},)")
+    values, _ = as_tensor(error)
+    check_float_dtype(values, name="graph.error", caller=caller, allowed=REAL_DTYPES)
+    check_finite(values, name="graph.error", caller=caller)
+    if bool((values < 0).any()):
+        raise ValueError(f"The 'graph.error' parameter of {caller} must be non-negative. "
+                         f"Got {int((values < 0).sum())} negative entries instead.")
     return error
 
 
@@ -417,8 +424,11 @@ def dimension_from_degree(counts, calibration: DegreeCalibration):
     if np.any(np.diff(degree) <= 0):
         raise ValueError(f"The 'calibration' parameter of {caller} must have a mean_degree "
                          f"increasing with dims. Got {degree.tolist()} instead.")
-    values, restore = as_tensor(counts, dtype=torch.float64)
+    values, restore = as_tensor(counts)
     check_shape(values.shape, (None,), name="counts", caller=caller, describe="(N,)")
+    check_float_dtype(values, name="counts", caller=caller, allowed=REAL_DTYPES)
+    check_finite(values, name="counts", caller=caller)
+    values = values.to(torch.float64)
     dims = np.interp(values.cpu().numpy(), degree, np.asarray(calibration.dims, np.float64))
     return restore(torch.from_numpy(dims).to(values.device))
 
@@ -502,6 +512,7 @@ def _graph_parts(graph, caller, name="graph"):
     theta, restore = as_tensor(graph.theta)
     check_shape(theta.shape, (None, None), name=f"{name}.theta", caller=caller,
                 describe="(N, k)")
+    check_float_dtype(theta, name=f"{name}.theta", caller=caller, allowed=REAL_DTYPES)
     check_finite(theta, name=f"{name}.theta", caller=caller)
     if bool((theta < 0).any()):
         raise ValueError(f"The '{name}.theta' parameter of {caller} must be non-negative. "
@@ -527,6 +538,7 @@ def _points(points, count, caller):
     x, restore = as_tensor(points)
     check_shape(x.shape, (count, None), name="points", caller=caller,
                 describe=f"(N, D) with N = {count} nodes of the graph")
+    check_float_dtype(x, name="points", caller=caller)
     check_finite(x, name="points", caller=caller)
     return x, restore
 

