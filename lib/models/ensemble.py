@@ -14,7 +14,9 @@ optimiser state are dropped, so the remaining members run on a smaller stack
 and the stopped one costs nothing more. The result for each member equals
 :func:`~lib.models.training.train` with the same seed up to float rounding
 (batched and unbatched matrix products round differently); the tests bound
-the difference.
+the difference in float64 (about 1e-15). In float32, on a loss plateau where
+Adam divides near-zero gradients by their own scale, that rounding can grow to
+O(learning rate) per step (benchmarks/training.py); compare in float64.
 
 Requirements on the model and the loss: a forward pass with no in-place
 update of buffers (no batch-norm statistics) and no random draw inside
