@@ -7,11 +7,15 @@ few seconds in all. The book itself is not rendered (``render=False``).
 """
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from lib import book, runs
 
+PROJECT = Path(__file__).resolve().parents[1]
 SLUGS = ("toy-manifolds", "grid-geometry")
 
 TINY = """\
@@ -128,3 +132,18 @@ def test_status_command_lists_every_chapter(project, capsys):
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == list(SLUGS)
     assert all(line.split()[1] == "fresh" for line in out)
+
+
+
+def _make_dry_run(target):
+    result = subprocess.run(["make", "-n", target, "VENV=/nonexistent-venv"], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_keeps_the_cache_and_the_book_exports_the_thread_policy():
+    clean = _make_dry_run("clean")
+    assert "rm -rf _build book/chapters" in clean and "data/cache" not in clean
+    assert "rm -rf data/cache" in _make_dry_run("clean-cache")
+    assert "export OMP_WAIT_POLICY := PASSIVE" in (PROJECT / "Makefile").read_text()
