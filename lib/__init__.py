@@ -22,8 +22,9 @@ checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
   the estimators);
 - :mod:`lib.studies` (one module per chapter question, returns results);
 - :mod:`lib.figures` (results -> matplotlib figures);
-- :mod:`lib.chapters` (the chapter registry) and :mod:`lib.book` (cache,
-  published outputs, the chapter runner and its command line).
+- :mod:`lib.chapters` (the chapter registry), :mod:`lib.runs` (records of
+  chapter runs: fresh, stale or failed, and their times) and :mod:`lib.book`
+  (cache, published outputs, the chapter runner and its command line).
 """
 
 __version__ = "0.1.0"

@@ -6,7 +6,8 @@ anywhere inside the project's environment)::
     python -m lib.book list
     python -m lib.book toc                         # writes _toc.yml from the registry
     python -m lib.book run toy-manifolds -p radius 3 -p seed 1
-    python -m lib.book build --preset default      # runs missing chapters, renders the book
+    python -m lib.book status --preset default     # each chapter: fresh, stale (why) or failed
+    python -m lib.book build --preset default      # runs chapters not fresh, renders the book
     python -m lib.book build --preset ci --rerun   # reruns every chapter first
 
 ``run`` validates every ``-p NAME VALUE`` against the chapter's declared
@@ -16,26 +17,35 @@ need, and ``--root``; a bad one exits with status 2 and one line naming it),
 converts the Jupytext source ``notebooks/<chapter>.md`` to its paired ``.ipynb``, executes it with
 papermill into ``book/chapters/<chapter>.ipynb`` (the injected parameters are
 a visible cell of the page) and writes the chapter's figures (PNG and SVG)
-and tables (CSV) to ``book/chapters/<chapter>/``. ``build`` renders the
-executed notebooks with Jupyter Book 1 without re-executing them, after
-writing ``_toc.yml`` from the registry.
+and tables (CSV) to ``book/chapters/<chapter>/``; it runs in a temporary
+folder and replaces the page only when every cell succeeded, so a failing run
+keeps the previous page (and exits 1, printing the failing cell and the end of
+its traceback). ``build`` executes the chapters that are not fresh (source,
+parameters or the ``lib`` code they reach changed: :mod:`lib.runs`), printing
+``[k/n]``, elapsed and expected times, then renders the executed notebooks
+with Jupyter Book 1 without re-executing them, after writing ``_toc.yml``
+from the registry.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from lib import runs
 from lib.chapters import CHAPTERS, Chapter, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
-__all__ = ["Chapter", "CHAPTERS", "cached", "publish", "prepare_run", "run_chapter",
-           "build_book", "main"]
+__all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "cached", "publish", "prepare_run",
+           "run_chapter", "chapter_states", "build_book", "main"]
 
 #: Environment variables naming folders a kernel reads; relative values are made absolute
 #: before the kernel starts in ``book/chapters/<chapter>/`` (lib.datasets.mnist, .coil20).
@@ -178,14 +188,74 @@ def _kernel_environment(root: Path):
                 os.environ[name] = value
 
 
+class ChapterFailed(RuntimeError):
+    """A chapter raised while executing; its previous page and outputs were kept."""
+
+    def __init__(self, slug: str, message: str):
+        super().__init__(f"{slug}: {message}")
+        self.slug = slug
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _heartbeat(label: str, expected: float | None, every: float):
+    """Print ``label``'s elapsed (and expected) time every ``every`` seconds while it runs."""
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def beat():
+        while not done.wait(every):
+            known = f", about {_clock(expected)} expected" if expected else ""
+            _say(f"{label}: {_clock(time.perf_counter() - started)} elapsed{known}")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    if every > 0:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _move_into_place(notebook: Path, outputs: Path, chapter: Chapter, root: Path,
+                     scratch: Path) -> None:
+    """Replace the chapter's page and outputs folder by those of a finished run."""
+    target = chapter.outputs(root)
+    if target.exists():
+        os.replace(target, scratch / "previous")
+    os.replace(outputs, target)
+    os.replace(notebook, chapter.executed(root))
+
+
 def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
-                progress: bool = True) -> Path:
+                progress: bool = True, label: str | None = None) -> Path:
     """Validate ``parameters``, then execute one chapter with papermill; return the notebook path.
 
     Every check of :func:`prepare_run` passes before anything is written or
     deleted under ``root``; relative folders (parameters and the variables in
     :data:`PATH_VARIABLES`) are taken from the current directory, not the
-    kernel's.
+    kernel's. The chapter runs into a temporary folder beside the page; only
+    when every cell succeeded do its notebook and outputs replace the old ones,
+    and the run is recorded (:mod:`lib.runs`: its inputs beside the page, its
+    time under the cache). With ``progress``, the elapsed and the expected time
+    (the last run's at this preset) are printed every
+    ``$MANIFOLD_BOOK_HEARTBEAT`` seconds (60 by default; 0 turns it off).
+
+    Raises
+    ------
+    ChapterFailed
+        When a cell raised or the kernel died: the previous page and outputs
+        stay, the failure is recorded, and the message holds the failing cell
+        and the end of its traceback.
     """
     chapter, values, root = prepare_run(slug, parameters, root=root)
     import jupytext
@@ -194,32 +264,88 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
     source = chapter.source(root)
     paired = source.with_suffix(".ipynb")
     jupytext.write(jupytext.read(source), paired)
-    outputs = chapter.outputs(root)
-    outputs.mkdir(parents=True, exist_ok=True)
-    for stale in outputs.glob("*"):
-        stale.unlink()
-    with _kernel_environment(root):
-        papermill.execute_notebook(paired, chapter.executed(root), parameters=values,
-                                   cwd=outputs, kernel_name="python3", progress_bar=progress)
+    everything = {**chapter.parameters.defaults, **values}
+    inputs = runs.run_inputs(chapter, everything, root)
+    label = label or chapter.slug
+    folder = chapter.executed(root).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".run-{chapter.slug}-", dir=folder))
+    notebook, outputs = scratch / chapter.executed(root).name, scratch / chapter.slug
+    outputs.mkdir()
+    try:
+        with _kernel_environment(root):
+            cache = cache_dir()
+            expected = runs.expected_seconds(chapter.slug, everything.get("preset"), cache)
+            every = float(os.environ.get("MANIFOLD_BOOK_HEARTBEAT", "60")) if progress else 0
+            started = time.perf_counter()
+            try:
+                with _heartbeat(label, expected, every):
+                    papermill.execute_notebook(paired, notebook, parameters=values, cwd=outputs,
+                                               kernel_name="python3", progress_bar=False)
+            except Exception as error:
+                runs.record_failure(chapter, root, inputs, error)
+                kept = ("previous page kept: " + str(chapter.executed(root))
+                        if chapter.executed(root).exists() else "no previous page")
+                raise ChapterFailed(chapter.slug, f"{runs.describe_failure(error)}\n  {kept}") \
+                    from error
+            seconds = time.perf_counter() - started
+            _move_into_place(notebook, outputs, chapter, root, scratch)
+            runs.record_success(chapter, root, inputs, seconds, cache)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return chapter.executed(root)
 
 
-def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: bool = False,
-               progress: bool = True) -> int:
-    """Execute chapters that are missing (or all, with ``rerun``) at ``preset``, then render.
+def chapter_states(*, root: Path = PROJECT_ROOT, preset: str = "default") -> dict:
+    """``{slug: lib.runs.Status}`` of every chapter for a build at ``preset``."""
+    return {chapter.slug: runs.chapter_status(
+                chapter, {**chapter.parameters.defaults, "preset": preset}, root)
+            for chapter in CHAPTERS.values()}
 
-    Returns the exit status of ``jupyter-book build`` (strict: warnings are errors).
+
+def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: bool = False,
+               progress: bool = True, render: bool = True) -> int:
+    """Execute the chapters that are not fresh at ``preset`` (all, with ``rerun``), then render.
+
+    A chapter is re-executed when its source, its parameters or the ``lib``
+    code it reaches changed since its page was made, or when it never ran or
+    failed (:func:`lib.runs.chapter_status`). Each run prints ``[k/n]``, its
+    elapsed and expected time; a failing chapter keeps its previous page, the
+    others still run, and the build returns 1. Otherwise returns the exit
+    status of ``jupyter-book build`` (strict: warnings are errors), or 0
+    without ``render``.
     """
-    for chapter in CHAPTERS.values():
-        if rerun or not chapter.executed(root).exists():
-            started = time.perf_counter()
-            run_chapter(chapter.slug, {"preset": preset}, root=root, progress=progress)
-            print(f"{chapter.slug}: executed at preset {preset!r} in "
-                  f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    states = chapter_states(root=root, preset=preset)
+    todo = [slug for slug, state in states.items() if rerun or state.state != "fresh"]
+    for slug, state in states.items():
+        if slug not in todo:
+            _say(f"{slug}: fresh at preset {preset!r}, kept")
+    failed, begun = [], time.perf_counter()
+    for k, slug in enumerate(todo, 1):
+        label = f"[{k}/{len(todo)}] {slug}"
+        with _kernel_environment(root):
+            expected = runs.expected_seconds(slug, preset, cache_dir())
+        why = "--rerun" if rerun and states[slug].state == "fresh" else str(states[slug])
+        _say(f"{label}: executing at preset {preset!r} ({why}); "
+             + (f"last run took {_clock(expected)}" if expected else "no earlier run timed"))
+        started = time.perf_counter()
+        try:
+            run_chapter(slug, {"preset": preset}, root=root, progress=progress, label=label)
+        except ChapterFailed as error:
+            failed.append(slug)
+            _say(f"{label}: {error}")
+            continue
+        _say(f"{label}: done in {_clock(time.perf_counter() - started)}; "
+             f"{_clock(time.perf_counter() - begun)} since the build began")
+    if failed:
+        _say(f"failed: {', '.join(failed)} (python -m lib.book status lists every chapter)")
+    if not render:
+        return 1 if failed else 0
     write_toc(root)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output",
                str(root), "-W", "-n", "--keep-going"]
-    return subprocess.call(command, cwd=root)
+    status = subprocess.call(command, cwd=root)
+    return 1 if failed else status
 
 
 PARAMETER_FLAGS = ("-p", "--parameter")
@@ -264,9 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     # Read by _take_parameters before argparse sees argv; declared here for --help.
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="set a parameter (once each)")
-    build = commands.add_parser("build", help="run missing chapters, then render the book")
+    build = commands.add_parser("build", help="run chapters that are not fresh, then render the book")
     build.add_argument("--preset", default="default", choices=("ci", "default", "paper"))
     build.add_argument("--rerun", action="store_true", help="execute every chapter again")
+    status = commands.add_parser("status", help="each chapter: fresh, stale (why) or failed")
+    status.add_argument("--preset", default="default", choices=("ci", "default", "paper"))
     try:
         argv, pairs = _take_parameters(list(sys.argv[1:] if argv is None else argv))
     except ValueError as error:
@@ -294,8 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "toc":
         print(f"wrote {write_toc(root)}", file=sys.stderr)
         return 0
+    if args.command == "status":
+        for slug, state in chapter_states(root=root, preset=args.preset).items():
+            print(f"{slug:<24} {state}")
+        return 0
     if args.command == "run":
-        path = run_chapter(chapter.slug, values, root=root)
+        try:
+            path = run_chapter(chapter.slug, values, root=root)
+        except ChapterFailed as error:
+            _say(str(error))
+            return 1
         print(f"executed {path}; outputs in {chapter.outputs(root)}", file=sys.stderr)
         return 0
     return build_book(root=root, preset=args.preset, rerun=args.rerun)

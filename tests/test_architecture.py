@@ -49,7 +49,7 @@ LAYERS = {
     "lib.stats": 4,
     "lib.studies": 5,
     "lib.figures": 6,
-    "lib.chapters": 7,
+    "lib.chapters": 7, "lib.runs": 7,
     "lib.book": 8,
 }
 
