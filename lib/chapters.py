@@ -87,7 +87,7 @@ CHAPTERS = {chapter.slug: chapter for chapter in (
 )}
 
 #: The last part of the book: pages under ``book/`` that are not chapters.
-APPENDIX = ("Using the book", ("book/rerun", "book/references"))
+APPENDIX = ("Using the book", ("book/rerun", "book/api", "book/references"))
 
 _TOC_HEADER = """\
 # Generated from the chapter registry (lib/chapters.py) by `python -m lib.book toc`;

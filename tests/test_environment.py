@@ -24,3 +24,39 @@ def test_torch_is_pinned_exactly_everywhere():
     project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
     assert "torch==2.13.0" in project["dependencies"]
     assert "torch==2.13.0" in (PROJECT / "environment.yml").read_text()
+
+
+def _third_party_private_imports():
+    """(file, dotted name) for every import in lib/ of a private name of another package."""
+    import ast
+
+    found = []
+    for path in sorted((PROJECT / "lib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in ("lib", "__future__") and any(
+                        part.startswith("_") for part in parts):
+                    found.append((str(path.relative_to(PROJECT)), name))
+    return found
+
+
+def test_lib_imports_no_private_names_of_other_packages():
+    # A private name (sklearn.base._fit_context, sklearn.utils._param_validation) can move in
+    # any minor release; lib validates its parameters itself (lib._checks), so no upper bound
+    # on scikit-learn is needed.
+    assert _third_party_private_imports() == []
+
+
+def test_runtime_and_test_dependencies_are_where_they_are_used():
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    runtime = {spec.split(">")[0].split("=")[0] for spec in project["dependencies"]}
+    test = {spec.split(">")[0].split("=")[0] for spec in project["optional-dependencies"]["test"]}
+    assert "pillow" in runtime          # lib.datasets.coil20 reads PNGs with PIL
+    assert "pyyaml" in test and "pyyaml" not in runtime   # only the tests read YAML

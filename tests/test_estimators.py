@@ -115,15 +115,18 @@ def test_estimator_parameters_are_validated_in_fit():
     X = sample(toy.Sphere(1.0), 50)
     TwoNN(discard_fraction=2.0)   # __init__ stores, never checks
     with pytest.raises(ValueError, match=r"'discard_fraction' parameter of TwoNN must be a float "
-                                         r"in the range \[0(\.0)?, 1(\.0)?\)"):
+                                         r"in \[0(\.0)?, 1(\.0)?\)"):
         TwoNN(discard_fraction=1.0).fit(X)
-    with pytest.raises(ValueError, match=r"'method' parameter of TwoNN must be a str among"):
+    with pytest.raises(TypeError, match=r"'discard_fraction' parameter of TwoNN must be a float"):
+        TwoNN(discard_fraction="0.1").fit(X)
+    with pytest.raises(ValueError, match=r"'method' parameter of TwoNN must be one of "
+                                         r"\{'linear', 'mle'\}"):
         TwoNN(method="fit").fit(X)
     with pytest.raises(ValueError, match=r"'discard_fraction' parameter of TwoNN must leave at "
                                          r"least 2 of the 50 ratios"):
         TwoNN(discard_fraction=0.99).fit(X)
     with pytest.raises(ValueError, match=r"'n_neighbors' parameter of LevinaBickelMLE must be "
-                                         r"an int in the range \[2, inf\)"):
+                                         r"an int in \[2, inf\]"):
         LevinaBickelMLE(n_neighbors=1).fit(X)
     with pytest.raises(ValueError, match=r"'n_neighbors' parameter of LevinaBickelMLE must be "
                                          r"an int in \[2, n_samples - 1\] = \[2, 49\]. Got 50"):

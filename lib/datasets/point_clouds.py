@@ -1,7 +1,9 @@
 r"""Random samples from d-dimensional models with known volume and density, for any d.
 
-The Representation Gap law (our reading of Perera et al. 2026, see
-``shared/notes/seed002.md``) predicts the nearest-neighbour error of n samples
+The Representation Gap law (our reading of D. Perera, V. Moura, L. I. Alves dos
+Santos, M. F. C. Haddad, F. Figueiredo, "Representation Gap: Explaining the
+Unreasonable Effectiveness of Neural Networks from a Geometric Perspective",
+arXiv:2605.21692, 2026) predicts the nearest-neighbour error of n samples
 from the intrinsic dimension d, the volume and the density of the data:
 
 .. math::

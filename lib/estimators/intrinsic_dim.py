@@ -25,14 +25,12 @@ http://www.inference.org.uk/mackay/dimension/.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
-from lib._checks import check_sample_matrix
+from lib._checks import check_in, check_int, check_real, check_sample_matrix
 from lib.neighbors import nearest_neighbors
 
 __all__ = ["TwoNN", "LevinaBickelMLE"]
@@ -108,16 +106,10 @@ class TwoNN(BaseEstimator):
     2.0
     """
 
-    _parameter_constraints: dict = {
-        "discard_fraction": [Interval(Real, 0, 1, closed="left")],
-        "method": [StrOptions({"linear", "mle"})],
-    }
-
     def __init__(self, discard_fraction=0.1, method="linear"):
         self.discard_fraction = discard_fraction
         self.method = method
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Estimate the intrinsic dimension of the rows of X.
 
@@ -141,6 +133,11 @@ class TwoNN(BaseEstimator):
             rounding (log(r2 / r1) <= sqrt(eps) of the distances' dtype),
             as on a regular lattice, where the estimate is undefined.
         """
+        # Parameters are checked here, never in __init__ (scikit-learn's convention), by
+        # lib._checks rather than scikit-learn's private _param_validation.
+        check_real(self.discard_fraction, name="discard_fraction", caller="TwoNN", low=0.0,
+                   high=1.0, high_open=True)
+        check_in(self.method, ("linear", "mle"), name="method", caller="TwoNN")
         # Our own named errors first: validate_data's name the class but not 'X'.
         check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])
@@ -239,14 +236,9 @@ class LevinaBickelMLE(BaseEstimator):
     1.0
     """
 
-    _parameter_constraints: dict = {
-        "n_neighbors": [Interval(Integral, 2, None, closed="left")],
-    }
-
     def __init__(self, n_neighbors=5):
         self.n_neighbors = n_neighbors
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Estimate the intrinsic dimension of the rows of X.
 
@@ -263,6 +255,7 @@ class LevinaBickelMLE(BaseEstimator):
         self : LevinaBickelMLE
             The fitted estimator.
         """
+        check_int(self.n_neighbors, name="n_neighbors", caller="LevinaBickelMLE", low=2)
         # Our own named errors first: validate_data's name the class but not 'X'.
         check_sample_matrix(X, name="X", caller=type(self).__name__, min_samples=3)
         X = validate_data(self, X, ensure_min_samples=3, dtype=[np.float64, np.float32])

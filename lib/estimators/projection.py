@@ -85,8 +85,8 @@ D. Levin, "Mesh-independent surface interpolation", in Geometric Modeling for
 Scientific Visualization, Springer (2004) 37-49.
 B. Sober, D. Levin, "Manifold approximation by moving least-squares
 projection (MMLS)", Constructive Approximation 52 (2020) 433-478.
-C. Koulakis, M. Seibold, "The Data Manifold under the Microscope" (notes:
-``shared/notes/seed000.md``, bound-scaling study), the order-1 estimator.
+M. Koulakis, C. Seibold, "The Data Manifold under the Microscope", ICML 2026
+(PMLR 306), arXiv:2606.15760 (bound-scaling study), the order-1 estimator.
 Y. A. Malkov, D. A. Yashunin, "Efficient and robust approximate nearest
 neighbor search using Hierarchical Navigable Small World graphs", IEEE TPAMI
 42 (2020) 824-836.

@@ -39,9 +39,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
 from lib._arrays import as_tensor
@@ -412,16 +411,6 @@ class RGSlope(BaseEstimator):
     2
     """
 
-    _parameter_constraints: dict = {
-        "sizes": ["array-like", None],
-        "n_queries": [Interval(Real, 0, 1, closed="neither"), Interval(Integral, 1, None,
-                                                                       closed="left")],
-        "n_permutations": [Interval(Integral, 1, None, closed="left")],
-        "fit_range": [tuple, list],
-        "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
-        "random_state": ["random_state"],
-    }
-
     def __init__(self, sizes=None, n_queries=0.2, n_permutations=5, fit_range=(0.5, 1.0),
                  n_bootstrap=200, random_state=None):
         self.sizes = sizes
@@ -431,7 +420,6 @@ class RGSlope(BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Estimate the intrinsic dimension of the rows of X (distinct points, >= 4).
 
@@ -439,6 +427,7 @@ class RGSlope(BaseEstimator):
         -------
         self : RGSlope
         """
+        self._check_parameters()
         # Our own named errors first: validate_data's name the class but not 'X'.
         check_sample_matrix(X, name="X", caller="RGSlope", min_samples=4)
         X = validate_data(self, X, ensure_min_samples=4, dtype=[np.float64, np.float32])
@@ -494,3 +483,18 @@ class RGSlope(BaseEstimator):
                                      else np.full(2, np.nan))
         self.curve_ = RGCurve(sizes=sizes, gap=per_query.mean(1).mean(0))
         return self
+
+    def _check_parameters(self):
+        # lib._checks instead of scikit-learn's private _param_validation; sizes and the
+        # values of n_queries and fit_range are checked against X in fit.
+        caller = "RGSlope"
+        if isinstance(self.n_queries, Integral) and not isinstance(self.n_queries, bool):
+            check_int(self.n_queries, name="n_queries", caller=caller, low=1)
+        else:
+            check_real(self.n_queries, name="n_queries", caller=caller, low=0.0, high=1.0,
+                       low_open=True, high_open=True)
+        check_int(self.n_permutations, name="n_permutations", caller=caller, low=1)
+        check_int(self.n_bootstrap, name="n_bootstrap", caller=caller, low=0)
+        if not isinstance(self.fit_range, (tuple, list)):
+            raise TypeError(f"The 'fit_range' parameter of {caller} must be a tuple or list "
+                            f"(lo, hi) of quantiles. Got {self.fit_range!r} instead.")

@@ -1,6 +1,6 @@
 r"""Reach of a sampled manifold from points and tangent spaces.
 
-Aamari et al. (2019, Bernoulli 25(4A), arXiv:1705.04565), eq. (1):
+Aamari et al. (2019, Electron. J. Statist. 13(1), arXiv:1705.04565), eq. (1):
 
 .. math::
     \tau(x) = \inf_{y \neq x} \frac{|y - x|^2}{2\, d(y - x, T_x M)},

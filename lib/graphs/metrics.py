@@ -15,18 +15,19 @@ object with the attributes of :class:`lib.graphs.nnk.NNKGraph` it needs
 - :func:`weighted_degree` (row sums of ``weights``), :func:`reconstruction_error`.
 - :func:`polytope_diameter`: :math:`\max_{a, b \in N(i) \cup \{i\}} |\hat x_a - \hat x_b|`
   with :math:`\hat x = x/|x|` (chordal, in [0, 2]; ``normalize=False``: Euclidean).
-  The papers give no formula; this is the choice of the project notes
-  (``shared/notes/seed003.md``): the chordal distance matches the cosine kernel
-  of DeepNNK features and spans the [0, 2] range of the proposal's figure, and
-  including i keeps a one-neighbour node from reading 0.
+  The papers give no formula; this is our choice: the chordal distance matches the
+  cosine kernel of DeepNNK features and spans the [0, 2] range of Fig. 2 of
+  S. Shekkizhar's thesis proposal (*Geometry of deep learning: a data-driven
+  understanding with neighborhood and graph methods*), and including i keeps a
+  one-neighbour node from reading 0.
 - :func:`loo_interpolation_error`: DeepNNK's leave-one-out label interpolation,
   :math:`\hat y_i = \sum_{j\in N(i)} \theta_{ij} y_j / \sum_{j\in N(i)} \theta_{ij}`
   over one-hot labels; the hard error is :math:`1[\arg\max \hat y_i \ne y_i]`.
 - :func:`local_dimension`: local PCA of the offsets :math:`\{x_j - x_i\}_{j\in N(i)}`
-  (the notes' estimator; centred at the node, which the NNK polytope surrounds).
+  (our estimator; centred at the node, which the NNK polytope surrounds).
 - :func:`geometric_stability`: mean Jaccard overlap of each node's NNK
-  neighbourhood over all pairs of R runs on the same nodes (ours: the notes list
-  it as one of two candidates, the other being rank correlations of the MGMs).
+  neighbourhood over all pairs of R runs on the same nodes (ours: the papers give
+  no formula; rank correlations of the MGMs would be another candidate).
 """
 
 from __future__ import annotations
