@@ -44,7 +44,7 @@ from lib import runs
 from lib.chapters import CHAPTERS, Chapter, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
-__all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "cached", "publish", "prepare_run",
+__all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "Published", "cached", "publish", "prepare_run",
            "run_chapter", "chapter_states", "build_book", "main"]
 
 #: Environment variables naming folders a kernel reads; relative values are made absolute
@@ -69,17 +69,87 @@ def cached(function, *args, **kwargs):
     return Memory(location, verbose=0).cache(function)(*args, **kwargs)
 
 
-def publish(result, name: str):
-    """Save a figure (PNG and SVG) or a table (CSV) next to the executed chapter; return its view.
+def _flat(table):
+    """A pivot table's row labels as columns and its column levels joined, for CSV and page alike.
+
+    A frame that is not a pivot (column labels without a name, rows not a
+    MultiIndex) comes back unchanged: its CSV drops the index, as before.
+    """
+    import pandas as pd
+
+    pivot = table.columns.name is not None or isinstance(table.columns, pd.MultiIndex)
+    if isinstance(table.columns, pd.MultiIndex):
+        table = table.set_axis([" ".join(str(part) for part in label if str(part))
+                                for label in table.columns], axis="columns")
+    if pivot or isinstance(table.index, pd.MultiIndex):
+        table = table.rename_axis(columns=None).reset_index()
+    return table
+
+
+class Published:
+    """What :func:`publish` returns: the page's view of a figure or table, with its download links.
+
+    In the book (myst-nb renders ``text/markdown`` as MyST, ``_config.yml``) a
+    figure is its PNG followed by a "Download" line of ``{download}`` roles
+    to its PNG, SVG and CSV, and a table is its HTML followed by a link to its
+    CSV: Sphinx copies every file such a role names into ``_build/html``. In
+    Jupyter a figure is the PNG itself. Any other attribute is the table's
+    :class:`pandas.io.formats.style.Styler` (``.hide(...)`` keeps the links).
+    """
+
+    def __init__(self, name: str, files: list[str], *, image: str | None = None,
+                 table=None):
+        self.name, self.files, self.image, self.table = name, files, image, table
+        #: The page's path to this chapter's outputs folder (the kernel runs inside it).
+        self.folder = Path.cwd().name
+
+    def _links(self) -> str:
+        links = [f"{{download}}`{Path(file).suffix[1:].upper()} <{self.folder}/{file}>`"
+                 for file in self.files]
+        return "Download: " + " · ".join(links)
+
+    def _repr_markdown_(self) -> str:
+        if self.image:
+            body = f"![{self.name}]({self.folder}/{self.image})"
+        else:   # an HTML block: no blank line inside it, one after it
+            body = "\n".join(line for line in self.table.to_html().splitlines() if line.strip())
+        return f"{body}\n\n{self._links()}\n"
+
+    def _repr_png_(self):
+        return Path(self.image).read_bytes() if self.image else None
+
+    def _repr_html_(self):
+        return None if self.image else self.table.to_html()
+
+    def __getattr__(self, attribute):
+        table = self.__dict__.get("table")
+        if table is None or attribute.startswith("_"):
+            raise AttributeError(attribute)
+        value = getattr(table, attribute)
+        if not callable(value):
+            return value
+
+        def keep_links(*args, **kwargs):
+            out = value(*args, **kwargs)
+            if out is table:
+                return self
+            return out
+        return keep_links
+
+
+def publish(result, name: str, *, data=None):
+    """Save a figure (PNG, SVG, CSV of ``data``) or a table (CSV) beside the chapter; show it.
 
     Files go to the current directory, which :func:`run_chapter` sets to
     ``book/chapters/<chapter>/``. A figure is shown as the PNG just written,
-    so the page and the file are the same image; a table is shown with four
-    significant digits while the CSV keeps full precision. The files depend on
-    the result alone: two runs with the same parameters write the same bytes.
+    so the page and the file are the same image; ``data``, a DataFrame, is
+    written as the figure's ``<name>.csv``. A table is shown with four
+    significant digits and yes/no for booleans while the CSV keeps full
+    precision and True/False; index and column levels become plain columns.
+    Each view links its files (:class:`Published`). The files depend on the
+    result alone: two runs with the same parameters write the same bytes.
     """
     import pandas as pd
-    from IPython.display import Image
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
@@ -90,14 +160,26 @@ def publish(result, name: str):
         # (<dc:date>) and clip-path ids salted with a random uuid on every save.
         with mpl.rc_context({"svg.hashsalt": name}):
             result.savefig(f"{name}.svg", metadata={"Date": None})
-        return Image(filename=f"{name}.png")
+        files = [f"{name}.png", f"{name}.svg"]
+        if data is not None:
+            if not isinstance(data, pd.DataFrame):
+                raise TypeError(f"The 'data' parameter of publish must be a pandas DataFrame or "
+                                f"None. Got {type(data).__name__} instead.")
+            _flat(data).to_csv(f"{name}.csv", index=False)
+            files.append(f"{name}.csv")
+        return Published(name, files, image=f"{name}.png")
     if isinstance(result, pd.DataFrame):
+        result = _flat(result)
         result.to_csv(f"{name}.csv", index=False)
         numeric = result.select_dtypes("number").columns
+        flags = result.select_dtypes("bool").columns
         # The theme's tables have no cell padding: adjacent columns ran together.
         padding = [{"selector": "th, td", "props": [("padding", "0.15em 0.7em")]}]
-        return (result.style.format("{:.4g}", subset=numeric, na_rep="–").hide(axis="index")
-                .set_table_styles(padding))
+        view = (result.style.format("{:.4g}", subset=numeric, na_rep="–")
+                .format(lambda flag: "yes" if flag else "no", subset=flags)
+                .hide(axis="index").set_table_styles(padding)
+                .set_uuid(name.replace("-", "_")))   # same ids in every build
+        return Published(name, [f"{name}.csv"], table=view)
     raise TypeError(f"The 'result' parameter of publish must be a matplotlib Figure or a pandas "
                     f"DataFrame. Got {type(result).__name__} instead.")
 
@@ -236,6 +318,20 @@ def _move_into_place(notebook: Path, outputs: Path, chapter: Chapter, root: Path
     os.replace(notebook, chapter.executed(root))
 
 
+def _append_provenance(notebook: Path, text: str) -> None:
+    """End the executed notebook with a markdown cell (tag ``provenance``) holding ``text``.
+
+    A markdown cell, not a code cell: the notebook stays what papermill
+    executed, valid for nbformat, and re-running it adds no output.
+    """
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    executed.cells.append(nbformat.v4.new_markdown_cell(text, metadata={"tags": ["provenance"]}))
+    nbformat.validate(executed)
+    nbformat.write(executed, notebook)
+
+
 def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
                 progress: bool = True, label: str | None = None) -> Path:
     """Validate ``parameters``, then execute one chapter with papermill; return the notebook path.
@@ -244,9 +340,11 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
     deleted under ``root``; relative folders (parameters and the variables in
     :data:`PATH_VARIABLES`) are taken from the current directory, not the
     kernel's. The chapter runs into a temporary folder beside the page; only
-    when every cell succeeded do its notebook and outputs replace the old ones,
-    and the run is recorded (:mod:`lib.runs`: its inputs beside the page, its
-    time under the cache). With ``progress``, the elapsed and the expected time
+    when every cell succeeded does its notebook, ended by a markdown cell with
+    its provenance (:func:`lib.runs.provenance`: commit, parameters, device,
+    date, run time, versions; never in the CSV, PNG or SVG files), replace the
+    old page with its outputs, and the run is recorded (:mod:`lib.runs`: its
+    inputs beside the page, its time under the cache). With ``progress``, the elapsed and the expected time
     (the last run's at this preset) are printed every
     ``$MANIFOLD_BOOK_HEARTBEAT`` seconds (60 by default; 0 turns it off).
 
@@ -289,8 +387,10 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
                 raise ChapterFailed(chapter.slug, f"{runs.describe_failure(error)}\n  {kept}") \
                     from error
             seconds = time.perf_counter() - started
+            made = runs.provenance(inputs, seconds, root)
+            _append_provenance(notebook, runs.provenance_markdown(made, chapter.slug))
             _move_into_place(notebook, outputs, chapter, root, scratch)
-            runs.record_success(chapter, root, inputs, seconds, cache)
+            runs.record_success(chapter, root, inputs, seconds, cache, made)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return chapter.executed(root)

@@ -12,8 +12,9 @@ has now, is *failed*.
 Two small JSON files, each written with :func:`lib.store.write_atomic`:
 
 - ``book/chapters/<slug>.run.json``, beside the executed notebook:
-  ``{"inputs": ..., "seconds": ..., "finished": ..., "failed": null}`` for the
-  page in place, and ``"failed": {"inputs", "cell", "error", "traceback",
+  ``{"inputs": ..., "seconds": ..., "finished": ..., "provenance": ...,
+  "failed": null}`` for the page in place (:func:`provenance`, also shown at
+  the end of the page by :func:`provenance_markdown`), and ``"failed": {"inputs", "cell", "error", "traceback",
   "finished"}`` after a run that raised (the page in place is then the
   previous one, or none);
 - ``<cache>/chapter-times.json``: ``{slug: {preset: seconds}}`` of the last
@@ -22,16 +23,21 @@ Two small JSON files, each written with :func:`lib.store.write_atomic`:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import platform
 import re
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lib.store import canonical_json, code_fingerprint, digest, write_atomic
 
-__all__ = ["Status", "chapter_status", "describe_failure", "expected_seconds", "record_failure",
-           "record_success", "record_path", "run_inputs", "TIMES_FILE"]
+__all__ = ["Status", "chapter_status", "describe_failure", "expected_seconds", "provenance",
+           "provenance_markdown", "record_failure", "record_success", "record_path", "run_inputs",
+           "TIMES_FILE"]
 
 TIMES_FILE = "chapter-times.json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -112,10 +118,12 @@ def chapter_status(chapter, values: dict, root: Path) -> Status:
     return Status("stale", "; ".join(reasons)) if reasons else Status("fresh")
 
 
-def record_success(chapter, root: Path, inputs: dict, seconds: float, cache: Path) -> None:
-    """Record the page now in place and its run time (per chapter and preset)."""
+def record_success(chapter, root: Path, inputs: dict, seconds: float, cache: Path,
+                   made: dict | None = None) -> None:
+    """Record the page now in place, its run time (per chapter and preset) and its provenance."""
+    made = made or provenance(inputs, seconds, root)
     _write(record_path(chapter, root), {"inputs": inputs, "seconds": round(seconds, 1),
-                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                        "finished": made["date"], "provenance": made,
                                         "failed": None})
     path = Path(cache) / TIMES_FILE
     times = _read(path)
@@ -160,3 +168,87 @@ def describe_failure(error: BaseException, *, source: str | None = None, tail: i
         text += [f"  end of the traceback ({min(tail, len(lines))} of {len(lines)} lines):"]
         text += [f"    {line}" for line in lines[-tail:]]
     return "\n".join(text)
+
+
+#: Distributions whose versions a page reports (the project itself is "lib").
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "scikit-learn", "papermill",
+            "jupyter-book")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _device() -> str:
+    """The accelerator torch sees (name), else the CPU and its core count."""
+    cpu = f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    try:
+        import torch
+    except ImportError:
+        return cpu
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}; {cpu}"
+    return cpu
+
+
+def provenance(inputs: dict, seconds: float, root: Path, *, finished: float | None = None) -> dict:
+    """What made a page, as JSON data: commit, dirty tree, parameters, device, date, versions.
+
+    ``commit`` and ``dirty`` are None outside a git checkout; ``dirty`` is
+    whether tracked files differ from the commit. None of it enters a
+    chapter's CSV, PNG or SVG files: only the page and ``<slug>.run.json``.
+    """
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
+    parameters = dict(inputs["parameters"])
+    return {"commit": commit, "dirty": None if status is None else bool(status),
+            "preset": parameters.get("preset"), "parameters": parameters,
+            "device": _device(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+            "seconds": round(seconds, 1),
+            "versions": {"python": platform.python_version(),
+                         **{name: _version(name) for name in PACKAGES},
+                         "lib": _version("manifold-book")},
+            "code": {"source": inputs["source"], "study": inputs["code"],
+                     "figures": inputs["figures"]}}
+
+
+def provenance_markdown(made: dict, slug: str) -> str:
+    """The provenance block ending a chapter's page (MyST), with its two download links."""
+    if made["commit"] is None:
+        commit = "not a git checkout"
+    else:
+        commit = f"`{made['commit'][:12]}`" + (" (tree dirty: uncommitted changes)"
+                                                if made["dirty"] else " (tree clean)")
+    parameters = ", ".join(f"`{name} = {value!r}`" for name, value in made["parameters"].items())
+    versions = ", ".join(f"{name} {version}" for name, version in made["versions"].items()
+                         if version)
+    minutes, secs = divmod(int(round(made["seconds"])), 60)
+    return "\n".join([
+        ":::{container} provenance",
+        "**Provenance.** This page was executed by `python -m lib.book` (papermill):",
+        "",
+        f"- commit: {commit}",
+        f"- preset: `{made['preset']}`; parameters: {parameters}",
+        f"- device: {made['device']}",
+        f"- date: {made['date']}; run time {minutes}:{secs:02d}",
+        f"- versions: {versions}",
+        f"- code fingerprints: source `{made['code']['source']}`, study `{made['code']['study']}`"
+        + (f", figures `{made['code']['figures']}`" if made["code"]["figures"] else ""),
+        "",
+        f"Download this page: {{download}}`notebook (.ipynb) <{slug}.ipynb>` · "
+        f"{{download}}`Jupytext source (.md) </notebooks/{slug}.md>`",
+        ":::",
+    ])

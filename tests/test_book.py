@@ -67,3 +67,31 @@ def test_cache_lives_under_the_library_fingerprint(tmp_path, monkeypatch):
     fingerprint = store.library_fingerprint()
     book.cached(square, 5)
     assert (tmp_path / fingerprint).is_dir()
+
+
+def test_published_views_link_their_files_and_show_flags_as_yes_no(tmp_path, monkeypatch):
+    folder = tmp_path / "a-chapter"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    view = book.publish(clipped_figure(), "line", data=pd.DataFrame({"x": [0, 1]}))
+    text = view._repr_markdown_()
+    assert text.startswith("![line](a-chapter/line.png)")
+    for suffix in ("PNG", "SVG", "CSV"):
+        assert f"{{download}}`{suffix} <a-chapter/line.{suffix.lower()}>`" in text
+    assert (folder / "line.csv").read_text() == "x\n0\n1\n"
+    assert "CSV" not in book.publish(clipped_figure(), "bare")._repr_markdown_()
+
+    table = book.publish(pd.DataFrame({"d": [2, 4], "ok": [True, False]}), "flags")
+    text = table._repr_markdown_()
+    assert ">yes<" in text and ">no<" in text and "True" not in text
+    assert "\n\n" not in text.split("Download")[0].strip()     # one HTML block, then the link
+    assert "{download}`CSV <a-chapter/flags.csv>`" in text
+    assert (folder / "flags.csv").read_text() == "d,ok\n2,True\n4,False\n"   # CSV unchanged
+    assert "{download}" in table.hide(["ok"], axis="columns")._repr_markdown_()
+
+
+def test_publish_writes_pivot_tables_with_their_labels(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    long = pd.DataFrame({"d": [2, 2, 4, 4], "space": ["in", "out"] * 2, "v": [1, 2, 3, 4]})
+    book.publish(long.pivot(index="d", columns="space", values="v"), "wide")
+    assert (tmp_path / "wide.csv").read_text() == "d,in,out\n2,1,2\n4,3,4\n"

@@ -62,3 +62,44 @@ def test_chapter_page_shows_its_figures(built_book, page):
     # Four captioned figures plus the parameters the chapter ran with.
     assert page.locator("figure").count() >= 4
     assert "preset = " in page.inner_text("body")
+
+
+CHAPTER_PAGES = [name for name in PAGES if name.startswith("book/chapters/")]
+
+
+@pytest.mark.parametrize("page_name", CHAPTER_PAGES)
+def test_chapter_links_its_files_and_ends_with_its_provenance(built_book, page, page_name):
+    """Every figure links its PNG and SVG, tables their CSV, the page its .ipynb and .md."""
+    from urllib.parse import unquote, urlparse
+
+    html = built_book / "_build" / "html" / f"{page_name}.html"
+    page.goto(html.as_uri())
+    links = page.eval_on_selector_all(
+        "a.download", "els => els.map(e => [e.textContent.trim(), e.href])")
+    assert links, "no download links on the page"
+    missing = [href for _, href in links
+               if not Path(unquote(urlparse(href).path)).is_file()]
+    assert not missing, f"download links whose files are not in _build/html: {missing}"
+    html_root = (built_book / "_build" / "html").resolve()
+    assert all(Path(unquote(urlparse(href).path)).resolve().is_relative_to(html_root)
+               for _, href in links)
+
+    figures = page.eval_on_selector_all(
+        "figure", "els => els.filter(f => f.querySelector('img')).map(f => "
+                  "Array.from(f.querySelectorAll('a.download')).map(a => a.textContent.trim()))")
+    assert figures, "no figures"
+    assert all({"PNG", "SVG"} <= set(names) for names in figures), figures
+    # Tables shown by book.publish (pandas Styler ids "T_<name>") each have a CSV link.
+    published = page.eval_on_selector_all(
+        "table[id^='T_']", "els => els.map(t => { const p = t.parentElement.querySelector("
+                           "'a.download'); return p ? p.textContent.trim() : null; })")
+    assert all(name == "CSV" for name in published), published
+
+    block = page.locator("div.provenance")
+    assert block.count() == 1, "no provenance block"
+    text = block.inner_text()
+    for word in ("commit", "preset", "device", "date", "run time", "python", "torch", "numpy"):
+        assert word in text, f"provenance lacks {word}"
+    assert "preset: ci" in text
+    assert {".ipynb", ".md"} <= {Path(unquote(urlparse(href).path)).suffix
+                                  for _, href in links}

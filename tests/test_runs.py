@@ -147,3 +147,36 @@ def test_make_clean_keeps_the_cache_and_the_book_exports_the_thread_policy():
     assert "rm -rf _build book/chapters" in clean and "data/cache" not in clean
     assert "rm -rf data/cache" in _make_dry_run("clean-cache")
     assert "export OMP_WAIT_POLICY := PASSIVE" in (PROJECT / "Makefile").read_text()
+
+
+def test_provenance_names_commit_parameters_device_date_and_versions(tmp_path):
+    inputs = {"source": "abc", "parameters": {"preset": "ci", "seed": 0}, "code": "c1",
+              "figures": None}
+    made = runs.provenance(inputs, 75.4, PROJECT, finished=0.0)
+    assert made["commit"] is None or len(made["commit"]) == 40
+    assert made["dirty"] in (None, True, False)
+    assert made["preset"] == "ci" and made["parameters"] == {"preset": "ci", "seed": 0}
+    assert made["date"][:4] in ("1969", "1970") and made["seconds"] == 75.4
+    assert made["versions"]["python"] and made["versions"]["numpy"] and made["device"]
+    outside = runs.provenance(inputs, 1.0, tmp_path)           # not a git checkout
+    assert outside["commit"] is None and outside["dirty"] is None
+    text = runs.provenance_markdown(outside, "toy-manifolds")
+    assert text.startswith(":::{container} provenance") and text.endswith(":::")
+    assert "not a git checkout" in text and "run time 0:01" in text
+    assert "`preset = 'ci'`, `seed = 0`" in text
+    assert "{download}`notebook (.ipynb) <toy-manifolds.ipynb>`" in text
+    assert "</notebooks/toy-manifolds.md>`" in text
+
+
+def test_the_executed_page_ends_with_its_provenance(project):
+    import nbformat
+
+    chapter = book.CHAPTERS["toy-manifolds"]
+    notebook = nbformat.read(chapter.executed(project), as_version=4)
+    nbformat.validate(notebook)
+    last = notebook.cells[-1]
+    assert last.cell_type == "markdown" and last.metadata["tags"] == ["provenance"]
+    assert "preset: `ci`" in last.source
+    record = json.loads(runs.record_path(chapter, project).read_text())
+    assert record["provenance"]["parameters"]["preset"] == "ci"
+    assert (chapter.outputs(project) / "marker.txt").read_text() == "first toy-manifolds ci"
