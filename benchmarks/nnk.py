@@ -40,7 +40,6 @@ The looped heuristic always runs on the CPU. On a GPU the clock stops after
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from lib.graphs import nnk_graph, nnk_solver
 from lib.neighbors import nearest_neighbors
-from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _timing import timed, write_rows  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "nnk.csv"
 K = 50
@@ -168,11 +167,7 @@ def main():
     met = all(r["speedup"] >= 5 for r in rows)
     print(f"target >= 5x over the per-node loop (end to end): {'met' if met else 'NOT met'} "
           f"(lowest {min(r['speedup'] for r in rows):.1f}x)")
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(RESULTS, rows)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ Results also go to ``benchmarks/results/projection.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,7 @@ from threadpoolctl import threadpool_limits
 
 from lib.estimators.projection import LocalProjection
 from lib.sampling import manifold_splits
-from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _timing import timed, write_rows  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "projection.csv"
 DIM = 4
@@ -235,11 +234,7 @@ def main():
     split = split_comparison(split_n, split_d)
     if split:
         rows.append(split)
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(RESULTS, rows)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ to ``benchmarks/results/spectra.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from pathlib import Path
 
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 
 from lib.geometry.spectra import autoencoder_spectra, paired_differences
-from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _timing import timed, write_rows  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spectra.csv"
 WIDTHS = (512, 256, 128)
@@ -141,11 +140,7 @@ def main():
     print(f"784-{'-'.join(map(str, WIDTHS))}-d autoencoder, ReLU, float32 weights; "
           f"batch {batch}, device = {device}{where}")
     rows = [row for d in args.dims for row in measure(d, device, batch, n_batched, n_loop)]
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(RESULTS, rows)
 
 
 if __name__ == "__main__":

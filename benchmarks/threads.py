@@ -19,12 +19,13 @@ load average after each case: on a shared machine "idle" means no load of ours.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _timing import write_rows  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,12 +81,7 @@ def main() -> None:
             for process in busy:
                 process.kill()
                 process.wait()
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "threads.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(ROOT / "benchmarks" / "results" / "threads.csv", rows)
     print(f"\n{'load':>4} {'threads':>7} {'OMP_WAIT_POLICY':>15} {'s':>7} {'ms/step':>8}")
     for row in rows:
         print(f"{row['load']:>4} {row['threads']:>7} {row['omp_wait_policy']:>15} "

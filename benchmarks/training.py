@@ -22,7 +22,6 @@ Results also go to ``benchmarks/results/training.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ import torch
 from lib.models import Autoencoder, AutoencoderSpec
 from lib.models.ensemble import train_ensemble
 from lib.models.training import Convergence, train
-from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _timing import timed, write_rows  # noqa: E402  (benchmarks/ is on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.csv"
 SIZES = {"small": (AutoencoderSpec(input_dim=64, latent_dim=4, depth=3, widths=(32, 16)), 64),
@@ -74,11 +73,7 @@ def main():
             row = run(name, args.k, steps[name], threads)
             rows.append(row)
             print("  ".join(f"{key}={value}" for key, value in row.items()), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(RESULTS, rows)
 
 
 if __name__ == "__main__":
