@@ -31,6 +31,7 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
 from lib.models._shared import (cached_training, check_cache, check_device, check_schedule,
                                 check_type, image_digest, key, record, seeded_layer, seeds)
+from lib.models.training import Convergence, train
 
 __all__ = ["ACTIVATIONS", "DEPTH_WIDTHS", "OPTIMIZERS", "OUTPUTS", "Autoencoder",
            "AutoencoderSpec", "TrainingSpec", "cache_key", "reconstruction_error",
@@ -237,6 +238,8 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     (the model moves during the epoch), ``val_loss`` the loss on the held-out
     images after it. On the CPU the result depends on the arguments alone;
     nothing global (RNG, deterministic-algorithm flag, threads) is changed.
+    The loop is :func:`lib.models.training.train` for ``training.epochs``
+    epochs, without early stopping, keeping the last state.
 
     Parameters
     ----------
@@ -265,14 +268,11 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     >>> history.columns.tolist(), len(history)
     (['epoch', 'train_loss'], 3)
     """
-    # Plain tqdm: tqdm.auto needs ipywidgets in a notebook, which the book does not install.
-    from tqdm import tqdm
-
     caller = "train_autoencoder"
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
     device = check_device(device, caller)
-    init_seed, order_seed, split_seed = seeds(training.seed)
+    split_seed = seeds(training.seed)[2]
 
     n_val = max(1, round(training.validation * len(x))) if training.validation > 0 else 0
     if n_val > 0:
@@ -280,37 +280,33 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
             raise ValueError(f"The 'validation' share {training.validation} of {caller} leaves no "
                              f"training image out of {len(x)}. Use a smaller share.")
         held = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
-        x, x_val = x[held[n_val:]], x[held[:n_val]].to(device)
-    x = x.to(device)
+        x, x_val = x[held[n_val:]], x[held[:n_val]]
+    # The engine with one evaluation per epoch, no early stop (rel_tol = abs_tol = 0 never
+    # converges), no stop at a NaN and the last state kept: an epoch's train_loss is the
+    # engine's mean since the previous evaluation. Without held-out images a constant
+    # stand-in validation loss only marks the epochs.
+    per_epoch = -(-len(x) // training.batch_size)
+    rule = Convergence(rel_tol=0.0, eval_every=per_epoch, max_steps=int(training.epochs) * per_epoch)
+    result = train(lambda init_seed: Autoencoder(spec, seed=init_seed), _reconstruction_loss, x,
+                   x_val if n_val > 0 else x, criterion=rule, batch_size=training.batch_size,
+                   optimizer=training.optimizer, learning_rate=training.learning_rate,
+                   val_fn=None if n_val > 0 else _no_validation, restore_best=False,
+                   stop_on_nonfinite=False, seed=training.seed, device=device,
+                   progress=progress)
+    history = result.history.iloc[1:]   # drop the untrained model's evaluation at step 0
+    columns = {"epoch": history["step"].to_numpy() // per_epoch,
+               "train_loss": history["train_loss"].to_numpy()}
+    if n_val > 0:
+        columns["val_loss"] = history["val_loss"].to_numpy()
+    return result.model, pd.DataFrame(columns)
 
-    model = Autoencoder(spec, seed=init_seed).to(device)
-    optimizer_type = torch.optim.Adam if training.optimizer == "adam" else torch.optim.SGD
-    optimizer = optimizer_type(model.parameters(), lr=training.learning_rate)
-    order = torch.Generator().manual_seed(order_seed)   # on the CPU: same order on any device
-    rows = []
-    bar = tqdm(range(1, training.epochs + 1), desc=f"autoencoder d={spec.latent_dim} "
-               f"n={spec.depth}", unit="epoch", disable=not progress, leave=False)
-    model.train()
-    for epoch in bar:
-        # The loss is summed where it lives and read once per epoch: a read per step
-        # would stall a GPU on every batch.
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for batch in torch.randperm(len(x), generator=order).to(device).split(training.batch_size):
-            xb = x[batch]
-            loss = torch.nn.functional.mse_loss(model(xb), xb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().double() * len(batch)
-        row = {"epoch": epoch, "train_loss": float(total) / len(x)}
-        if n_val > 0:
-            with torch.no_grad():
-                row["val_loss"] = float(torch.nn.functional.mse_loss(model(x_val), x_val))
-        rows.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.4g}")
-    bar.close()
-    model.eval()
-    return model, pd.DataFrame(rows)
+
+def _reconstruction_loss(model, batch, step):
+    return torch.nn.functional.mse_loss(model(batch[0]), batch[0])
+
+
+def _no_validation(model, data):
+    return torch.zeros(())
 
 
 def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images) -> str:

@@ -31,7 +31,7 @@ improved by 0 and has converged (the classic patience rule is the case
 ``rel_tol -> 0+``); ``rel_tol = atol = 0`` never converges and trains for the
 whole budget. Otherwise the run stops at ``max_steps`` with reason ``"budget"``,
 or at the first non-finite validation or training loss with reason
-``"diverged"`` (and a warning).
+``"diverged"`` (and a warning; ``stop_on_nonfinite=False`` trains on instead).
 
 **Randomness.** :func:`lib.models._shared.seeds` turns ``seed`` into three
 streams on the CPU: initial weights (passed to the factory), minibatch order,
@@ -220,8 +220,9 @@ class Monitor:
     ``stopped`` once the criterion or a non-finite loss ends the run.
     """
 
-    def __init__(self, criterion: Convergence):
+    def __init__(self, criterion: Convergence, stop_on_nonfinite: bool = True):
         self.criterion = criterion
+        self.stop_on_nonfinite = stop_on_nonfinite
         self.rows: list[dict] = []
         self.best: list[float] = []
         self.best_step = 0
@@ -238,7 +239,8 @@ class Monitor:
         self.best.append(val if improved else previous)
         self.rows.append({"step": step, "train_loss": train_loss, "val_loss": val,
                           "best": improved})
-        if not (math.isfinite(val) and (step == 0 or math.isfinite(train_loss))):
+        if self.stop_on_nonfinite and not (
+                math.isfinite(val) and (step == 0 or math.isfinite(train_loss))):
             self.stopped = "diverged"
         elif self.criterion.converged(self.best, step):
             self.stopped = "converged"
@@ -270,8 +272,9 @@ def _state(model):
 def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Convergence,
           batch_size: int = 128, optimizer: str = "adam", learning_rate: float = 1e-3,
           schedule: Callable | None = None, val_fn: Callable | None = None,
-          augment: Callable | None = None, restore_best: bool = True, seed: int = 0,
-          device="cpu", progress: bool = False) -> TrainingResult:
+          augment: Callable | None = None, restore_best: bool = True,
+          stop_on_nonfinite: bool = True, seed: int = 0, device="cpu",
+          progress: bool = False) -> TrainingResult:
     r"""Train one model by minibatch gradient steps until ``criterion`` stops it.
 
     Parameters
@@ -302,6 +305,10 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
         (reparameterisation noise, rotations) from the third stream of ``seed``.
     restore_best : bool, default=True
         Return the state of the best evaluation rather than the last.
+    stop_on_nonfinite : bool, default=True
+        Stop with reason ``"diverged"`` at the first non-finite loss; False
+        trains on through NaN to the budget or convergence (a NaN never
+        improves the best loss).
     seed : int, default=0
     device : str or torch.device, default="cpu"
     progress : bool, default=False
@@ -356,7 +363,7 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     batches = batch_stream(len(train_data[0]), batch_size,
                            torch.Generator().manual_seed(order_seed))
     draws = torch.Generator().manual_seed(draw_seed)
-    monitor = Monitor(criterion)
+    monitor = Monitor(criterion, stop_on_nonfinite)
     validate = val_fn or (lambda m, d: loss_fn(m, d, step))
     is_eval = eval_steps(criterion)
 
