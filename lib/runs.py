@@ -9,7 +9,7 @@ the code of the figures it draws (:func:`lib.store.code_fingerprint` of
 *stale*, with the reason; a chapter whose last run raised, with the inputs it
 has now, is *failed*.
 
-Two small JSON files, each written with :func:`lib.store.write_atomic`:
+Two small JSON files, each written atomically with :func:`lib.store.write_json`:
 
 - ``book/chapters/<slug>.run.json``, beside the executed notebook:
   ``{"inputs": ..., "seconds": ..., "finished": ..., "provenance": ...,
@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.store import canonical_json, code_fingerprint, digest, write_atomic
+from lib.store import canonical_json, code_fingerprint, digest, write_json
 
 __all__ = ["Status", "chapter_status", "describe_failure", "expected_seconds", "provenance",
            "provenance_markdown", "record_failure", "record_success", "record_path", "run_inputs",
@@ -83,7 +83,7 @@ def _read(path: Path) -> dict:
 
 def _write(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: f.write(json.dumps(record, indent=1, sort_keys=True).encode()))
+    write_json(path, record)
 
 
 def _changes(old: dict, new: dict, chapter) -> list[str]:

@@ -12,7 +12,8 @@ hashes made here:
   :func:`canonical_json` is the text a JSON record is hashed as (sorted
   keys, so the order of a dict does not matter);
 - :func:`write_atomic`: a file is written next to its place and renamed into
-  it, so a reader (or a killed run) never sees half of it.
+  it, so a reader (or a killed run) never sees half of it; :func:`write_json`
+  writes a readable JSON record that way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CACHE_ENV", "PROJECT_ROOT", "cache_dir", "cache_folder", "canonical_json",
-           "code_fingerprint", "digest", "library_fingerprint", "write_atomic"]
+           "code_fingerprint", "digest", "library_fingerprint", "write_atomic", "write_json"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_ENV = "MANIFOLD_BOOK_CACHE"
@@ -131,6 +132,22 @@ def write_atomic(path, write) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+
+def write_json(path, record: dict) -> None:
+    """Write a JSON record for people to read (indented, sorted keys), atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "record.json"
+    >>> write_json(path, {"b": 1, "a": [2]})
+    >>> json.loads(path.read_text()) == {"a": [2], "b": 1}
+    True
+    """
+    write_atomic(path, lambda handle: handle.write(json.dumps(record, indent=1,
+                                                              sort_keys=True).encode()))
 
 
 def library_fingerprint() -> str:

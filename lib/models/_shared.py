@@ -9,7 +9,6 @@ nothing outside :mod:`lib.models` should.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -19,11 +18,11 @@ import pandas as pd
 import torch
 
 from lib._checks import check_int, check_real
-from lib.store import canonical_json, digest, write_atomic
+from lib.store import canonical_json, digest, write_atomic, write_json
 
 __all__ = ["cached_training", "check_cache", "check_device", "check_schedule", "check_type",
            "image_digest", "key", "load_state", "record", "save_state", "seeded_layer", "seeds",
-           "write_history", "write_json"]
+           "write_history"]
 
 
 # --- seeds and keys ------------------------------------------------------------------------
@@ -159,11 +158,6 @@ def load_state(model: torch.nn.Module, path: Path, device) -> torch.nn.Module:
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return model.eval()
 
-
-def write_json(path: Path, entry: dict) -> None:
-    """Write a record, for people to read (indented, sorted keys), atomically."""
-    write_atomic(path, lambda handle: handle.write(json.dumps(entry, indent=1,
-                                                              sort_keys=True).encode()))
 
 
 def write_history(path: Path, history: pd.DataFrame) -> None:

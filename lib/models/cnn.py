@@ -46,8 +46,9 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
 from lib.models._shared import (check_device, check_schedule, check_type, image_digest, key,
                                 load_state, record, save_state, seeded_layer, seeds,
-                                write_history, write_json)
+                                write_history)
 from lib.models.taps import layer_taps
+from lib.store import write_json
 
 __all__ = ["CNNSpec", "ClassifierTraining", "SmallCNN", "accuracy", "checkpoint_key",
            "load_checkpoint", "rotate_images", "train_classifier"]
