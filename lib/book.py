@@ -344,9 +344,9 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
     its provenance (:func:`lib.runs.provenance`: commit, parameters, device,
     date, run time, versions; never in the CSV, PNG or SVG files), replace the
     old page with its outputs, and the run is recorded (:mod:`lib.runs`: its
-    inputs beside the page, its time under the cache). With ``progress``, the elapsed and the expected time
-    (the last run's at this preset) are printed every
-    ``$MANIFOLD_BOOK_HEARTBEAT`` seconds (60 by default; 0 turns it off).
+    inputs beside the page, its time under the cache). With ``progress``, the
+    elapsed and the expected time (the last run's at this preset) are printed
+    every ``$MANIFOLD_BOOK_HEARTBEAT`` seconds (60 by default; 0 turns it off).
 
     Raises
     ------
@@ -442,8 +442,8 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
     if not render:
         return 1 if failed else 0
     write_toc(root)
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output",
-               str(root), "-W", "-n", "--keep-going"]
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
+               "--path-output", str(root), "-W", "-n", "--keep-going"]
     status = subprocess.call(command, cwd=root)
     return 1 if failed else status
 
