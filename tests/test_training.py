@@ -12,6 +12,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -117,8 +118,27 @@ def test_min_steps_defers_convergence():
     x, y = regression()
     rule = Convergence(rel_tol=0.5, window=1, eval_every=10, min_steps=200, max_steps=1_000)
     result = train(line, mse, (x, y), (x, y), criterion=rule, batch_size=16, learning_rate=0.1)
+    # The window of one evaluation must lie after min_steps: 200 and 210.
     assert result.record.stopped == "converged"
-    assert result.record.steps == 200
+    assert result.record.steps == 210
+
+
+def test_no_state_from_before_min_steps_is_restored():
+    # A validation loss at its lowest on the plateau before min_steps (a beta-VAE at
+    # the mean image) must not bring that state back.
+    x, y = regression()
+    steps = []
+
+    def plateau_then_worse(model, data):
+        steps.append(len(steps) * 10)
+        return torch.tensor(0.0 if steps[-1] < 50 else 1.0 + steps[-1] / 1e3)
+
+    rule = Convergence(rel_tol=0.5, window=1, eval_every=10, min_steps=50, max_steps=1_000)
+    result = train(line, mse, (x, y), (x, y), criterion=rule, batch_size=16,
+                   learning_rate=0.1, val_fn=plateau_then_worse)
+    assert (result.record.stopped, result.record.steps) == ("converged", 60)
+    assert result.record.best_step == 50
+    assert result.record.val_loss == pytest.approx(1.05)
 
 
 def test_zero_tolerance_trains_the_whole_budget():
@@ -303,3 +323,25 @@ def test_train_ensemble_rejects_bad_arguments_by_name():
 
     with pytest.raises(ValueError, match="'factory' parameter of train_ensemble"):
         train_ensemble(mixed, mse, (x, y), seeds=[0, 1], criterion=rule)
+
+
+def test_metrics_become_history_columns_and_on_evaluation_sees_every_row():
+    x, y = regression()
+    seen = []
+
+    def mean_abs_error(model, data):
+        return {"mae": (model(data[0]) - data[1]).abs().mean()}
+
+    def record(model, row):
+        assert not model.training and not torch.is_grad_enabled()
+        seen.append(row)
+
+    rule = Convergence(rel_tol=0.0, eval_every=3, max_steps=7)
+    result = train(line, mse, (x, y), (x, y), criterion=rule, batch_size=16,
+                   learning_rate=0.1, metrics=mean_abs_error, on_evaluation=record,
+                   restore_best=False)
+    assert result.history["step"].tolist() == [0, 3, 6, 7]
+    with torch.no_grad():
+        final = float((result.model(x) - y).abs().mean())
+    assert result.history["mae"].iloc[-1] == pytest.approx(final)
+    assert pd.DataFrame(seen).equals(result.history)

@@ -79,8 +79,9 @@ class Convergence:
     max_steps : int, default=10_000
         The budget: the run stops there with reason ``"budget"``, in [1, inf).
     min_steps : int, default=0
-        No convergence before this step (a beta-VAE sits on a mean-image
-        plateau for its first 400-1,200 steps); in [0, max_steps].
+        No convergence before this step, and no state from before it is
+        restored over a later one (a beta-VAE sits on a mean-image plateau
+        for its first 400-1,200 steps); in [0, max_steps].
     abs_tol : float, default=0.0
         Absolute slack added to ``rel_tol * |b|``, for losses that tend to 0.
 
@@ -197,7 +198,7 @@ def make_optimizer(name: str, parameters, learning_rate: float) -> torch.optim.O
 
 
 def check_options(caller, *, criterion, optimizer, learning_rate, batch_size, schedule,
-                  augment, val_fn, loss_fn):
+                  augment, val_fn, loss_fn, extra=()):
     check_type(criterion, Convergence, name="criterion", caller=caller,
                expected="a Convergence")
     check_in(optimizer, OPTIMIZERS, name="optimizer", caller=caller)
@@ -205,7 +206,8 @@ def check_options(caller, *, criterion, optimizer, learning_rate, batch_size, sc
                high_open=True)
     check_int(batch_size, name="batch_size", caller=caller, low=1)
     for name, value, optional in (("loss_fn", loss_fn, False), ("schedule", schedule, True),
-                                  ("augment", augment, True), ("val_fn", val_fn, True)):
+                                  ("augment", augment, True), ("val_fn", val_fn, True),
+                                  *extra):
         if not callable(value) and not (optional and value is None):
             raise TypeError(f"The {name!r} parameter of {caller} must be callable"
                             f"{' or None' if optional else ''}. Got {type(value).__name__} "
@@ -215,30 +217,37 @@ def check_options(caller, *, criterion, optimizer, learning_rate, batch_size, sc
 class Monitor:
     """The bookkeeping of one run: losses since the last evaluation, best loss, stop reason.
 
-    ``add`` a step's (loss, batch size); ``evaluate`` at an evaluation step with the
-    validation loss, which returns whether the state is a new best, and sets
-    ``stopped`` once the criterion or a non-finite loss ends the run.
+    ``evaluate`` at an evaluation step with the validation loss (and any extra
+    ``metrics`` for the history row) returns whether the state is the one to
+    keep, and sets ``stopped`` once the criterion or a non-finite loss ends the
+    run. Before ``criterion.min_steps`` every finite evaluation is kept (the
+    latest state) and none enters the comparison: a state from a plateau the
+    run must leave (a beta-VAE at the mean image) is never restored over a
+    later one.
     """
 
     def __init__(self, criterion: Convergence, stop_on_nonfinite: bool = True):
         self.criterion = criterion
         self.stop_on_nonfinite = stop_on_nonfinite
         self.rows: list[dict] = []
-        self.best: list[float] = []
+        self.best: list[float] = []     # best loss after each evaluation at step >= min_steps
         self.best_step = 0
+        self.kept = math.nan            # validation loss of the state to keep
         self.stopped: str | None = None
-        self.sum = 0.0
-        self.count = 0
 
-    def evaluate(self, step: int, train_sum: float, train_count: int, val: float) -> bool:
+    def evaluate(self, step: int, train_sum: float, train_count: int, val: float,
+                 metrics: dict | None = None) -> bool:
         train_loss = train_sum / train_count if train_count else math.nan
-        previous = self.best[-1] if self.best else math.inf
-        improved = val < previous                      # NaN never improves
+        if step < self.criterion.min_steps:
+            improved = math.isfinite(val)
+        else:
+            previous = self.best[-1] if self.best else math.inf
+            improved = val < previous                  # NaN never improves
+            self.best.append(val if improved else previous)
         if improved:
-            self.best_step = step
-        self.best.append(val if improved else previous)
+            self.best_step, self.kept = step, val
         self.rows.append({"step": step, "train_loss": train_loss, "val_loss": val,
-                          "best": improved})
+                          **(metrics or {}), "best": improved})
         if self.stop_on_nonfinite and not (
                 math.isfinite(val) and (step == 0 or math.isfinite(train_loss))):
             self.stopped = "diverged"
@@ -254,9 +263,8 @@ class Monitor:
                           f"(the best state, of step {self.best_step}, is kept).",
                           RuntimeWarning, stacklevel=3)
         last = self.rows[-1]
-        val = self.best[-1] if self.best else math.nan
         return TrainingRecord(stopped=self.stopped, steps=steps, best_step=self.best_step,
-                              train_loss=float(last["train_loss"]), val_loss=float(val),
+                              train_loss=float(last["train_loss"]), val_loss=float(self.kept),
                               wall_seconds=wall)
 
 
@@ -273,7 +281,8 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
           batch_size: int = 128, optimizer: str = "adam", learning_rate: float = 1e-3,
           schedule: Callable | None = None, val_fn: Callable | None = None,
           augment: Callable | None = None, restore_best: bool = True,
-          stop_on_nonfinite: bool = True, seed: int = 0, device="cpu",
+          stop_on_nonfinite: bool = True, metrics: Callable | None = None,
+          on_evaluation: Callable | None = None, seed: int = 0, device="cpu",
           progress: bool = False) -> TrainingResult:
     r"""Train one model by minibatch gradient steps until ``criterion`` stops it.
 
@@ -309,6 +318,14 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
         Stop with reason ``"diverged"`` at the first non-finite loss; False
         trains on through NaN to the budget or convergence (a NaN never
         improves the best loss).
+    metrics : callable, optional
+        ``metrics(model, val_data) -> dict`` of floats, run without gradients
+        at every evaluation: extra columns of ``history`` (a beta-VAE's
+        reconstruction and KL apart). They never decide when to stop.
+    on_evaluation : callable, optional
+        ``on_evaluation(model, row)`` after every evaluation, with the model
+        in its current (not the best) state and the history row, a dict:
+        checkpoints per epoch, for example.
     seed : int, default=0
     device : str or torch.device, default="cpu"
     progress : bool, default=False
@@ -344,7 +361,8 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     caller = "train"
     check_options(caller, criterion=criterion, optimizer=optimizer, learning_rate=learning_rate,
                   batch_size=batch_size, schedule=schedule, augment=augment, val_fn=val_fn,
-                  loss_fn=loss_fn)
+                  loss_fn=loss_fn, extra=(("metrics", metrics, True),
+                                          ("on_evaluation", on_evaluation, True)))
     check_int(seed, name="seed", caller=caller, low=0)
     device = check_device(device, caller)
     train_data = check_data(train_data, name="train_data", caller=caller, device=device)
@@ -371,12 +389,20 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
         nonlocal best_state
         with torch.no_grad():
             val = float(validate(model, val_data))
-        if monitor.evaluate(step, train_sum, train_count, val) and restore_best:
+            extra = ({k: float(v) for k, v in metrics(model, val_data).items()}
+                     if metrics is not None else None)
+        if monitor.evaluate(step, train_sum, train_count, val, extra) and restore_best:
             best_state = _state(model)
+        if on_evaluation is not None:
+            with torch.no_grad():
+                on_evaluation(model, dict(monitor.rows[-1]))
+        bar.set_postfix(val=f"{val:.4g}", refresh=False)
 
     start = time.perf_counter()
     best_state = None
     step = 0
+    bar = tqdm(total=criterion.max_steps, desc="train", unit="step", disable=not progress,
+               leave=False)
     if val_data is not None:
         model.eval()
         evaluate(0, 0.0, 0)
@@ -384,8 +410,6 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     # would stall a GPU on every batch.
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    bar = tqdm(total=criterion.max_steps, desc="train", unit="step", disable=not progress,
-               leave=False)
     while monitor.stopped is None and step < criterion.max_steps:
         step += 1
         model.train()
