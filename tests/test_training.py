@@ -345,3 +345,24 @@ def test_metrics_become_history_columns_and_on_evaluation_sees_every_row():
         final = float((result.model(x) - y).abs().mean())
     assert result.history["mae"].iloc[-1] == pytest.approx(final)
     assert pd.DataFrame(seen).equals(result.history)
+
+
+def test_every_weight_cache_key_changes_with_the_device_type_only():
+    from lib.models.autoencoder import cache_key
+    from lib.models.beta_vae import BetaVAESpec, BetaVAETraining, beta_vae_cache_key
+    from lib.models.cnn import ClassifierTraining, CNNSpec, checkpoint_key
+
+    x = np.zeros((3, 32, 32))
+    keys = {
+        "autoencoder": lambda device: cache_key(
+            AutoencoderSpec(input_dim=4, latent_dim=2, depth=3), TrainingSpec(epochs=1), "z",
+            np.zeros((3, 4)), device=device),
+        "beta-vae": lambda device: beta_vae_cache_key(
+            BetaVAESpec(image_size=32), BetaVAETraining(max_steps=1), "z", x, device=device),
+        "cnn": lambda device: checkpoint_key(CNNSpec(image_size=32), ClassifierTraining(epochs=1),
+                                             x, device=device),
+    }
+    for name, key_of in keys.items():
+        assert key_of("cpu") != key_of("cuda"), name
+        assert key_of("cuda:0") == key_of("cuda:1") == key_of(torch.device("cuda")), name
+        assert key_of("cpu") == key_of(torch.device("cpu")), name

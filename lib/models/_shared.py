@@ -21,7 +21,7 @@ from lib._checks import check_int, check_real
 from lib.store import canonical_json, digest, write_atomic, write_json
 
 __all__ = ["cached_training", "check_cache", "check_device", "check_schedule", "check_type",
-           "image_digest", "key", "load_state", "record", "save_state", "seeded_layer", "seeds",
+           "hardware", "image_digest", "key", "load_state", "record", "save_state", "seeded_layer", "seeds",
            "write_history"]
 
 
@@ -59,14 +59,32 @@ def image_digest(images) -> str:
     return digest(f"{array.dtype.str}{array.shape}", array)
 
 
-def record(version: int, spec, training, images_digest: str, **extra) -> dict:
+def hardware(device, dtype: torch.dtype = torch.float32) -> dict:
+    """The part of a cache record that says where and in what precision a model trained.
+
+    The device type, not its index: ``cuda:0`` and ``cuda:1`` run the same
+    kernels, while a CPU and a GPU round differently and a model trained on
+    one is not the model the other would train.
+
+    Examples
+    --------
+    >>> hardware("cuda:1")
+    {'device': 'cuda', 'dtype': 'float32'}
+    """
+    return {"device": torch.device(device).type, "dtype": str(dtype).removeprefix("torch.")}
+
+
+def record(version: int, spec, training, images_digest: str, *, device,
+           dtype: torch.dtype = torch.float32, **extra) -> dict:
     """The parameters that determine a trained model, as the JSON record its key hashes.
 
-    ``{"version", "spec", "training", "images"}`` (the dataclasses as dicts)
-    and the ``extra`` entries.
+    ``{"version", "spec", "training", "images"}`` (the dataclasses as dicts),
+    the :func:`hardware` entries of ``device`` and ``dtype``, and the ``extra``
+    entries.
     """
-    return {"version": version, **extra, "spec": dataclasses.asdict(spec),
-            "training": dataclasses.asdict(training), "images": images_digest}
+    return {"version": version, **extra, **hardware(device, dtype),
+            "spec": dataclasses.asdict(spec), "training": dataclasses.asdict(training),
+            "images": images_digest}
 
 
 def key(entry: dict) -> str:

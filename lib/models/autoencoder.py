@@ -309,7 +309,8 @@ def _no_validation(model, data):
     return torch.zeros(())
 
 
-def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images) -> str:
+def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images, *,
+              device="cpu") -> str:
     """Hash (24 hex digits) of everything that determines a trained model.
 
     Parameters
@@ -319,6 +320,9 @@ def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, imag
         A readable name of the data (source, split, seed).
     images : array of shape (N, D)
         The training images; their dtype, shape and bytes enter the hash.
+    device : str or torch.device, default="cpu"
+        Where the model trains: its type (cpu, cuda) enters the hash, with
+        the dtype (float32), since a GPU rounds differently.
 
     Examples
     --------
@@ -328,12 +332,17 @@ def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, imag
     True
     >>> cache_key(spec, training, "zeros", x) == cache_key(spec, training, "zeros", x + 1)
     False
+    >>> cache_key(spec, training, "zeros", x) == cache_key(spec, training, "zeros", x,
+    ...                                                    device="cuda")
+    False
     """
-    return key(_record(spec, training, data_key, images))
+    device = check_device(device, "cache_key")
+    return key(_record(spec, training, data_key, images, device))
 
 
-def _record(spec, training, data_key, images) -> dict:
-    return record(CACHE_VERSION, spec, training, image_digest(images), data_key=data_key)
+def _record(spec, training, data_key, images, device) -> dict:
+    return record(CACHE_VERSION, spec, training, image_digest(images), device=device,
+                  data_key=data_key)
 
 
 def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images, *,
@@ -344,8 +353,8 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     history) and ``<key>.json`` (the parameters, for people), with
     ``key = cache_key(spec, training, data_key, images)``; each is written to
     a temporary file in ``cache_dir`` and renamed into place, the weights
-    last, so a model counts as cached once ``<key>.pt`` exists. The device is
-    not part of the key: weights trained on a GPU serve a CPU run.
+    last, so a model counts as cached once ``<key>.pt`` exists. The device
+    type is part of the key: a CPU run never reads weights a GPU trained.
 
     Parameters
     ----------
@@ -377,7 +386,7 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     check_cache(data_key, cache_dir, caller)
     _images(images, spec, caller)
     device = check_device(device, caller)
-    return cached_training(cache_dir, _record(spec, training, data_key, images),
+    return cached_training(cache_dir, _record(spec, training, data_key, images, device),
                            build=lambda: Autoencoder(spec), device=device,
                            train=lambda: train_autoencoder(spec, training, images, device=device,
                                                            progress=progress))

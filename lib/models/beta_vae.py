@@ -587,15 +587,16 @@ def train_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, images, *, devi
     return model.eval(), pd.DataFrame(rows)
 
 
-def _record(spec, training, data_key: str, x: torch.Tensor) -> dict:
+def _record(spec, training, data_key: str, x: torch.Tensor, device) -> dict:
     # The images as trained on (float32, N x 1 x S x S): (N, S, S) or (N, S*S), numpy
     # or torch, of the same values train the same model and share its cache entry.
-    return record(CACHE_VERSION, spec, training, image_digest(x.cpu()), model="beta_vae",
+    return record(CACHE_VERSION, spec, training, image_digest(x.cpu()), device=device,
+                  model="beta_vae",
                   data_key=data_key)
 
 
 def beta_vae_cache_key(spec: BetaVAESpec, training: BetaVAETraining, data_key: str,
-                       images) -> str:
+                       images, *, device="cpu") -> str:
     """Hash (24 hex digits) of everything that determines a trained beta-VAE.
 
     Parameters
@@ -619,7 +620,8 @@ def beta_vae_cache_key(spec: BetaVAESpec, training: BetaVAETraining, data_key: s
     caller = "beta_vae_cache_key"
     _check_specs(spec, training, caller)
     check_cache(data_key, ".", caller)
-    return key(_record(spec, training, data_key, _images(images, spec, caller)))
+    device = check_device(device, caller)
+    return key(_record(spec, training, data_key, _images(images, spec, caller), device))
 
 
 def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str, images, *,
@@ -665,7 +667,7 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
     check_cache(data_key, cache_dir, caller)
     x = _images(images, spec, caller)
     device = check_device(device, caller)
-    return cached_training(cache_dir, _record(spec, training, data_key, x),
+    return cached_training(cache_dir, _record(spec, training, data_key, x, device),
                            build=lambda: BetaVAE(spec), device=device,
                            train=lambda: train_beta_vae(spec, training, images, device=device,
                                                         progress=progress))

@@ -310,11 +310,11 @@ def _labels(labels, n: int, spec: CNNSpec, caller: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def _record(spec, training, x: torch.Tensor) -> dict:
+def _record(spec, training, x: torch.Tensor, device) -> dict:
     # The images as trained on (float32, N x C x S x S): numpy float64 or a tensor
     # of the same values train the same model and share its checkpoints.
     return record(CHECKPOINT_VERSION, spec, training,
-                  image_digest(x.to(torch.float32).contiguous()))
+                  image_digest(x.to(torch.float32).contiguous()), device=device)
 
 
 def _check_specs(spec, training, caller: str) -> None:
@@ -323,14 +323,17 @@ def _check_specs(spec, training, caller: str) -> None:
                expected="a ClassifierTraining")
 
 
-def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images) -> str:
-    """Hash (24 hex digits) of the architecture, the training and the image bytes.
+def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images, *,
+                   device="cpu") -> str:
+    """Hash (24 hex digits) of the architecture, the training, the image bytes and the device.
 
     Parameters
     ----------
     spec, training : CNNSpec, ClassifierTraining
     images : array of shape (N, S, S) or (N, C, S, S)
         Hashed as the float32 tensor the network trains on.
+    device : str or torch.device, default="cpu"
+        Where the network trains: its type (cpu, cuda) and the dtype enter the hash.
 
     Examples
     --------
@@ -340,9 +343,13 @@ def checkpoint_key(spec: CNNSpec, training: ClassifierTraining, images) -> str:
     True
     >>> checkpoint_key(spec, training, x) == checkpoint_key(spec, training, x + 1)
     False
+    >>> checkpoint_key(spec, training, x) == checkpoint_key(spec, training, x, device="cuda")
+    False
     """
-    _check_specs(spec, training, "checkpoint_key")
-    return key(_record(spec, training, _images(images, spec, "checkpoint_key")))
+    caller = "checkpoint_key"
+    _check_specs(spec, training, caller)
+    device = check_device(device, caller)
+    return key(_record(spec, training, _images(images, spec, caller), device))
 
 
 def _epoch_file(folder: Path, epoch: int) -> Path:
@@ -374,7 +381,7 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     checkpoint_dir : str or Path
         Parent folder of the checkpoint folders; created if missing.
     device : str or torch.device, default="cpu"
-        Where to train; the model is returned there. Not part of the key.
+        Where to train; the model is returned there. Its type is part of the key.
     progress : bool, default=True
         Show a tqdm bar over epochs.
 
@@ -406,7 +413,7 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
                expected="a str or Path")
     device = check_device(device, caller)
-    entry = {**_record(spec, training, x), "labels": image_digest(y)}
+    entry = {**_record(spec, training, x, device), "labels": image_digest(y)}
     folder = Path(checkpoint_dir) / key({k: v for k, v in entry.items() if k != "labels"})
     files = [_epoch_file(folder, epoch) for epoch in range(1, training.epochs + 1)]
     if (folder / RECORD_FILE).is_file():
@@ -471,7 +478,7 @@ def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: 
     checkpoint_dir : str or Path
         As passed to :func:`train_classifier`.
     device : str or torch.device, default="cpu"
-        Where to load the weights.
+        Where the network was trained (part of the key) and where to load it.
 
     Returns
     -------
@@ -499,11 +506,13 @@ def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: 
     check_int(epoch, name="epoch", caller=caller, low=1, high=training.epochs)
     check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
                expected="a str or Path")
-    file = _epoch_file(Path(checkpoint_dir) / checkpoint_key(spec, training, images), epoch)
+    device = check_device(device, caller)
+    file = _epoch_file(Path(checkpoint_dir) / checkpoint_key(spec, training, images,
+                                                            device=device), epoch)
     if not file.is_file():
         raise FileNotFoundError(f"No checkpoint of epoch {epoch} at {file}: train_classifier "
                                 f"has not saved it under this checkpoint_dir.")
-    return load_state(SmallCNN(spec), file, check_device(device, caller))
+    return load_state(SmallCNN(spec), file, device)
 
 
 def _model_input(model: torch.nn.Module, images, caller: str) -> torch.Tensor:
