@@ -22,6 +22,7 @@ Truths and tolerances:
 """
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -188,28 +189,34 @@ def test_beta_objective_is_reconstruction_plus_beta_kl():
 
 def test_training_is_bit_identical_for_a_seed(images):
     before = torch.get_rng_state()
-    a, history_a = train_beta_vae(SMALL, QUICK, images, progress=False)
-    b, history_b = train_beta_vae(SMALL, QUICK, torch.from_numpy(images), progress=False)
-    c, history_c = train_beta_vae(SMALL, dataclasses.replace(QUICK, seed=1), images,
-                                  progress=False)
+    a = train_beta_vae(SMALL, QUICK, images, progress=False)
+    b = train_beta_vae(SMALL, QUICK, torch.from_numpy(images), progress=False)
+    c = train_beta_vae(SMALL, dataclasses.replace(QUICK, seed=1), images, progress=False)
     assert torch.equal(torch.get_rng_state(), before)
-    assert same_state(state(a), state(b))
-    pd.testing.assert_frame_equal(history_a, history_b, check_exact=True)
-    assert not same_state(state(a), state(c))
-    assert not history_a["val_neg_elbo"].equals(history_c["val_neg_elbo"])
-    assert history_a.columns.tolist() == ["step", "train_loss", "reconstruction", "kl",
-                                          "capacity", "val_neg_elbo", "best"]
-    assert history_a["step"].tolist() == [0, 4, 8, 12]
+    assert same_state(state(a.model), state(b.model))
+    pd.testing.assert_frame_equal(a.history, b.history, check_exact=True)
+    assert not same_state(state(a.model), state(c.model))
+    assert not a.history["val_neg_elbo"].equals(c.history["val_neg_elbo"])
+    assert a.history.columns.tolist() == ["step", "train_loss", "val_neg_elbo", "reconstruction",
+                                          "kl", "reconstruction_ratio", "capacity", "best"]
+    assert a.history["step"].tolist() == [0, 4, 8, 12]
+    assert (a.record.stopped, a.record.steps) == ("budget", 12)
+
+
+def _held_out(x, training):
+    """The training and validation images as the trainer splits them, flat float64."""
+    n = len(x)
+    held = bv._split(torch.from_numpy(x).float().reshape(n, 1, 32, 32), training, "test")
+    return (part.double().numpy().reshape(len(part), -1) for part in held)
 
 
 def test_training_learns_more_than_the_mean_image():
     x = discs(200)
     training = BetaVAETraining(max_steps=500, objective="beta", beta=4.0, batch_size=32,
-                               learning_rate=2e-3, eval_every=100, patience=3, seed=0)
-    model, history = train_beta_vae(SMALL, training, x, progress=False)
-    # The validation images, as the trainer draws them: the complement of the training set.
-    held = bv._split(torch.from_numpy(x).float().reshape(200, 1, 32, 32), training, "test")
-    train, val = (part.double().numpy().reshape(len(part), -1) for part in held)
+                               learning_rate=2e-3, eval_every=100, window=3, seed=0)
+    result = train_beta_vae(SMALL, training, x, progress=False)
+    model, history = result.model, result.history
+    train, val = _held_out(x, training)
     assert len(val) == 20 and len(train) == 180
 
     def bernoulli_nll(target, p):           # summed over pixels, mean over images
@@ -225,32 +232,60 @@ def test_training_learns_more_than_the_mean_image():
     assert best < 0.5 * history["val_neg_elbo"].iloc[0]
     assert (history["val_neg_elbo"] >= entropy).all()
     np.testing.assert_allclose(validation_neg_elbo(model, x, training), best, rtol=1e-12)
+    assert result.record.val_loss == pytest.approx(best, rel=1e-12)
+    # The ratio column: squared error of sigmoid(decoder(mu(x))) over that of the mean
+    # training image, on the validation images, for the state kept.
+    with torch.no_grad():
+        projected = model(torch.from_numpy(val).float().reshape(-1, 1, 32, 32))
+    error = ((projected.double().numpy().reshape(len(val), -1) - val) ** 2).sum()
+    ratio = error / ((train.mean(axis=0) - val) ** 2).sum()
+    kept = history.loc[history["best"], "reconstruction_ratio"].iloc[-1]
+    assert kept == pytest.approx(ratio, rel=1e-5)
+    assert ratio < 0.9
 
 
-def test_early_stopping_keeps_the_best_state(images):
+def test_training_stops_when_converged_and_keeps_the_best_state(images):
     # Adam at lr 0.05 overshoots: the validation loss stops improving within 100 steps.
-    patience = 2
+    window = 2
     training = BetaVAETraining(max_steps=400, objective="beta", batch_size=16,
-                               learning_rate=5e-2, eval_every=5, patience=patience)
-    model, history = train_beta_vae(SMALL, training, images, progress=False)
-    assert history["step"].iloc[-1] < training.max_steps
-    # Stopped after exactly `patience` evaluations in a row without a new best, never earlier.
-    best = history["best"].to_numpy()
-    assert not best[-patience:].any() and best[-patience - 1]
-    runs = np.diff(np.flatnonzero(np.r_[True, best, True])) - 1
-    assert runs[:-1].max(initial=0) < patience
-    assert np.array_equal(best, history["val_neg_elbo"].cummin().diff().fillna(-1).lt(0))
+                               learning_rate=5e-2, eval_every=5, window=window, rel_tol=1e-3)
+    result = train_beta_vae(SMALL, training, images, progress=False)
+    history = result.history
+    assert result.record.stopped == "converged"
+    assert history["step"].iloc[-1] == result.record.steps < training.max_steps
+    # Stopped at the first evaluation where the best loss of `window` evaluations ago was
+    # improved by less than rel_tol of itself, never earlier.
+    best = history["val_neg_elbo"].cummin().to_numpy()
+    gain = best[:-window] - best[window:]
+    stalled = gain < training.rel_tol * np.abs(best[:-window])
+    assert stalled[-1] and not stalled[:-1].any()
     # The returned weights are the best ones, not the last ones.
-    val = validation_neg_elbo(model, images, training)
+    val = validation_neg_elbo(result.model, images, training)
     np.testing.assert_allclose(val, history["val_neg_elbo"].min(), rtol=1e-12)
     assert history["val_neg_elbo"].iloc[-1] > val
+    assert result.record.best_step == history.loc[history["val_neg_elbo"].idxmin(), "step"]
+
+
+def test_capacity_objective_never_converges_before_the_capacity_is_reached(images):
+    # A flat validation loss (lr 1e-6: the model barely moves) would converge at once;
+    # the capacity objective keeps training until C reaches C_max, and restores no state
+    # from before it.
+    training = BetaVAETraining(max_steps=60, objective="capacity", capacity_steps=40,
+                               batch_size=16, learning_rate=1e-6, eval_every=5, window=1,
+                               rel_tol=0.5)
+    result = train_beta_vae(SMALL, training, images, progress=False)
+    assert (result.record.stopped, result.record.steps) == ("converged", 45)
+    assert result.record.best_step >= 40
+    assert result.history["capacity"].tolist()[-2:] == [20.0, 20.0]
+    too_short = dataclasses.replace(training, max_steps=20)
+    record = train_beta_vae(SMALL, too_short, images, progress=False).record
+    assert (record.stopped, record.steps) == ("budget", 20)
 
 
 # --- cache --------------------------------------------------------------------------------
 
 def test_cache_round_trip_without_retraining(images, tmp_path, monkeypatch):
-    model, history = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path,
-                                      progress=False)
+    first = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path, progress=False)
     key = beta_vae_cache_key(SMALL, QUICK, "discs", images)
     assert sorted(os.listdir(tmp_path)) == sorted(f"{key}.{ext}" for ext in ("csv", "json", "pt"))
 
@@ -258,13 +293,15 @@ def test_cache_round_trip_without_retraining(images, tmp_path, monkeypatch):
         raise AssertionError("trained again instead of loading the cache")
 
     monkeypatch.setattr(bv, "train_beta_vae", refuse)
-    again, history_again = trained_beta_vae(SMALL, QUICK, "discs", images.reshape(40, -1),
-                                            cache_dir=tmp_path)
-    assert same_state(state(model), state(again))
-    pd.testing.assert_frame_equal(history, history_again, check_exact=False, rtol=1e-15)
+    again = trained_beta_vae(SMALL, QUICK, "discs", images.reshape(40, -1), cache_dir=tmp_path)
+    assert same_state(state(first.model), state(again.model))
+    pd.testing.assert_frame_equal(first.history, again.history, check_exact=False, rtol=1e-15)
+    assert again.record == first.record and again.record.stopped == "budget"
     saved = torch.load(tmp_path / f"{key}.pt", weights_only=True)
-    assert isinstance(saved, dict) and saved.keys() == model.state_dict().keys()
+    assert isinstance(saved, dict) and saved.keys() == first.model.state_dict().keys()
     assert all(isinstance(v, torch.Tensor) for v in saved.values())
+    stored = json.loads((tmp_path / f"{key}.json").read_text())
+    assert stored["record"]["stopped"] == "budget" and stored["device"] == "cpu"
 
 
 def test_cache_key_follows_images_spec_training_and_name(images):
@@ -331,7 +368,9 @@ def test_spec_errors_name_the_parameter(kwargs, match):
     ({"validation": 0.0}, r"'validation' parameter of BetaVAETraining .* \(0.0, 1.0\)"),
     ({"validation": 1.0}, "'validation' parameter of BetaVAETraining"),
     ({"eval_every": 0}, "'eval_every' parameter of BetaVAETraining"),
-    ({"patience": 0}, "'patience' parameter of BetaVAETraining"),
+    ({"window": 0}, "'window' parameter of BetaVAETraining"),
+    ({"rel_tol": -0.1}, r"'rel_tol' parameter of BetaVAETraining .* \[0.0, inf\)"),
+    ({"min_steps": 11}, r"'min_steps' parameter of BetaVAETraining .* \[0, 10\]"),
     ({"seed": -1}, "'seed' parameter of BetaVAETraining"),
     ({"seed": 1.5}, "'seed' parameter of BetaVAETraining"),
 ])
@@ -409,15 +448,19 @@ def test_other_errors_name_the_parameter(images, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_cache_and_projection(images, tmp_path):
-    model, history = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path,
-                                      device="cuda", progress=False)
-    assert all(p.is_cuda for p in model.parameters())
-    _cpu_model, cpu_history = train_beta_vae(SMALL, QUICK, images, progress=False)
+    result = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path,
+                              device="cuda", progress=False)
+    history = result.history
+    assert all(p.is_cuda for p in result.model.parameters())
+    cpu_history = train_beta_vae(SMALL, QUICK, images, progress=False).history
     # Same batches and noise, other kernels: the trajectories agree to float32 rounding
     # grown over 12 Adam steps (observed < 1e-4 relative).
     np.testing.assert_allclose(history["val_neg_elbo"], cpu_history["val_neg_elbo"], rtol=1e-3)
-    loaded, _ = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path)
-    assert all(not p.is_cuda for p in loaded.parameters())
+    # The key holds the device: a CPU run trains its own model rather than read this one.
+    assert beta_vae_cache_key(SMALL, QUICK, "discs", images, device="cuda") != \
+        beta_vae_cache_key(SMALL, QUICK, "discs", images)
+    loaded = trained_beta_vae(SMALL, QUICK, "discs", images, cache_dir=tmp_path,
+                              device="cuda").model.cpu()
     estimator = BetaVAEProjection(SMALL, QUICK, cache_dir=tmp_path, data_key="discs",
                                   device="cuda").fit(images.reshape(40, -1))
     queries = torch.from_numpy(images.reshape(40, -1)[:5]).cuda()

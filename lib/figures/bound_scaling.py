@@ -6,9 +6,10 @@ import matplotlib as mpl
 import numpy as np
 import seaborn as sns
 
+from lib.figures import _training
 from lib.figures._style import STYLE, new_figure, palette
 
-__all__ = ["error_curves", "estimator_comparison", "exponent_chart"]
+__all__ = ["error_curves", "estimator_comparison", "exponent_chart", "training_curves"]
 
 SHAPE_LABELS = {"genovese_lower": r"Genovese lower $n^{-2/(2+d)}$",
                 "genovese_upper": r"Genovese upper $(\log n/n)^{2/(2+d)}$",
@@ -136,3 +137,16 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
     return fig
+
+
+def training_curves(histories, *, target: float = 0.2):
+    """Validation -ELBO and reconstruction ratio of every beta-VAE against its steps.
+
+    One column per (data set, d), one line per training fraction; a dot marks
+    the state kept, a cross where the run stopped (``study.vae_histories``),
+    the dashed line the ratio ``target``.
+    """
+    histories = histories.assign(case=[_title(a, b) for a, b in
+                                       zip(histories.dataset, histories.dim)])
+    return _training.training_curves(histories, panel="case", hue="fraction", target=target,
+                                     hue_label="fraction")

@@ -9,6 +9,7 @@ nothing outside :mod:`lib.models` should.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from pathlib import Path
@@ -184,23 +185,33 @@ def write_history(path: Path, history: pd.DataFrame) -> None:
 
 
 def cached_training(cache_dir, entry: dict, *, build, train, device):
-    """Load ``<key>.pt`` and ``<key>.csv`` from ``cache_dir``, or ``train()`` and write them.
+    """Load a trained model, its history and its training record, or ``train()`` and write them.
 
-    ``key`` hashes ``entry`` (:func:`key`). The files are written atomically,
-    the parameters (``<key>.json``, for people) first and the weights last,
-    so a model counts as cached once its weights exist; they are read with
-    ``weights_only=True``. ``build()`` makes an untrained model of the right
-    architecture; ``train()`` returns the trained model and its history.
+    The files in ``cache_dir`` are ``<key>.pt`` (weights), ``<key>.csv``
+    (history) and ``<key>.json`` (``entry`` with the record under
+    ``"record"``), ``key`` the hash of ``entry`` (:func:`key`). They are
+    written atomically, the weights last, so a model counts as cached once
+    its weights exist; they are read with ``weights_only=True``. ``build()``
+    makes an untrained model of the right architecture; ``train()`` returns a
+    :class:`lib.models.training.TrainingResult`, and so does this function.
     """
+    # lib.models.training imports this module for seeds and checks.
+    from lib.models.training import TrainingRecord, TrainingResult
+
     folder = Path(cache_dir)
     name = key(entry)
     weights, history_file = folder / f"{name}.pt", folder / f"{name}.csv"
-    if weights.is_file() and history_file.is_file():
-        return load_state(build(), weights, device), pd.read_csv(history_file)
+    meta = folder / f"{name}.json"
+    if weights.is_file() and history_file.is_file() and meta.is_file():
+        stored = json.loads(meta.read_text())
+        if "record" in stored:
+            return TrainingResult(model=load_state(build(), weights, device),
+                                  history=pd.read_csv(history_file),
+                                  record=TrainingRecord.from_dict(stored["record"]))
 
-    model, history = train()
+    result = train()
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / f"{name}.json", entry)
-    write_history(history_file, history)
-    save_state(model, weights)
-    return model, history
+    write_json(meta, {**entry, "record": result.record.as_dict()})
+    write_history(history_file, result.history)
+    save_state(result.model, weights)
+    return result

@@ -31,7 +31,7 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
 from lib.models._shared import (cached_training, check_cache, check_device, check_schedule,
                                 check_type, image_digest, key, record, seeded_layer, seeds)
-from lib.models.training import Convergence, train
+from lib.models.training import Convergence, TrainingResult, train
 
 __all__ = ["ACTIVATIONS", "DEPTH_WIDTHS", "OPTIMIZERS", "OUTPUTS", "Autoencoder",
            "AutoencoderSpec", "TrainingSpec", "cache_key", "reconstruction_error",
@@ -268,7 +268,13 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     >>> history.columns.tolist(), len(history)
     (['epoch', 'train_loss'], 3)
     """
-    caller = "train_autoencoder"
+    result = _train(spec, training, images, device=device, progress=progress,
+                    caller="train_autoencoder")
+    return result.model, result.history
+
+
+def _train(spec, training, images, *, device, progress, caller) -> TrainingResult:
+    """:func:`train_autoencoder` with the engine's record: what the weight cache stores."""
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
     device = check_device(device, caller)
@@ -298,7 +304,7 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
                "train_loss": history["train_loss"].to_numpy()}
     if n_val > 0:
         columns["val_loss"] = history["val_loss"].to_numpy()
-    return result.model, pd.DataFrame(columns)
+    return TrainingResult(model=result.model, history=pd.DataFrame(columns), record=result.record)
 
 
 def _reconstruction_loss(model, batch, step):
@@ -386,10 +392,11 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     check_cache(data_key, cache_dir, caller)
     _images(images, spec, caller)
     device = check_device(device, caller)
-    return cached_training(cache_dir, _record(spec, training, data_key, images, device),
-                           build=lambda: Autoencoder(spec), device=device,
-                           train=lambda: train_autoencoder(spec, training, images, device=device,
-                                                           progress=progress))
+    result = cached_training(cache_dir, _record(spec, training, data_key, images, device),
+                             build=lambda: Autoencoder(spec), device=device,
+                             train=lambda: _train(spec, training, images, device=device,
+                                                  progress=progress, caller=caller))
+    return result.model, result.history
 
 
 def reconstruction_error(model: torch.nn.Module, images, *, batch_size: int = 1024):

@@ -44,6 +44,7 @@ constrained variational framework", ICLR 2017.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -56,6 +57,7 @@ from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
 from lib.models._shared import (cached_training, check_cache, check_device, check_type,
                                 image_digest, key, record, seeded_layer, seeds)
+from lib.models.training import Convergence, TrainingResult, train
 
 __all__ = ["IMAGE_SIZES", "OBJECTIVES", "BetaVAE", "BetaVAEProjection", "BetaVAESpec",
            "BetaVAETraining", "beta_vae_cache_key", "beta_vae_loss", "train_beta_vae",
@@ -64,7 +66,7 @@ __all__ = ["IMAGE_SIZES", "OBJECTIVES", "BetaVAE", "BetaVAEProjection", "BetaVAE
 IMAGE_SIZES = (32, 64)
 OBJECTIVES = ("capacity", "beta")
 # Part of every cache key: bump it when training changes what a given spec produces.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Images per forward pass when evaluating (validation, projection); never changes the answer.
 EVAL_BATCH = 1024
 
@@ -127,12 +129,13 @@ class BetaVAESpec:
 
 @dataclass(frozen=True)
 class BetaVAETraining:
-    """How :class:`BetaVAE` is trained: Adam on a beta or capacity objective, early stopping.
+    """How :class:`BetaVAE` is trained: Adam on a beta or capacity objective until converged.
 
     Parameters
     ----------
     max_steps : int
-        Optimiser steps at most, in [1, inf).
+        The budget: optimiser steps at most, in [1, inf). A run that reaches
+        it without converging reports ``"budget"``.
     objective : {"capacity", "beta"}, default="capacity"
         Burgess et al.'s R + gamma |KL - C| or Higgins et al.'s R + beta KL.
     beta : float, default=4.0
@@ -152,9 +155,17 @@ class BetaVAETraining:
         Share of the images held out, drawn with the seed, in (0, 1).
     eval_every : int, default=100
         Steps between evaluations of the validation loss, in [1, inf).
-    patience : int, default=5
-        Training stops after this many evaluations in a row without a new
-        best validation loss, in [1, inf).
+    rel_tol : float, default=0.01
+        Converged once the best validation negative ELBO improved by less than
+        this share of itself over the last ``window`` evaluations, in [0, inf)
+        (:class:`lib.models.training.Convergence`); 0 trains the whole budget.
+    window : int, default=10
+        Evaluations the improvement is measured over, in [1, inf).
+    min_steps : int, default=0
+        No convergence before this step, in [0, max_steps]. A beta-VAE sits at
+        the mean image for its first hundreds of steps, where the validation
+        loss is flat; the capacity objective never converges before C reaches
+        C_max (:attr:`convergence`).
     seed : int, default=0
         Seeds the weights, the batch order, the validation split and the noise, in [0, inf).
 
@@ -163,6 +174,8 @@ class BetaVAETraining:
     >>> training = BetaVAETraining(max_steps=1000, capacity_steps=500)
     >>> [training.capacity(step) for step in (0, 250, 500, 1000)]
     [0.0, 10.0, 20.0, 20.0]
+    >>> training.convergence.min_steps
+    500
     """
 
     max_steps: int
@@ -175,7 +188,9 @@ class BetaVAETraining:
     learning_rate: float = 5e-4
     validation: float = 0.1
     eval_every: int = 100
-    patience: int = 5
+    rel_tol: float = 1e-2
+    window: int = 10
+    min_steps: int = 0
     seed: int = 0
 
     def __post_init__(self):
@@ -185,20 +200,36 @@ class BetaVAETraining:
         # Floats stored as floats: beta=4 and beta=4.0 are one model and one cache key.
         reals = {"beta": {"low": 0.0, "low_open": True}, "gamma": {"low": 0.0, "low_open": True},
                  "capacity_max": {"low": 0.0}, "learning_rate": {"low": 0.0, "low_open": True},
-                 "validation": {"low": 0.0, "low_open": True, "high": 1.0}}
+                 "validation": {"low": 0.0, "low_open": True, "high": 1.0},
+                 "rel_tol": {"low": 0.0}}
         for name, bounds in reals.items():
             bounds = {"high": np.inf, **bounds}
             value = check_real(getattr(self, name), name=name, caller=caller, high_open=True,
                                **bounds)
             object.__setattr__(self, name, value)
-        for name in ("capacity_steps", "batch_size", "eval_every", "patience"):
+        for name in ("capacity_steps", "batch_size", "eval_every", "window"):
             check_int(getattr(self, name), name=name, caller=caller, low=1)
+        check_int(self.min_steps, name="min_steps", caller=caller, low=0, high=self.max_steps)
         check_int(self.seed, name="seed", caller=caller, low=0)
 
     def capacity(self, step: int) -> float:
         """Capacity C(step) = capacity_max * min(1, step / capacity_steps), in nats."""
         step = check_int(step, name="step", caller="BetaVAETraining.capacity", low=0)
         return self.capacity_max * min(1.0, step / self.capacity_steps)
+
+    @property
+    def convergence(self) -> Convergence:
+        """The stopping rule: :class:`~lib.models.training.Convergence` of these fields.
+
+        Its ``min_steps`` is at least ``capacity_steps`` for the capacity
+        objective (capped at the budget): before C reaches C_max the objective
+        itself moves, and so does the validation loss.
+        """
+        min_steps = self.min_steps
+        if self.objective == "capacity":
+            min_steps = min(max(min_steps, self.capacity_steps), self.max_steps)
+        return Convergence(rel_tol=self.rel_tol, window=self.window, eval_every=self.eval_every,
+                           max_steps=self.max_steps, min_steps=min_steps)
 
 
 class BetaVAE(torch.nn.Module):
@@ -384,8 +415,10 @@ def _images(images, spec: BetaVAESpec, caller: str, name: str = "images") -> tor
     return x.reshape(len(x), 1, s, s).to(torch.float32).contiguous()
 
 
-def _noise_seeds(seed: int) -> tuple[int, int]:
-    # Training and validation noise: a child stream of the seed, independent of `seeds`.
+def _child_seeds(seed: int) -> tuple[int, int]:
+    # The validation split and the validation noise: a child stream of the seed, apart
+    # from the three of `seeds` that the training engine draws weights, batches and
+    # training noise from.
     words = np.random.SeedSequence(seed).spawn(1)[0].generate_state(2, dtype=np.uint64)
     return tuple(int(w >> np.uint64(1)) for w in words)
 
@@ -399,27 +432,38 @@ def _split(x: torch.Tensor, training: BetaVAETraining, caller: str):
                          f"and 1 validation image under the 'validation' share "
                          f"{training.validation}. Got {n} image(s), of which {n_val} would be "
                          f"held out, instead.")
-    split_seed = seeds(training.seed)[2]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed)).to(x.device)
+    generator = torch.Generator().manual_seed(_child_seeds(training.seed)[0])
+    order = torch.randperm(n, generator=generator).to(x.device)
     return x[order[n_val:]], x[order[:n_val]]
 
 
 def _validation_noise(training: BetaVAETraining, n_val: int, latent_dim: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(_noise_seeds(training.seed)[1])
+    generator = torch.Generator().manual_seed(_child_seeds(training.seed)[1])
     return torch.randn(n_val, latent_dim, generator=generator)
 
 
-def _neg_elbo(model: BetaVAE, x_val: torch.Tensor, noise: torch.Tensor) -> float:
-    """Mean over images of R + KL with one reparameterised sample per image (fixed noise)."""
-    total = torch.zeros((), dtype=torch.float64, device=x_val.device)
+def _validation_parts(model: BetaVAE, x_val: torch.Tensor, noise: torch.Tensor,
+                      mean_image: torch.Tensor) -> dict:
+    """Per-image means over the validation images, evaluated in chunks without gradients.
+
+    ``reconstruction`` (R) and ``kl`` of one reparameterised sample with the fixed
+    ``noise``; ``reconstruction_ratio``, the squared error of the deterministic
+    reconstruction sigmoid(decoder(mu)) over that of ``mean_image``, the mean training
+    image: 1 for a model that has learnt only the mean, 0 for a perfect one.
+    """
+    sums = torch.zeros(4, dtype=torch.float64, device=x_val.device)
     with torch.no_grad():
         for xb, eb in zip(x_val.split(EVAL_BATCH), noise.to(x_val.device).split(EVAL_BATCH)):
             mu, logvar = model.encode(xb)
             logits = model.decode_logits(mu + eb * (0.5 * logvar).exp())
             reconstruction = F.binary_cross_entropy_with_logits(logits, xb, reduction="sum")
             kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum()
-            total += reconstruction.double() + kl.double()
-    return float(total) / len(x_val)
+            error = (torch.sigmoid(model.decode_logits(mu)) - xb).square().sum()
+            baseline = (mean_image - xb).square().sum()
+            sums += torch.stack([reconstruction, kl, error, baseline]).double()
+    n = len(x_val)
+    return {"reconstruction": float(sums[0]) / n, "kl": float(sums[1]) / n,
+            "reconstruction_ratio": float(sums[2] / sums[3]) if sums[3] > 0 else math.nan}
 
 
 def _check_specs(spec, training, caller: str) -> None:
@@ -429,7 +473,7 @@ def _check_specs(spec, training, caller: str) -> None:
 
 
 def validation_neg_elbo(model: BetaVAE, images, training: BetaVAETraining) -> float:
-    r"""The early-stopping criterion of :func:`train_beta_vae` for ``model``.
+    r"""The stopping criterion of :func:`train_beta_vae` for ``model``.
 
     The validation images are those :func:`train_beta_vae` holds out of
     ``images`` for ``training`` (same seed, same share); the criterion is
@@ -465,30 +509,45 @@ def validation_neg_elbo(model: BetaVAE, images, training: BetaVAETraining) -> fl
                expected="a BetaVAETraining")
     parameter = next(model.parameters())
     x = _images(images, model.spec, caller).to(parameter.device)
-    _, x_val = _split(x, training, caller)
-    return _neg_elbo(model, x_val, _validation_noise(training, len(x_val), model.spec.latent_dim))
+    x_train, x_val = _split(x, training, caller)
+    noise = _validation_noise(training, len(x_val), model.spec.latent_dim)
+    parts = _validation_parts(model, x_val, noise, x_train.mean(0))
+    return parts["reconstruction"] + parts["kl"]
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator):
-    """Index batches of seeded permutations of range(n), one epoch after another, forever."""
-    while True:
-        yield from torch.randperm(n, generator=generator).split(batch_size)
+def _training_loss(training: BetaVAETraining):
+    def loss(model, batch, step):
+        x, noise = batch
+        mu, logvar = model.encode(x)
+        logits = model.decode_logits(mu + noise * (0.5 * logvar).exp())
+        return beta_vae_loss(logits, x, mu, logvar, training, step)["loss"]
+    return loss
+
+
+def _reparameterisation_noise(latent_dim: int):
+    # Drawn on the CPU from the engine's third stream: the same noise on any device.
+    def augment(batch, generator, step):
+        (x,) = batch
+        return x, torch.randn(len(x), latent_dim, generator=generator).to(x.device)
+    return augment
 
 
 def train_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, images, *, device="cpu",
-                   progress: bool = True):
-    r"""Train a :class:`BetaVAE` by Adam, stopping early on the validation negative ELBO.
+                   progress: bool = True) -> TrainingResult:
+    r"""Train a :class:`BetaVAE` by Adam until the validation negative ELBO has converged.
 
     The validation share of the images is held out (drawn with the seed).
     Each step draws a minibatch from seeded permutations of the rest, samples
     :math:`z = \mu + e^{\log\sigma^2/2}\varepsilon` with seeded noise and
-    takes an Adam step on :func:`beta_vae_loss`. Before the first step and
-    every ``eval_every`` steps (and after the last) the validation negative
-    ELBO is evaluated (:func:`validation_neg_elbo`); the best state so far is
-    kept, training stops after ``patience`` evaluations in a row without a
-    new best, and the best state is restored. On the CPU the result depends
-    on the arguments (and the number of torch threads) alone; nothing global
-    (RNG, deterministic flag, threads) is changed.
+    takes an Adam step on :func:`beta_vae_loss`. The loop is the project's
+    training engine, :func:`lib.models.training.train`: before the first step
+    and every ``eval_every`` steps (and after the last) it evaluates the
+    validation negative ELBO (:func:`validation_neg_elbo`) and stops on
+    ``training.convergence`` (converged, or the ``max_steps`` budget, or a
+    non-finite loss); the best state at or after ``convergence.min_steps`` is
+    restored. On the CPU the result depends on the arguments (and the number
+    of torch threads) alone; nothing global (RNG, deterministic flag,
+    threads) is changed.
 
     Parameters
     ----------
@@ -505,86 +564,53 @@ def train_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, images, *, devi
 
     Returns
     -------
-    model : BetaVAE
-        The state of the best evaluation, in eval mode, on ``device``.
-    history : pandas.DataFrame
-        One row per evaluation: ``step`` (0 for the untrained model),
-        ``train_loss``, ``reconstruction`` and ``kl`` (means over the steps
-        since the previous evaluation; NaN at step 0), ``capacity`` (C at
-        ``step``; 0 for "beta"), ``val_neg_elbo`` and ``best`` (True where
-        the validation loss reached a new minimum).
+    TrainingResult
+        ``model``: the restored state, in eval mode, on ``device``.
+        ``history``: one row per evaluation, ``step`` (0 for the untrained
+        model), ``train_loss`` (mean objective since the previous evaluation;
+        NaN at step 0), ``val_neg_elbo``, and on the validation images
+        ``reconstruction`` (R), ``kl`` and ``reconstruction_ratio`` (squared
+        error of decoder(mu(x)) over that of the mean training image),
+        ``capacity`` (C at ``step``; 0 for "beta") and ``best`` (True where
+        the state became the one to keep).
+        ``record``: why and where it stopped
+        (:class:`lib.models.training.TrainingRecord`).
 
     Examples
     --------
     >>> spec = BetaVAESpec(image_size=32, channels=2, hidden=4, latent_dim=2)
     >>> x = np.random.default_rng(0).random((20, 32 * 32))
     >>> training = BetaVAETraining(max_steps=4, batch_size=8, eval_every=2)
-    >>> model, history = train_beta_vae(spec, training, x, progress=False)
-    >>> history["step"].tolist()
-    [0, 2, 4]
+    >>> result = train_beta_vae(spec, training, x, progress=False)
+    >>> result.history["step"].tolist(), result.record.stopped
+    ([0, 2, 4], 'budget')
     """
-    from tqdm import tqdm  # plain tqdm: tqdm.auto needs ipywidgets, which the book lacks
-
     caller = "train_beta_vae"
     _check_specs(spec, training, caller)
     device = check_device(device, caller)
     x = _images(images, spec, caller).cpu()
     x_train, x_val = _split(x, training, caller)
-    x_train, x_val = x_train.to(device), x_val.to(device)
-    val_noise = _validation_noise(training, len(x_val), spec.latent_dim)
-    init_seed, order_seed, _ = seeds(training.seed)
-    model = BetaVAE(spec, seed=init_seed).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
-    # Generators on the CPU: the same batches and noise on any device.
-    batches = _batches(len(x_train), training.batch_size, torch.Generator().manual_seed(order_seed))
-    noise = torch.Generator().manual_seed(_noise_seeds(training.seed)[0])
+    mean_image = x_train.mean(0).to(device)
+    val_data = (x_val, _validation_noise(training, len(x_val), spec.latent_dim))
 
-    def state():
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    def neg_elbo(model, data):
+        parts = _validation_parts(model, *data, mean_image)
+        return parts["reconstruction"] + parts["kl"]
 
-    best_loss = _neg_elbo(model, x_val, val_noise)
-    best_state, waited = state(), 0
-    nan = float("nan")
-    rows = [{"step": 0, "train_loss": nan, "reconstruction": nan, "kl": nan, "capacity": 0.0,
-             "val_neg_elbo": best_loss, "best": True}]           # C(0) = 0 for both objectives
-    # Sums of (loss, reconstruction, kl) stay where they live and are read once per
-    # evaluation: a read per step would stall a GPU on every batch.
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    since = 0
-    bar = tqdm(range(1, training.max_steps + 1), desc=f"beta-VAE z={spec.latent_dim}",
-               unit="step", disable=not progress, leave=False)
-    model.train()
-    for step in bar:
-        xb = x_train[next(batches).to(device)]
-        mu, logvar = model.encode(xb)
-        eps = torch.randn(mu.shape, generator=noise).to(device)
-        logits = model.decode_logits(mu + eps * (0.5 * logvar).exp())
-        parts = beta_vae_loss(logits, xb, mu, logvar, training, step)
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        optimizer.step()
-        sums += torch.stack([parts[k].detach() for k in ("loss", "reconstruction", "kl")]).double()
-        since += 1
-        if step % training.eval_every and step != training.max_steps:
-            continue
-        val = _neg_elbo(model, x_val, val_noise)
-        improved = val < best_loss            # NaN never improves
-        if improved:
-            best_loss, best_state, waited = val, state(), 0
-        else:
-            waited += 1
-        means = (sums / since).tolist()
-        rows.append({"step": step, "train_loss": means[0], "reconstruction": means[1],
-                     "kl": means[2], "capacity": float(parts["capacity"]),
-                     "val_neg_elbo": val, "best": improved})
-        sums.zero_()
-        since = 0
-        bar.set_postfix(val=f"{val:.4g}", best=f"{best_loss:.4g}")
-        if waited >= training.patience:
-            break
-    bar.close()
-    model.load_state_dict(best_state)
-    return model.eval(), pd.DataFrame(rows)
+    def parts(model, data):
+        return _validation_parts(model, *data, mean_image)
+
+    result = train(lambda init_seed: BetaVAE(spec, seed=init_seed), _training_loss(training),
+                   x_train, val_data, criterion=training.convergence,
+                   batch_size=training.batch_size, learning_rate=training.learning_rate,
+                   val_fn=neg_elbo, metrics=parts,
+                   augment=_reparameterisation_noise(spec.latent_dim), seed=training.seed,
+                   device=device, progress=progress)
+    history = result.history.rename(columns={"val_loss": "val_neg_elbo"})
+    history.insert(len(history.columns) - 1, "capacity",
+                   [training.capacity(int(step)) if training.objective == "capacity" else 0.0
+                    for step in history["step"]])
+    return TrainingResult(model=result.model, history=history, record=result.record)
 
 
 def _record(spec, training, data_key: str, x: torch.Tensor, device) -> dict:
@@ -629,13 +655,14 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
     """:func:`train_beta_vae`, or its earlier result read from ``cache_dir``.
 
     The files are ``<key>.pt`` (the ``state_dict``, tensors only),
-    ``<key>.csv`` (the history) and ``<key>.json`` (the parameters, for
-    people), with ``key = beta_vae_cache_key(spec, training, data_key,
-    images)``; each is written to a temporary file in ``cache_dir`` and
-    renamed into place, the weights last, so a model counts as cached once
-    ``<key>.pt`` exists. Weights are read back with
-    ``torch.load(..., weights_only=True)``. The device is not part of the
-    key: weights trained on a GPU serve a CPU run.
+    ``<key>.csv`` (the history) and ``<key>.json`` (the parameters and the
+    :class:`~lib.models.training.TrainingRecord`: why it stopped, steps, wall
+    time), with ``key = beta_vae_cache_key(spec, training, data_key, images,
+    device=device)``; each is written to a temporary file in ``cache_dir``
+    and renamed into place, the weights last, so a model counts as cached
+    once ``<key>.pt`` exists. Weights are read back with
+    ``torch.load(..., weights_only=True)``. The device type is part of the
+    key: a CPU run never reads weights a GPU trained.
 
     Parameters
     ----------
@@ -648,8 +675,9 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
 
     Returns
     -------
-    model, history : BetaVAE, pandas.DataFrame
-        As returned by :func:`train_beta_vae`.
+    TrainingResult
+        As returned by :func:`train_beta_vae` (the record as the training run
+        wrote it).
 
     Examples
     --------
@@ -657,9 +685,11 @@ def trained_beta_vae(spec: BetaVAESpec, training: BetaVAETraining, data_key: str
     >>> spec = BetaVAESpec(image_size=32, channels=2, hidden=4, latent_dim=2)
     >>> x, folder = np.random.default_rng(0).random((20, 32, 32)), tempfile.mkdtemp()
     >>> training = BetaVAETraining(max_steps=2, batch_size=8)
-    >>> first, _ = trained_beta_vae(spec, training, "demo", x, cache_dir=folder, progress=False)
-    >>> again, _ = trained_beta_vae(spec, training, "demo", x, cache_dir=folder)
-    >>> bool(torch.equal(first.mu.weight, again.mu.weight))
+    >>> first = trained_beta_vae(spec, training, "demo", x, cache_dir=folder, progress=False)
+    >>> again = trained_beta_vae(spec, training, "demo", x, cache_dir=folder)
+    >>> bool(torch.equal(first.model.mu.weight, again.model.mu.weight))
+    True
+    >>> again.record == first.record
     True
     """
     caller = "trained_beta_vae"
@@ -700,7 +730,9 @@ class BetaVAEProjection:
     model_ : BetaVAE
         The trained model, in eval mode.
     history_ : pandas.DataFrame
-        Its training history.
+        Its training history (:func:`train_beta_vae`).
+    record_ : lib.models.training.TrainingRecord
+        Why and where its training stopped.
 
     Examples
     --------
@@ -733,9 +765,10 @@ class BetaVAEProjection:
         pixels = self.spec.pixels
         check_shape(tuple(x.shape), (None, pixels), name="points", caller=caller,
                     describe=f"(N, S*S) = (N, {pixels})")
-        self.model_, self.history_ = trained_beta_vae(
-            self.spec, self.training, self.data_key, x, cache_dir=self.cache_dir,
-            device=self.device, progress=self.progress)
+        result = trained_beta_vae(self.spec, self.training, self.data_key, x,
+                                  cache_dir=self.cache_dir, device=self.device,
+                                  progress=self.progress)
+        self.model_, self.history_, self.record_ = result.model, result.history, result.record
         return self
 
     def project(self, queries):

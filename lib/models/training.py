@@ -150,6 +150,20 @@ class TrainingRecord:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
                 for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingRecord:
+        """The record :meth:`as_dict` wrote (None becomes NaN).
+
+        Examples
+        --------
+        >>> record = TrainingRecord("converged", 900, 700, 0.5, 0.25, 1.5)
+        >>> TrainingRecord.from_dict(record.as_dict()) == record
+        True
+        """
+        floats = {"train_loss", "val_loss", "wall_seconds"}
+        return cls(**{k: (math.nan if v is None and k in floats else v)
+                      for k, v in values.items()})
+
 
 @dataclass(frozen=True)
 class TrainingResult:

@@ -87,21 +87,22 @@ NETWORKS = ("trained", "untrained")
 SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
-        training=dict(max_steps=40, eval_every=20, patience=2),
+        training=dict(max_steps=40, eval_every=20, window=2, rel_tol=0.01),
         dsprites=dict(dim=2, grid=dict(scales=10, rotations=12)),
         turntable=dict(dim=3, objects=("duck", "mug"), base_size=16,
                        grid=dict(views=6, scales=8, rotations=6), twonn_views=12),
         twonn_points=150, tangent_points=1, reach_stride=2),
     "default": dict(
         image_size=64, network=dict(channels=32, hidden=256),
-        training=dict(max_steps=600, eval_every=50, patience=4),
+        training=dict(max_steps=12_000, eval_every=250, window=8, rel_tol=0.01, min_steps=1_500),
         dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=9.0)),
         turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=64,
                        grid=dict(views=12, scales=10, rotations=12), twonn_views=32),
         twonn_points=500, tangent_points=2, reach_stride=2),
     "paper": dict(
         image_size=64, network=dict(channels=32, hidden=256),
-        training=dict(max_steps=20000, eval_every=250, patience=8),
+        training=dict(max_steps=100_000, eval_every=500, window=10, rel_tol=0.005,
+                      min_steps=1_500),
         dsprites=dict(dim=4, grid=dict(scales=12, rotations=16, translations=12,
                                        max_shift=11.0)),
         turntable=dict(dim=3, objects=("duck", "mug", "car", "teapot", "lamp"), base_size=128,
@@ -161,7 +162,8 @@ def _training(config: Config, source: testbed.Testbed) -> BetaVAETraining:
     options = dict(config.sizes["training"])
     objective = dict(_OBJECTIVES[source.name])
     if objective["objective"] == "capacity":
-        objective["capacity_steps"] = options["max_steps"]   # C reaches C_max at the end
+        # C reaches C_max when convergence may first be declared.
+        objective["capacity_steps"] = options.get("min_steps") or options["max_steps"]
     return BetaVAETraining(seed=config.seed, **options, **objective)
 
 
@@ -196,20 +198,27 @@ def network(config: Config, dataset: str, kind: str, *, models_dir=None,
                          f"Got {kind!r} instead.")
     source = _source(config, dataset)
     if kind == "trained":
-        model = _trained(config, source, models_dir, progress)[0]
+        model = _trained(config, source, models_dir, progress).model
     else:
         model = BetaVAE(_spec(config, source), seed=config.seed).to(config.device)
     return model.to(dtype).eval()
 
 
 def training_history(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
-    """The training history of each data set's beta-VAE (one row per evaluation), with its sizes."""
+    """The training history of each data set's beta-VAE (one row per evaluation), with its sizes.
+
+    Columns: dataset, images, the history of
+    :func:`lib.models.beta_vae.train_beta_vae`, and the run's ``stopped``
+    (converged, budget, diverged) and ``best_step`` (the state kept).
+    """
     parts = []
     for source in _sources(config):
-        _, history = _trained(config, source, models_dir, progress)
-        history = history.copy()
+        result = _trained(config, source, models_dir, progress)
+        history = result.history.copy()
         history.insert(0, "dataset", source.name)
         history.insert(1, "images", len(source.classes) * source.grid.size)
+        history["stopped"] = result.record.stopped
+        history["best_step"] = result.record.best_step
         parts.append(history)
     return pd.concat(parts, ignore_index=True)
 
