@@ -197,3 +197,58 @@ def test_real_coil20_rows_come_from_the_loader_when_a_folder_is_given(tmp_path):
     row, = study.measure_cell(preset="ci", dataset="coil20", dim=1, estimator="local-1",
                               fraction=1.0, seed=0, coil20=str(tmp_path))
     assert 0 < row["mean"] <= row["hausdorff"] < 1
+
+
+# --- the learned sweep (Fig. 4) ---------------------------------------------------------------
+
+
+def test_learned_cells_hold_every_estimator_on_the_vae_data_and_nothing_of_the_rates_sweep():
+    config = study.Config(preset="ci")
+    vae = config.sizes["vae"]
+    learned = study.learned_cells(config)
+    assert {cell["block"] for cell in learned} == {"learned"}
+    assert {cell["estimator"] for cell in learned} == {*config.sizes["local"], "beta-vae"}
+    assert {(c["dataset"], c["dim"]) for c in learned} == set(map(tuple, vae["cases"]))
+    assert len(learned) == len(vae["cases"]) * 3 * len(vae["fractions"]) * vae["seeds"]
+    assert all("block" not in cell and cell["estimator"] != "beta-vae"
+               for cell in study.cells(config))
+
+
+def test_learned_cell_reports_the_mean_image_ratio_and_the_training_record(tmp_path):
+    cell = dict(preset="ci", dataset="dsprites", dim=2, fraction=1.0, seed=0, block="learned",
+                models_dir=str(tmp_path))
+    local, = study.measure_cell(estimator="local-1", **cell)
+    vae, = study.measure_cell(estimator="beta-vae", **cell)
+    # A local projection through its training points nearly reproduces held-out grid images;
+    # the ci beta-VAE (60 steps) is still at or worse than the mean image.
+    assert 0 < local["test_ratio"] < 0.2 and local["stopped"] == ""
+    assert vae["test_ratio"] > 0.5
+    assert vae["stopped"] == "budget" and vae["steps"] == 60
+    assert vae["train_seconds"] > 0 and math.isfinite(vae["val_ratio"])
+    with pytest.raises(ValueError, match="'block' parameter of measure_cell"):
+        study.measure_cell(estimator="local-1", **dict(cell, block="fig4"))
+
+
+def test_vae_summary_counts_convergence_and_reads_the_interval():
+    learned = pd.DataFrame([
+        dict(dataset="a", dim=2, estimator="beta-vae", stopped="converged", test_ratio=0.1),
+        dict(dataset="a", dim=2, estimator="beta-vae", stopped="budget", test_ratio=0.3),
+        dict(dataset="b", dim=3, estimator="beta-vae", stopped="converged", test_ratio=0.15),
+        dict(dataset="b", dim=3, estimator="local-1", stopped="", test_ratio=0.01)])
+    exponents = pd.DataFrame([
+        dict(error="hausdorff", dataset="a", dim=2, estimator="beta-vae", exponent=-0.1,
+             ci_low=-0.3, ci_high=0.1),
+        dict(error="hausdorff", dataset="a", dim=2, estimator="local-1", exponent=-1.0,
+             ci_low=-1.1, ci_high=-0.9),
+        dict(error="hausdorff", dataset="b", dim=3, estimator="beta-vae", exponent=-0.5,
+             ci_low=-0.7, ci_high=-0.2),
+        dict(error="hausdorff", dataset="b", dim=3, estimator="local-1", exponent=-0.6,
+             ci_low=-0.7, ci_high=-0.5),
+        dict(error="mean", dataset="b", dim=3, estimator="beta-vae", exponent=9.0,
+             ci_low=8.0, ci_high=10.0)])
+    summary = study.vae_summary(learned, exponents).set_index("dataset")
+    assert summary.loc["a", ["runs", "converged"]].tolist() == [2, 1]
+    assert summary.loc["a", "worst_test_ratio"] == 0.3 and not summary.loc["a", "learned"]
+    assert summary.loc["b", "learned"] and summary.loc["b", "runs"] == 1
+    assert not summary.loc["a", "falls"] and summary.loc["b", "falls"]
+    assert summary.loc["b", "exponent"] == -0.5 and summary.loc["b", "local_exponent"] == -0.6
