@@ -189,7 +189,7 @@ class ClassifierTraining:
     def __post_init__(self):
         caller = "ClassifierTraining"
         check_schedule(self, caller)
-        # Floats and ints as such: 0 and 0.0 are one training and must share a checkpoint key.
+        # Stored as float and int: rel_tol=0 and rel_tol=0.0 are one training, one key.
         angle = check_real(self.rotation_augmentation, name="rotation_augmentation",
                            caller=caller, low=0.0, high=180.0)
         object.__setattr__(self, "rotation_augmentation", angle)
@@ -504,10 +504,11 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
                expected="a str or Path")
     device = check_device(device, caller)
-    entry = {**_record(spec, training, x, device), "labels": image_digest(y),
+    parameters = _record(spec, training, x, device)
+    entry = {**parameters, "labels": image_digest(y),
              "validation": ({"images": image_digest(x_val), "labels": image_digest(y_val)}
                             if validated else None)}
-    folder = Path(checkpoint_dir) / key(_record(spec, training, x, device))
+    folder = Path(checkpoint_dir) / key(parameters)
     if (folder / RECORD_FILE).is_file():
         stored = json.loads((folder / RECORD_FILE).read_text())
         if stored.get("labels") != entry["labels"]:
