@@ -194,11 +194,11 @@ def test_checkpoints_every_epoch_and_reload(digits, tmp_path, monkeypatch):
     record = json.loads((tmp_path / key / "record.json").read_text())
     assert record["spec"]["channels"] == [8, 16] and record["training"]["epochs"] == 3
     assert record["validation"] is None
-    assert record["run"] == training_record(SPEC, training, images, checkpoint_dir=tmp_path)
-    assert (record["run"]["stopped"], record["run"]["epochs_trained"]) == ("budget", 3)
-    assert record["run"]["steps"] == record["run"]["best_step"] == 3 * 5   # ceil(300 / 64)
-    assert record["run"]["val_loss"] is None
-    assert record["run"]["train_loss"] == history["train_loss"].iloc[-1]
+    assert record["record"] == training_record(SPEC, training, images, checkpoint_dir=tmp_path)
+    assert (record["record"]["stopped"], record["record"]["epochs_trained"]) == ("budget", 3)
+    assert record["record"]["steps"] == record["record"]["best_step"] == 3 * 5   # ceil(300 / 64)
+    assert record["record"]["val_loss"] is None
+    assert record["record"]["train_loss"] == history["train_loss"].iloc[-1]
     raw = torch.load(tmp_path / key / "epoch_003.pt", weights_only=True)
     assert all(torch.equal(raw[k], v) for k, v in state(model).items())
     epochs = [load_checkpoint(SPEC, training, images, e, checkpoint_dir=tmp_path)

@@ -402,7 +402,7 @@ def _folder(spec, training, images, checkpoint_dir, device, caller: str) -> Path
 def _finished_run(folder: Path) -> dict | None:
     """The stored record of a run that wrote all its epochs and its history, else None."""
     file = folder / RECORD_FILE
-    run = json.loads(file.read_text()).get("run") if file.is_file() else None
+    run = json.loads(file.read_text()).get("record") if file.is_file() else None
     if run is None or not (folder / HISTORY_FILE).is_file():
         return None
     epochs = range(1, run["epochs_trained"] + 1)
@@ -441,10 +441,10 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     instead (``weights_only=True``). Otherwise training starts from scratch
     and rewrites them: ``history.csv``, and ``record.json`` with the
     parameters, hashes of the labels and of the held-out data, and, once
-    training is over, its record (:func:`training_record`). The key hashes
-    neither the labels nor the held-out data: other labels or another
-    held-out set under the same folder raise a ``ValueError`` rather than
-    return the other model. On the CPU the result depends on the arguments
+    training is over, its record under ``"record"`` (:func:`training_record`).
+    The key hashes neither the labels nor the held-out data: other labels or
+    another held-out set under the same folder raise a ``ValueError`` rather
+    than return the other model. On the CPU the result depends on the arguments
     alone; nothing global (RNG, deterministic flag, threads) changes.
 
     Parameters
@@ -577,9 +577,9 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     if not validated:   # what the engine reports without validation data
         stop = dataclasses.replace(stop, best_step=stop.steps, val_loss=math.nan)
     write_history(folder / HISTORY_FILE, history)
-    # Written last: a folder counts as finished once its record holds the run.
-    write_json(folder / RECORD_FILE, {**entry, "run": {**stop.as_dict(),
-                                                       "epochs_trained": len(history)}})
+    # Written last: a folder counts as finished once record.json holds "record".
+    write_json(folder / RECORD_FILE, {**entry, "record": {**stop.as_dict(),
+                                                          "epochs_trained": len(history)}})
     return result.model, history
 
 
