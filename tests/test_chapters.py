@@ -220,6 +220,8 @@ def test_nnk_chapter_calibration_solver_and_layers(built_book):
       average (the notes' check).
     - The input layer is the same data for every epoch and seed: its NNK metrics
       do not change over epochs, and its geometric stability across seeds is 1.
+    - No digits are held out from the CNNs at ci, so every one trains its whole
+      budget of epochs and says so.
     """
     outputs = book.CHAPTERS["nnk-graphs"].outputs(built_book)
     calibration = pd.read_csv(outputs / "calibration.csv")
@@ -237,6 +239,13 @@ def test_nnk_chapter_calibration_solver_and_layers(built_book):
     assert inputs[["NNK degree", "polytope diameter", "LOO error"]].nunique().max() == 1
     stability = pd.read_csv(outputs / "stability.csv").set_index("layer")
     assert stability.loc["input", "stability"] == 1.0
+    trainings = pd.read_csv(outputs / "cnn-training.csv")
+    from lib.studies import nnk_graphs
+
+    sizes = nnk_graphs.SIZES["ci"]
+    assert len(trainings) == sizes["cnn_seeds"] + 1
+    assert (trainings["stopped"] == "budget").all()
+    assert (trainings["epochs"] == sizes["cnn_epochs"]).all()
 
 
 def test_nnk_chapter_reads_the_dimension_of_two_dimensional_codes(built_book):

@@ -23,6 +23,18 @@ Truths and tolerances:
   smoothing; observed 0.005 px), mass kept to 2 % (observed 0.4 %).
 - Determinism, the checkpoint round trip and augmentation-off vs a mocked
   identity rotation: bit-identical (torch.equal).
+- The training engine against the hand-written loop it replaced (the loop
+  of commit 671c419, condensed below): without held-out digits every
+  checkpoint and every history value bit-identical (torch.equal, exact
+  frames), with and without rotations.
+- Early stopping: at learning rate 1e-12 the held-out loss moves by ~1e-12
+  of itself per epoch, so the rule (rel_tol 1e-3) holds at the first epoch
+  it may be asked, epoch ``window``, exactly. On the digits the run must stop
+  at the first epoch where the best held-out loss of the history improved by
+  less than rel_tol over ``window`` epochs (recomputed here), before the
+  budget; a budget shorter than ``window`` can only end in "budget". The
+  last epoch's held-out loss and accuracy against the numpy forward pass of
+  the returned model: rtol 1e-5 as for the history (float32 logits).
 """
 
 import dataclasses
@@ -36,8 +48,9 @@ import torch
 
 from lib.datasets.mnist import load_digits_8x8
 from lib.models import cnn
+from lib.models._shared import seeds as split_seeds
 from lib.models.cnn import (ClassifierTraining, CNNSpec, SmallCNN, accuracy, checkpoint_key,
-                            load_checkpoint, rotate_images, train_classifier)
+                            load_checkpoint, rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
 
 SPEC = CNNSpec(image_size=8, channels=(8, 16), hidden=32)
@@ -180,6 +193,12 @@ def test_checkpoints_every_epoch_and_reload(digits, tmp_path, monkeypatch):
                                                   "history.csv", "record.json"]
     record = json.loads((tmp_path / key / "record.json").read_text())
     assert record["spec"]["channels"] == [8, 16] and record["training"]["epochs"] == 3
+    assert record["validation"] is None
+    assert record["record"] == training_record(SPEC, training, images, checkpoint_dir=tmp_path)
+    assert (record["record"]["stopped"], record["record"]["epochs_trained"]) == ("budget", 3)
+    assert record["record"]["steps"] == record["record"]["best_step"] == 3 * 5   # ceil(300 / 64)
+    assert record["record"]["val_loss"] is None
+    assert record["record"]["train_loss"] == history["train_loss"].iloc[-1]
     raw = torch.load(tmp_path / key / "epoch_003.pt", weights_only=True)
     assert all(torch.equal(raw[k], v) for k, v in state(model).items())
     epochs = [load_checkpoint(SPEC, training, images, e, checkpoint_dir=tmp_path)
@@ -409,3 +428,200 @@ def test_failed_write_leaves_no_partial_checkpoint(digits, tmp_path, monkeypatch
     model, _ = train_classifier(SPEC, SHORT, images, labels, checkpoint_dir=tmp_path,
                                 progress=False)
     assert same_weights(model, load_checkpoint(SPEC, SHORT, images, 2, checkpoint_dir=tmp_path))
+
+
+# --- the training engine ------------------------------------------------------------------
+
+
+def reference_loop(spec, training, images, labels):
+    """The epoch loop train_classifier ran before the engine (commit 671c419), on the CPU."""
+    init_seed, order_seed, angle_seed = split_seeds(training.seed)
+    model = SmallCNN(spec, seed=init_seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    order = torch.Generator().manual_seed(order_seed)
+    angles = torch.Generator().manual_seed(angle_seed)
+    x = torch.as_tensor(images[:, None], dtype=torch.float32)
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    states, rows = [], []
+    for epoch in range(1, training.epochs + 1):
+        model.train()
+        loss_sum, hits = torch.zeros((), dtype=torch.float64), 0
+        for batch in torch.randperm(len(x), generator=order).split(training.batch_size):
+            xb, yb = x[batch], y[batch]
+            if training.rotation_augmentation > 0:
+                draw = 2 * torch.rand(len(batch), generator=angles, dtype=torch.float64) - 1
+                xb = rotate_images(xb, draw * training.rotation_augmentation)
+            scores = model(xb)
+            loss = torch.nn.functional.cross_entropy(scores, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().double() * len(batch)
+            hits += int((scores.detach().argmax(1) == yb).sum())
+        rows.append({"epoch": epoch, "train_loss": float(loss_sum) / len(x),
+                     "train_accuracy": hits / len(x)})
+        states.append(state(model))
+    return states, pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("training", [
+    ClassifierTraining(epochs=3, batch_size=64, learning_rate=1e-2, seed=0),
+    ClassifierTraining(epochs=3, batch_size=48, learning_rate=1e-2, seed=4,
+                       rotation_augmentation=30.0),
+    ClassifierTraining(epochs=2, batch_size=300, learning_rate=3e-3, seed=7),   # one batch
+], ids=["plain", "rotations", "full-batch"])
+def test_engine_reproduces_the_hand_written_loop_bit_for_bit(digits, tmp_path, training):
+    images, labels = digits[0][:300], digits[1][:300]
+    model, history = train_classifier(SPEC, training, images, labels, checkpoint_dir=tmp_path,
+                                      progress=False)
+    states, expected = reference_loop(SPEC, training, images, labels)
+    for epoch, reference in enumerate(states, start=1):
+        saved = state(load_checkpoint(SPEC, training, images, epoch, checkpoint_dir=tmp_path))
+        assert all(torch.equal(saved[k], reference[k]) for k in reference), epoch
+    assert all(torch.equal(v, states[-1][k]) for k, v in state(model).items())
+    pd.testing.assert_frame_equal(history, expected, check_exact=True)
+
+
+def held_out(digits, n_train=600, n_val=300):
+    """Training and held-out digits from a seeded permutation (the set is sorted by class)."""
+    order = np.random.default_rng(0).permutation(len(digits[0]))
+    images, labels = digits[0][order], digits[1][order]
+    return ((images[:n_train], labels[:n_train]),
+            (images[n_train:n_train + n_val], labels[n_train:n_train + n_val]))
+
+
+def test_frozen_weights_converge_at_the_first_epoch_the_rule_looks(digits, tmp_path):
+    (images, labels), (val_images, val_labels) = held_out(digits)
+    frozen = ClassifierTraining(epochs=10, batch_size=100, learning_rate=1e-12, rel_tol=1e-3,
+                                window=2)
+    _, history = train_classifier(SPEC, frozen, images, labels, val_images=val_images,
+                                  val_labels=val_labels, checkpoint_dir=tmp_path,
+                                  progress=False)
+    run = training_record(SPEC, frozen, images, checkpoint_dir=tmp_path)
+    assert (run["stopped"], run["epochs_trained"], run["steps"]) == ("converged", 2, 12)
+    assert history["epoch"].tolist() == [1, 2]
+
+
+def test_held_out_digits_stop_training_where_the_rule_says(digits, tmp_path, monkeypatch):
+    (images, labels), (val_images, val_labels) = held_out(digits)
+    training = ClassifierTraining(epochs=40, batch_size=64, learning_rate=1e-2, rel_tol=0.05,
+                                  window=2)
+    model, history = train_classifier(SPEC, training, images, labels, val_images=val_images,
+                                      val_labels=val_labels, checkpoint_dir=tmp_path,
+                                      progress=False)
+    run = training_record(SPEC, training, images, checkpoint_dir=tmp_path)
+    assert run["stopped"] == "converged" and run["epochs_trained"] < training.epochs
+    assert history.columns.tolist() == ["epoch", "train_loss", "train_accuracy", "val_loss",
+                                        "val_accuracy"]
+    assert len(history) == run["epochs_trained"] and run["steps"] == 10 * len(history)
+    # The rule recomputed from the history: best held-out loss b_k after epoch k, with b_0
+    # the untrained model's (the first check may use it).
+    logits = numpy_forward(SmallCNN(SPEC, seed=split_seeds(training.seed)[0]),
+                           val_images)["logits"]
+    best = np.minimum.accumulate(np.concatenate([[cross_entropy(logits, val_labels)],
+                                                 history["val_loss"].to_numpy()]))
+    gains = best[:-2] - best[2:] < 0.05 * np.abs(best[:-2])
+    assert np.flatnonzero(gains)[0] + 2 == run["epochs_trained"]
+    assert run["val_loss"] == pytest.approx(best[-1], rel=1e-12)
+    assert run["best_step"] == 10 * (int(np.argmin(history["val_loss"])) + 1)
+    # The last epoch's held-out loss and accuracy are the returned model's, which is the
+    # last epoch's (nothing restored), and no epoch after it was saved.
+    last = numpy_forward(model, val_images)["logits"]
+    assert history["val_loss"].iloc[-1] == pytest.approx(cross_entropy(last, val_labels),
+                                                         rel=1e-5)
+    assert history["val_accuracy"].iloc[-1] == accuracy(model, val_images, val_labels)
+    assert same_weights(model, load_checkpoint(SPEC, training, images, len(history),
+                                               checkpoint_dir=tmp_path))
+    with pytest.raises(FileNotFoundError, match="stopped early"):
+        load_checkpoint(SPEC, training, images, len(history) + 1, checkpoint_dir=tmp_path)
+
+    # Fewer epochs than the budget, yet finished: the cache serves it, record and all.
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although the run is stored")
+
+    monkeypatch.setattr(cnn.torch.optim, "Adam", no_training)
+    again, history_2 = train_classifier(SPEC, training, images, labels, val_images=val_images,
+                                        val_labels=val_labels, checkpoint_dir=tmp_path,
+                                        progress=False)
+    assert same_weights(model, again)
+    pd.testing.assert_frame_equal(history, history_2, check_exact=False, rtol=1e-15)
+    assert training_record(SPEC, training, images, checkpoint_dir=tmp_path) == run
+
+
+def cross_entropy(logits, labels):
+    peak = logits.max(axis=1)
+    log_z = np.log(np.exp(logits - peak[:, None]).sum(axis=1)) + peak
+    return float(np.mean(log_z - logits[np.arange(len(labels)), labels]))
+
+
+def test_a_budget_shorter_than_the_window_reports_budget(digits, tmp_path):
+    (images, labels), (val_images, val_labels) = held_out(digits)
+    training = ClassifierTraining(epochs=2, batch_size=64, learning_rate=1e-2, rel_tol=0.5,
+                                  window=3)
+    _, history = train_classifier(SPEC, training, images, labels, val_images=val_images,
+                                  val_labels=val_labels, checkpoint_dir=tmp_path,
+                                  progress=False)
+    run = training_record(SPEC, training, images, checkpoint_dir=tmp_path)
+    assert (run["stopped"], run["epochs_trained"], len(history)) == ("budget", 2, 2)
+    assert json.loads(json.dumps(run)) == run
+
+
+def test_other_held_out_data_under_one_folder_is_refused(digits, tmp_path):
+    (images, labels), (val_images, val_labels) = held_out(digits, 200, 50)
+    train_classifier(SPEC, SHORT, images, labels, val_images=val_images, val_labels=val_labels,
+                     checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="'val_images' parameter of train_classifier"):
+        train_classifier(SPEC, SHORT, images, labels, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="'val_images' parameter of train_classifier"):
+        train_classifier(SPEC, SHORT, images, labels, val_images=val_images,
+                         val_labels=val_labels[::-1].copy(), checkpoint_dir=tmp_path,
+                         progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"rel_tol": -0.1}, ValueError, "rel_tol"),
+    ({"rel_tol": float("inf")}, ValueError, "rel_tol"),
+    ({"rel_tol": "0.1"}, TypeError, "rel_tol"),
+    ({"window": 0}, ValueError, "window"),
+    ({"window": 2.0}, TypeError, "window"),
+])
+def test_bad_stopping_rule_names_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=f"'{name}' parameter of ClassifierTraining"):
+        ClassifierTraining(epochs=1, **kwargs)
+
+
+def test_zero_tolerance_is_one_training_whatever_its_type():
+    assert ClassifierTraining(epochs=1, rel_tol=0) == ClassifierTraining(epochs=1)
+    x = np.zeros((3, 8, 8))
+    assert checkpoint_key(SPEC, ClassifierTraining(epochs=1, rel_tol=0), x) == checkpoint_key(
+        SPEC, ClassifierTraining(epochs=1), x)
+
+
+def test_bad_held_out_data_is_refused_before_training(digits, tmp_path):
+    images, labels = digits[0][:20], digits[1][:20]
+
+    def train(**kwargs):
+        return train_classifier(SPEC, SHORT, images, labels, checkpoint_dir=tmp_path / "c",
+                                progress=False, **kwargs)
+
+    with pytest.raises(ValueError, match="'val_labels' parameter of train_classifier"):
+        train(val_images=images)
+    with pytest.raises(ValueError, match="'val_images' parameter of train_classifier"):
+        train(val_labels=labels)
+    with pytest.raises(ValueError, match=r"'val_images' parameter of train_classifier.*S = spec"):
+        train(val_images=np.zeros((5, 9, 9)), val_labels=labels[:5])
+    with pytest.raises(ValueError, match=r"'val_labels' parameter of train_classifier.*\(5,\)"):
+        train(val_images=images[:5], val_labels=labels[:4])
+    with pytest.raises(ValueError, match=r"'val_labels' parameter of train_classifier.*\[0, 9\]"):
+        train(val_images=images[:5], val_labels=labels[:5] + 10)
+    with pytest.raises(TypeError, match="'val_labels' parameter of train_classifier"):
+        train(val_images=images[:5], val_labels=labels[:5].astype(float))
+    with pytest.raises(ValueError, match="'val_images' parameter of train_classifier.*finite"):
+        train(val_images=np.full((5, 8, 8), np.nan), val_labels=labels[:5])
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(FileNotFoundError, match="No finished training run"):
+        training_record(SPEC, SHORT, images, checkpoint_dir=tmp_path)
+    with pytest.raises(TypeError, match="'checkpoint_dir' parameter of training_record"):
+        training_record(SPEC, SHORT, images, checkpoint_dir=None)
+    with pytest.raises(ValueError, match="'images' parameter of training_record"):
+        training_record(SPEC, SHORT, np.zeros((3, 9, 9)), checkpoint_dir=tmp_path)

@@ -18,20 +18,35 @@ turn of a square image maps pixel centres onto pixel centres. Ink that leaves
 the frame is lost; uncovered pixels are 0. Angles act in pixel units, so a
 non-square image is rotated, not sheared.
 
-All randomness of :func:`train_classifier` comes from
-``ClassifierTraining.seed`` through private :class:`torch.Generator` objects:
-initial weights (PyTorch's default law, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-for weights and biases), minibatch order and rotation angles, three
-independent streams, so switching augmentation on leaves the batch order
-alone. One seed gives bit-identical weights on the CPU; the global RNG is
-never touched. After every epoch the ``state_dict`` is written to
+Training runs on the project's engine, :func:`lib.models.training.train`,
+with one evaluation per epoch. All randomness of :func:`train_classifier`
+comes from ``ClassifierTraining.seed``, split as the engine splits it
+(:func:`lib.models._shared.seeds`) into private :class:`torch.Generator`
+streams: initial weights (PyTorch's default law,
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases), minibatch order
+and rotation angles (the engine's ``augment`` draws), three independent
+streams, so switching augmentation on leaves the batch order alone. One seed
+gives bit-identical weights on the CPU; the global RNG is never touched.
+After every epoch the ``state_dict`` is written to
 ``checkpoint_dir/<key>/epoch_{k:03d}.pt`` (atomically,
 :func:`lib.store.write_atomic`), with ``key = checkpoint_key(spec, training, images)``.
+
+Without held-out digits a run trains its ``epochs`` (stop reason
+``"budget"``). With them, the validation cross-entropy is evaluated after
+every epoch and the engine's relative-improvement rule
+(:class:`~lib.models.training.Convergence`, ``ClassifierTraining.rel_tol``
+and ``window``) may stop it early (``"converged"``), or a non-finite loss
+does (``"diverged"``). Either way the model returned is the last epoch's,
+never a restored best one: the NNK chapters compare a network's epochs, so
+every epoch trained is kept. Why and where a run stopped is written to the
+folder's ``record.json`` and read back by :func:`training_record`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -45,16 +60,18 @@ import torch.nn.functional as F
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_int, check_real, check_shape
 from lib.models._shared import (check_device, check_schedule, check_type, image_digest, key,
-                                load_state, record, save_state, seeded_layer, seeds,
+                                load_state, record, save_state, seeded_layer,
                                 write_history)
 from lib.models.taps import layer_taps
+from lib.models.training import Convergence, train
 from lib.store import write_json
 
 __all__ = ["CNNSpec", "ClassifierTraining", "SmallCNN", "accuracy", "checkpoint_key",
-           "load_checkpoint", "rotate_images", "train_classifier"]
+           "load_checkpoint", "rotate_images", "train_classifier", "training_record"]
 
 # Part of every checkpoint key: bump it when training changes what a given spec produces.
-CHECKPOINT_VERSION = 1
+# 2: the training engine, optional early stopping, and the run's record in record.json.
+CHECKPOINT_VERSION = 2
 HISTORY_FILE = "history.csv"
 RECORD_FILE = "record.json"
 
@@ -128,12 +145,13 @@ class CNNSpec:
 
 @dataclass(frozen=True)
 class ClassifierTraining:
-    """How :class:`SmallCNN` is trained: Adam on the cross-entropy.
+    """How :class:`SmallCNN` is trained: Adam on the cross-entropy, and when to stop.
 
     Parameters
     ----------
     epochs : int
-        Passes over the training images, in [1, inf); one checkpoint each.
+        The budget: passes over the training images, in [1, inf); one
+        checkpoint each.
     batch_size : int, default=128
         Images per optimiser step; the last batch of an epoch may be smaller.
     learning_rate : float, default=1e-3
@@ -144,6 +162,15 @@ class ClassifierTraining:
         Largest absolute angle, in degrees, of the random rotation applied to
         each training image, drawn uniformly in [-a, a] anew for every batch;
         in [0, 180]. 0 trains on the images as given.
+    rel_tol : float, default=0.0
+        Stop once the best validation cross-entropy has improved by less than
+        this share of itself over the last ``window`` epochs
+        (:class:`lib.models.training.Convergence`), in [0, inf). 0 never stops
+        early: every one of ``epochs`` is trained. It needs held-out digits
+        (``val_images`` of :func:`train_classifier`); without them every run
+        trains its budget.
+    window : int, default=3
+        Epochs the improvement is measured over, in [1, inf).
 
     Examples
     --------
@@ -156,13 +183,20 @@ class ClassifierTraining:
     learning_rate: float = 1e-3
     seed: int = 0
     rotation_augmentation: float = 0.0
+    rel_tol: float = 0.0
+    window: int = 3
 
     def __post_init__(self):
         caller = "ClassifierTraining"
         check_schedule(self, caller)
+        # Stored as float and int: rel_tol=0 and rel_tol=0.0 are one training, one key.
         angle = check_real(self.rotation_augmentation, name="rotation_augmentation",
                            caller=caller, low=0.0, high=180.0)
         object.__setattr__(self, "rotation_augmentation", angle)
+        object.__setattr__(self, "rel_tol", check_real(self.rel_tol, name="rel_tol",
+                                                       caller=caller, low=0.0, high_open=True))
+        object.__setattr__(self, "window", check_int(self.window, name="window", caller=caller,
+                                                     low=1))
 
 
 class SmallCNN(torch.nn.Module):
@@ -282,29 +316,29 @@ def rotate_images(images, angles_degrees):
     return restore(rotated.squeeze(1) if x.ndim == 3 else rotated)
 
 
-def _images(images, spec: CNNSpec, caller: str) -> torch.Tensor:
+def _images(images, spec: CNNSpec, caller: str, name: str = "images") -> torch.Tensor:
     x, _ = as_tensor(images)
     if x.ndim == 3:
         x = x.unsqueeze(1)
     size, channels = spec.image_size, spec.in_channels
-    check_shape(tuple(x.shape), (None, channels, size, size), name="images", caller=caller,
+    check_shape(tuple(x.shape), (None, channels, size, size), name=name, caller=caller,
                 describe=f"(N, S, S) or (N, C, S, S) with C = spec.in_channels = {channels} and "
                          f"S = spec.image_size = {size}")
     if len(x) < 1:
-        raise ValueError(f"The 'images' parameter of {caller} must hold at least one image. "
+        raise ValueError(f"The {name!r} parameter of {caller} must hold at least one image. "
                          f"Got shape {tuple(x.shape)} instead.")
-    check_finite(x, name="images", caller=caller)
+    check_finite(x, name=name, caller=caller)
     return x
 
 
-def _labels(labels, n: int, spec: CNNSpec, caller: str) -> torch.Tensor:
+def _labels(labels, n: int, spec: CNNSpec, caller: str, name: str = "labels") -> torch.Tensor:
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if y.dtype.kind not in "iu":
-        raise TypeError(f"The 'labels' parameter of {caller} must be an int array of shape "
+        raise TypeError(f"The {name!r} parameter of {caller} must be an int array of shape "
                         f"(N,) = ({n},). Got dtype {y.dtype} instead.")
-    check_shape(y.shape, (n,), name="labels", caller=caller, describe=f"(N,) = ({n},)")
+    check_shape(y.shape, (n,), name=name, caller=caller, describe=f"(N,) = ({n},)")
     if not (0 <= y.min() and y.max() < spec.n_classes):
-        raise ValueError(f"The 'labels' parameter of {caller} must hold ints in [0, "
+        raise ValueError(f"The {name!r} parameter of {caller} must hold ints in [0, "
                          f"spec.n_classes - 1] = [0, {spec.n_classes - 1}]. Got values in "
                          f"[{y.min()}, {y.max()}] instead.")
     return torch.from_numpy(y.astype(np.int64))
@@ -356,43 +390,92 @@ def _epoch_file(folder: Path, epoch: int) -> Path:
     return folder / f"epoch_{epoch:03d}.pt"
 
 
+def _folder(spec, training, images, checkpoint_dir, device, caller: str) -> Path:
+    """The checkpoint folder of a run, from the arguments that give its key, checked."""
+    _check_specs(spec, training, caller)
+    check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
+               expected="a str or Path")
+    x = _images(images, spec, caller)
+    return Path(checkpoint_dir) / key(_record(spec, training, x, check_device(device, caller)))
+
+
+def _finished_run(folder: Path) -> dict | None:
+    """The stored record of a run that wrote all its epochs and its history, else None."""
+    file = folder / RECORD_FILE
+    run = json.loads(file.read_text()).get("record") if file.is_file() else None
+    if run is None or not (folder / HISTORY_FILE).is_file():
+        return None
+    epochs = range(1, run["epochs_trained"] + 1)
+    return run if epochs and all(_epoch_file(folder, e).is_file() for e in epochs) else None
+
+
+def _validation_loss(model, data):
+    images, labels = data
+    return F.cross_entropy(model(images), labels)
+
+
+def _validation_accuracy(model, data):
+    images, labels = data
+    return {"val_accuracy": (model(images).argmax(1) == labels).double().mean()}
+
+
+def _no_validation(model, data):
+    return torch.zeros(())
+
+
 def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels, *,
-                     checkpoint_dir, device="cpu", progress: bool = True):
+                     val_images=None, val_labels=None, checkpoint_dir, device="cpu",
+                     progress: bool = True):
     r"""Train :class:`SmallCNN` by Adam on the cross-entropy, saving every epoch.
 
-    When ``checkpoint_dir/<key>`` already holds every epoch's checkpoint and
-    the history, the last epoch is loaded instead (``weights_only=True``).
-    Otherwise training starts from scratch and rewrites them; the history
-    goes to ``history.csv`` and the parameters, with a hash of the labels, to
-    ``record.json``. The key does not hash the labels: the same images with
-    other labels (say, shuffled) under the same folder raise a ``ValueError``
-    rather than return the other model. On the CPU the result depends on the
-    arguments alone; nothing global (RNG, deterministic flag, threads) changes.
+    The loop is :func:`lib.models.training.train`, one evaluation per epoch.
+    Without ``val_images`` it trains ``training.epochs`` epochs. With them
+    the mean cross-entropy and the accuracy on the held-out digits are
+    evaluated after every epoch, and the run stops early once the best
+    held-out cross-entropy has improved by less than ``training.rel_tol`` of
+    itself over ``training.window`` epochs, or at a non-finite loss. The
+    model returned is the last epoch's, not the best one (module docstring).
+
+    When ``checkpoint_dir/<key>`` already holds a finished run (its record,
+    its history and every epoch it trained), the last epoch is loaded
+    instead (``weights_only=True``). Otherwise training starts from scratch
+    and rewrites them: ``history.csv``, and ``record.json`` with the
+    parameters, hashes of the labels and of the held-out data, and, once
+    training is over, its record under ``"record"`` (:func:`training_record`).
+    The key hashes neither the labels nor the held-out data: other labels or
+    another held-out set under the same folder raise a ``ValueError`` rather
+    than return the other model. On the CPU the result depends on the arguments
+    alone; nothing global (RNG, deterministic flag, threads) changes.
 
     Parameters
     ----------
     spec, training : CNNSpec, ClassifierTraining
-        Architecture; epochs, batch, learning rate, seed, rotations.
+        Architecture; epochs, batch, learning rate, seed, rotations, stopping rule.
     images : array of shape (N, S, S) or (N, C, S, S)
         S = spec.image_size, C = spec.in_channels; numpy or torch, trained on
         in float32.
     labels : int array of shape (N,)
         Classes in [0, spec.n_classes - 1].
+    val_images : array of shape (M, S, S) or (M, C, S, S), optional
+        Held-out images, never rotated; given together with ``val_labels``.
+    val_labels : int array of shape (M,), optional
+        Their classes.
     checkpoint_dir : str or Path
         Parent folder of the checkpoint folders; created if missing.
     device : str or torch.device, default="cpu"
         Where to train; the model is returned there. Its type is part of the key.
     progress : bool, default=True
-        Show a tqdm bar over epochs.
+        Show a tqdm bar over steps.
 
     Returns
     -------
     model : SmallCNN
-        After the last epoch, in eval mode, on ``device``.
+        After the last epoch trained, in eval mode, on ``device``.
     history : pandas.DataFrame
-        One row per epoch: ``epoch`` (1-based), ``train_loss`` and
+        One row per epoch trained: ``epoch`` (1-based), ``train_loss`` and
         ``train_accuracy``, means over the epoch's (rotated) batches weighted
-        by batch size, as the model moved during the epoch.
+        by batch size, as the model moved during the epoch; with held-out
+        digits also ``val_loss`` and ``val_accuracy`` after the epoch.
 
     Examples
     --------
@@ -404,65 +487,148 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
     >>> history.columns.tolist(), len(history)
     (['epoch', 'train_loss', 'train_accuracy'], 2)
     """
-    from tqdm import tqdm  # plain tqdm: tqdm.auto needs ipywidgets, which the book lacks
-
     caller = "train_classifier"
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
     y = _labels(labels, len(x), spec, caller)
+    if (val_images is None) != (val_labels is None):
+        given, missing = (("val_images", "val_labels") if val_labels is None
+                          else ("val_labels", "val_images"))
+        raise ValueError(f"The {missing!r} parameter of {caller} must be given with "
+                         f"{given!r}: held-out images and their labels go together. "
+                         f"Got None instead.")
+    validated = val_images is not None
+    if validated:
+        x_val = _images(val_images, spec, caller, name="val_images").to(torch.float32)
+        y_val = _labels(val_labels, len(x_val), spec, caller, name="val_labels")
     check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
                expected="a str or Path")
     device = check_device(device, caller)
-    entry = {**_record(spec, training, x, device), "labels": image_digest(y)}
-    folder = Path(checkpoint_dir) / key({k: v for k, v in entry.items() if k != "labels"})
-    files = [_epoch_file(folder, epoch) for epoch in range(1, training.epochs + 1)]
+    parameters = _record(spec, training, x, device)
+    entry = {**parameters, "labels": image_digest(y),
+             "validation": ({"images": image_digest(x_val), "labels": image_digest(y_val)}
+                            if validated else None)}
+    folder = Path(checkpoint_dir) / key(parameters)
     if (folder / RECORD_FILE).is_file():
         stored = json.loads((folder / RECORD_FILE).read_text())
         if stored.get("labels") != entry["labels"]:
             raise ValueError(f"The 'labels' parameter of {caller} differs from the labels the "
                              f"checkpoints in {folder} were trained on (same spec, training and "
                              f"images). Use another checkpoint_dir for other labels.")
-    if all(f.is_file() for f in files) and (folder / HISTORY_FILE).is_file():
-        return load_state(SmallCNN(spec), files[-1], device), pd.read_csv(folder / HISTORY_FILE)
+        if stored.get("validation") != entry["validation"]:
+            raise ValueError(f"The 'val_images' parameter of {caller} (with 'val_labels') "
+                             f"differs from the held-out data of the checkpoints in {folder} "
+                             f"(same spec, training and images). Use another checkpoint_dir "
+                             f"for other held-out data, or none.")
+    run = _finished_run(folder)
+    if run is not None:
+        model = load_state(SmallCNN(spec), _epoch_file(folder, run["epochs_trained"]), device)
+        return model, pd.read_csv(folder / HISTORY_FILE)
 
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / RECORD_FILE, entry)
-    init_seed, order_seed, angle_seed = seeds(training.seed)
-    model = SmallCNN(spec, seed=init_seed).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
-    # Both generators live on the CPU: the same batches and angles on any device.
-    order = torch.Generator().manual_seed(order_seed)
-    angles = torch.Generator().manual_seed(angle_seed)
-    x, y = x.to(device), y.to(device)
-    rows = []
-    bar = tqdm(files, desc=f"cnn {spec.channels}", unit="epoch", disable=not progress,
-               leave=False)
-    for epoch, file in enumerate(bar, start=1):
-        model.train()
-        # Sums stay where they live and are read once per epoch, not once per step.
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        hits = torch.zeros((), dtype=torch.int64, device=device)
-        for batch in torch.randperm(len(x), generator=order).to(device).split(training.batch_size):
-            xb, yb = x[batch], y[batch]
-            if training.rotation_augmentation > 0:
-                draw = (2 * torch.rand(len(batch), generator=angles, dtype=torch.float64) - 1)
-                xb = _rotate(xb, (draw * training.rotation_augmentation).to(device))
-            scores = model(xb)
-            loss = F.cross_entropy(scores, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().double() * len(batch)
-            hits += (scores.detach().argmax(1) == yb).sum()
-        rows.append({"epoch": epoch, "train_loss": float(loss_sum) / len(x),
-                     "train_accuracy": int(hits) / len(x)})
-        save_state(model, file)
-        bar.set_postfix(loss=f"{rows[-1]['train_loss']:.4g}")
-    bar.close()
-    history = pd.DataFrame(rows)
-    # Written last: a folder counts as complete only once the history is there.
+    per_epoch = -(-len(x) // training.batch_size)
+    # No held-out digits, nothing to converge on: the rule's tolerance is 0 and a constant
+    # stand-in loss only marks the epochs. Nor does a NaN stop the run then, as before the
+    # engine; with held-out digits it does ("diverged").
+    rule = Convergence(rel_tol=training.rel_tol if validated else 0.0, window=training.window,
+                       eval_every=per_epoch, max_steps=training.epochs * per_epoch)
+    # The engine tracks the loss; the epoch's accuracy is counted here, summed where it
+    # lives and read once per epoch.
+    hits = torch.zeros((), dtype=torch.int64, device=device)
+    accuracies = []
+
+    def cross_entropy(model, batch, step):
+        images, labels = batch
+        scores = model(images)
+        hits.add_((scores.detach().argmax(1) == labels).sum())
+        return F.cross_entropy(scores, labels)
+
+    def rotate(batch, generator, step):
+        images, labels = batch
+        draw = 2 * torch.rand(len(images), generator=generator, dtype=torch.float64) - 1
+        return _rotate(images, (draw * training.rotation_augmentation).to(device)), labels
+
+    def checkpoint(model, row):
+        if row["step"] == 0:   # the untrained model's evaluation: not an epoch
+            return
+        save_state(model, _epoch_file(folder, row["step"] // per_epoch))
+        accuracies.append(int(hits) / len(x))
+        hits.zero_()
+
+    result = train(lambda init_seed: SmallCNN(spec, seed=init_seed), cross_entropy, (x, y),
+                   (x_val, y_val) if validated else (x, y), criterion=rule,
+                   batch_size=training.batch_size, optimizer="adam",
+                   learning_rate=training.learning_rate,
+                   val_fn=_validation_loss if validated else _no_validation,
+                   augment=rotate if training.rotation_augmentation > 0 else None,
+                   restore_best=False, stop_on_nonfinite=validated,
+                   metrics=_validation_accuracy if validated else None,
+                   on_evaluation=checkpoint, seed=training.seed, device=device,
+                   progress=progress)
+    epochs = result.history.iloc[1:]
+    history = pd.DataFrame({"epoch": epochs["step"].to_numpy() // per_epoch,
+                            "train_loss": epochs["train_loss"].to_numpy(),
+                            "train_accuracy": accuracies,
+                            **({"val_loss": epochs["val_loss"].to_numpy(),
+                                "val_accuracy": epochs["val_accuracy"].to_numpy()}
+                               if validated else {})})
+    stop = result.record
+    if not validated:   # what the engine reports without validation data
+        stop = dataclasses.replace(stop, best_step=stop.steps, val_loss=math.nan)
     write_history(folder / HISTORY_FILE, history)
-    return model.eval(), history
+    # Written last: a folder counts as finished once record.json holds "record".
+    write_json(folder / RECORD_FILE, {**entry, "record": {**stop.as_dict(),
+                                                          "epochs_trained": len(history)}})
+    return result.model, history
+
+
+def training_record(spec: CNNSpec, training: ClassifierTraining, images, *, checkpoint_dir,
+                    device="cpu") -> dict:
+    """Why and where :func:`train_classifier` stopped, as stored beside its checkpoints.
+
+    Parameters
+    ----------
+    spec, training, images
+        As passed to :func:`train_classifier` (they give the key).
+    checkpoint_dir : str or Path
+        As passed to :func:`train_classifier`.
+    device : str or torch.device, default="cpu"
+        Where the network was trained (part of the key).
+
+    Returns
+    -------
+    record : dict
+        :meth:`lib.models.training.TrainingRecord.as_dict` of the run:
+        ``stopped`` ("budget", "converged" or "diverged"), ``steps``,
+        ``best_step`` (the step of the lowest held-out loss, which is not
+        restored; without held-out digits the last step), ``train_loss`` (the
+        last epoch's), ``val_loss`` (the lowest, None without held-out
+        digits), ``wall_seconds``; and ``epochs_trained``. A cached run reads
+        the record of the run that trained it.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no finished run is stored under this key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec, training = CNNSpec(image_size=8, channels=(2,), hidden=4), ClassifierTraining(2)
+    >>> x, y = np.random.default_rng(0).random((20, 8, 8)), np.arange(20) % 10
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = train_classifier(spec, training, x, y, checkpoint_dir=folder, progress=False)
+    >>> run = training_record(spec, training, x, checkpoint_dir=folder)
+    >>> run["stopped"], run["epochs_trained"], run["steps"]
+    ('budget', 2, 2)
+    """
+    folder = _folder(spec, training, images, checkpoint_dir, device, "training_record")
+    run = _finished_run(folder)
+    if run is None:
+        raise FileNotFoundError(f"No finished training run at {folder}: train_classifier has "
+                                f"not completed one under this checkpoint_dir.")
+    return run
 
 
 def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: int, *,
@@ -474,7 +640,8 @@ def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: 
     spec, training, images
         As passed to :func:`train_classifier` (they give the key).
     epoch : int
-        In [1, training.epochs].
+        In [1, training.epochs]; a run that stopped early saved only its
+        ``epochs_trained`` (:func:`training_record`).
     checkpoint_dir : str or Path
         As passed to :func:`train_classifier`.
     device : str or torch.device, default="cpu"
@@ -504,15 +671,12 @@ def load_checkpoint(spec: CNNSpec, training: ClassifierTraining, images, epoch: 
     caller = "load_checkpoint"
     _check_specs(spec, training, caller)
     check_int(epoch, name="epoch", caller=caller, low=1, high=training.epochs)
-    check_type(checkpoint_dir, (str, os.PathLike), name="checkpoint_dir", caller=caller,
-               expected="a str or Path")
-    device = check_device(device, caller)
-    file = _epoch_file(Path(checkpoint_dir) / checkpoint_key(spec, training, images,
-                                                            device=device), epoch)
+    file = _epoch_file(_folder(spec, training, images, checkpoint_dir, device, caller), epoch)
     if not file.is_file():
         raise FileNotFoundError(f"No checkpoint of epoch {epoch} at {file}: train_classifier "
-                                f"has not saved it under this checkpoint_dir.")
-    return load_state(SmallCNN(spec), file, device)
+                                f"has not saved it under this checkpoint_dir (a run that "
+                                f"stopped early saves fewer epochs: see training_record).")
+    return load_state(SmallCNN(spec), file, check_device(device, caller))
 
 
 def _model_input(model: torch.nn.Module, images, caller: str) -> torch.Tensor:

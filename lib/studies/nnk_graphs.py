@@ -27,13 +27,14 @@ from lib.graphs.metrics import (degree_calibration, dimension_from_degree, geome
                                 polytope_diameter)
 from lib.graphs.propagation import graph_accuracy, stratified_labels
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
-                            rotate_images, train_classifier)
+                            rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
 from lib.params import ChapterConfig, Choice, Integer, Specification
 from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
-           "calibration", "propagation", "layer_epochs", "stability", "rotation_invariance",
+           "calibration", "propagation", "layer_epochs", "cnn_training", "stability",
+           "rotation_invariance",
            "channel_epochs", "stopping_epochs", "autoencoder_codes"]
 
 PARAMETERS = Specification("nnk-graphs", (
@@ -233,13 +234,18 @@ def _cnn_features(model, images, layers=None) -> dict:
 
 
 def _classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
+    return _trained_classifier(config, train, replicate, checkpoint_dir, augmentation)[:2]
+
+
+def _trained_classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
+    """Spec, training and history of one of the chapter's CNNs, trained or read from the cache."""
     images, labels = train
     spec = CNNSpec(image_size=images.shape[-1])
     training = ClassifierTraining(epochs=config.sizes["cnn_epochs"], seed=config.seed + replicate,
                                   rotation_augmentation=augmentation)
-    train_classifier(spec, training, images, labels, checkpoint_dir=checkpoint_dir,
-                     progress=False)
-    return spec, training
+    _, history = train_classifier(spec, training, images, labels,
+                                  checkpoint_dir=checkpoint_dir, progress=False)
+    return spec, training, history
 
 
 def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
@@ -277,6 +283,41 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
                                                                                   graph))),
                              "LOO error": float(loo_interpolation_error(graph, labels, 10).mean),
                              "test error": test_error, "train error": train_error})
+    return pd.DataFrame(rows)
+
+
+def cnn_training(config: Config, checkpoint_dir=None) -> pd.DataFrame:
+    """Why and after how many epochs each of the chapter's CNNs stopped training.
+
+    Every network of the chapter: one per seed without augmentation (the
+    networks of :func:`layer_epochs` and :func:`stability`) and the first
+    seed's network trained with rotations of up to ``MAX_ANGLE`` degrees
+    (:func:`rotation_invariance`), from the checkpoints in ``checkpoint_dir``
+    (trained there if missing). The stop reason is the training engine's
+    (:func:`lib.models.cnn.training_record`): ``"budget"`` when the run
+    trained all ``cnn_epochs``, ``"converged"`` when its held-out loss
+    stopped improving first. The loss and accuracy are the means over the
+    last epoch's (rotated) training batches.
+
+    Returns
+    -------
+    DataFrame with columns ``seed, augmentation, stopped, epochs, train loss,
+    train accuracy``.
+    """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
+    train, _ = _digit_split(config)
+    networks = [(replicate, 0.0) for replicate in range(config.sizes["cnn_seeds"])]
+    rows = []
+    for replicate, augmentation in networks + [(0, MAX_ANGLE)]:
+        spec, training, history = _trained_classifier(config, train, replicate, checkpoint_dir,
+                                                      augmentation)
+        run = training_record(spec, training, train[0], checkpoint_dir=checkpoint_dir)
+        last = history.iloc[-1]
+        rows.append({"seed": training.seed,
+                     "augmentation": f"up to {augmentation:.0f} deg" if augmentation else "none",
+                     "stopped": run["stopped"], "epochs": run["epochs_trained"],
+                     "train loss": float(last["train_loss"]),
+                     "train accuracy": float(last["train_accuracy"])})
     return pd.DataFrame(rows)
 
 
