@@ -71,6 +71,9 @@ def training_curves(histories, *, panel: str, hue: str, metrics=("val_neg_elbo",
         unique["state kept"] = mpl.lines.Line2D([], [], color="0.3", marker="o", ls="")
         unique["last evaluation"] = mpl.lines.Line2D([], [], color="0.3", marker="x", ls="",
                                                      mew=1.8)
+        if target is not None:
+            unique[f"target ratio {target:g}"] = mpl.lines.Line2D([], [], color="0.3", ls="--",
+                                                                  lw=1)
         fig.legend(unique.values(), unique.keys(), loc="outside lower center",
                    ncols=min(5, len(unique)))
     return fig
