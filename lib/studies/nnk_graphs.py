@@ -29,7 +29,7 @@ from lib.graphs.propagation import graph_accuracy, stratified_labels
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
                             rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
-from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
@@ -42,6 +42,8 @@ PARAMETERS = Specification("nnk-graphs", (
            "problem sizes: ci (seconds), default (a laptop, minutes), paper (larger samples)"),
     Integer("seed", 0, 0, 2**31 - 1, "seeds every sample and every labelled subset"),
     Integer("n_neighbors", 30, 5, 200, "k: the candidates of every NNK node"),
+    Device("device", "cpu", ("cpu", "cuda"),
+           "where the CNNs train and compute their features (the NNK graphs stay on the CPU)"),
 ))
 
 # The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
@@ -243,8 +245,8 @@ def _trained_classifier(config, train, replicate, checkpoint_dir, augmentation=0
     spec = CNNSpec(image_size=images.shape[-1])
     training = ClassifierTraining(epochs=config.sizes["cnn_epochs"], seed=config.seed + replicate,
                                   rotation_augmentation=augmentation)
-    _, history = train_classifier(spec, training, images, labels,
-                                  checkpoint_dir=checkpoint_dir, progress=False)
+    _, history = train_classifier(spec, training, images, labels, checkpoint_dir=checkpoint_dir,
+                                  device=config.device, progress=False)
     return spec, training, history
 
 
@@ -271,7 +273,8 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     for replicate in range(config.sizes["cnn_seeds"]):
         spec, training = _classifier(config, train, replicate, checkpoint_dir)
         for epoch in range(1, training.epochs + 1):
-            model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
+            model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir,
+                                    device=config.device)
             test_error = 1 - accuracy(model, images, labels)
             train_error = 1 - accuracy(model, *train)
             for depth, (layer, features) in enumerate(_cnn_features(model, images).items()):
@@ -311,7 +314,8 @@ def cnn_training(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     for replicate, augmentation in networks + [(0, MAX_ANGLE)]:
         spec, training, history = _trained_classifier(config, train, replicate, checkpoint_dir,
                                                       augmentation)
-        run = training_record(spec, training, train[0], checkpoint_dir=checkpoint_dir)
+        run = training_record(spec, training, train[0], checkpoint_dir=checkpoint_dir,
+                              device=config.device)
         last = history.iloc[-1]
         rows.append({"seed": training.seed,
                      "augmentation": f"up to {augmentation:.0f} deg" if augmentation else "none",
@@ -339,7 +343,7 @@ def stability(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     for replicate in range(config.sizes["cnn_seeds"]):
         spec, training = _classifier(config, train, replicate, checkpoint_dir)
         model = load_checkpoint(spec, training, train[0], training.epochs,
-                                checkpoint_dir=checkpoint_dir)
+                                checkpoint_dir=checkpoint_dir, device=config.device)
         for layer, features in _cnn_features(model, images).items():
             graphs.setdefault(layer, []).append(nnk_graph(features, config.n_neighbors,
                                                           kernel="cosine",
@@ -386,7 +390,7 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     for augmentation in (0.0, MAX_ANGLE):
         spec, training = _classifier(config, train, 0, checkpoint_dir, augmentation)
         model = load_checkpoint(spec, training, train[0], training.epochs,
-                                checkpoint_dir=checkpoint_dir)
+                                checkpoint_dir=checkpoint_dir, device=config.device)
         hit = accuracy(model, rotated, rotated_labels)
         for depth, (layer, features) in enumerate(_cnn_features(model, rotated).items()):
             graph = nnk_graph(features, config.n_neighbors, kernel="cosine", symmetrize=None)
@@ -432,7 +436,8 @@ def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") ->
     spec, training = _classifier(config, train, 0, checkpoint_dir)
     rows = []
     for epoch in range(1, training.epochs + 1):
-        model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir)
+        model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir,
+                                device=config.device)
         features = _cnn_features(model, probe[0], [layer])[layer]
         channels = features.reshape(len(features), model.spec.channels[-1], -1)
         graphs = [nnk_graph(channels[:, c], config.n_neighbors, symmetrize="reference")
@@ -470,13 +475,16 @@ def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataF
     """NNK geometry of the latent codes of the eigenvalue chapter's autoencoders.
 
     The depth-4 autoencoders of :mod:`lib.studies.eigenvalues` under that
-    chapter's own ``Config`` ``autoencoders`` (preset, seed, digits and
-    activation), one per latent dimension d, from the weight cache
-    ``models_dir`` the two chapters share (default ``models`` under the
-    book's cache: trained here only if that chapter has not run). The codes
-    of the test digits get an NNK graph (Gaussian kernel, local sigma): its
-    mean degree, median local PCA dimension and leave-one-out label error,
-    beside TwoNN of the codes. How much of the latent space do the digits use?
+    chapter's own ``Config`` ``autoencoders`` (preset, seed, digits,
+    activation, and device: where they train and encode, and part of their
+    weights' cache key, so the notebook passes this chapter's device to read
+    what that chapter trained on it), one per latent dimension d, from the
+    weight cache ``models_dir`` the two chapters share (default ``models``
+    under the book's cache: trained here only if that chapter has not run).
+    The codes of the test digits get an NNK graph (Gaussian kernel, local
+    sigma): its mean degree, median local PCA dimension and leave-one-out
+    label error, beside TwoNN of the codes. How much of the latent space do
+    the digits use?
 
     Returns
     -------
@@ -496,9 +504,12 @@ def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataF
         model, data = eigenvalues.trained_model(autoencoders, eigenvalues.SEEDED_DEPTH, latent_dim,
                                                 models_dir)
         test = data.select("test")
+        # The model lives where its chapter trained it (``autoencoders.device``): the digits
+        # go there, the codes come back to the CPU for the graph.
+        where = next(model.parameters()).device
         with torch.no_grad():
-            codes = model.encoder(torch.as_tensor(test.flat(), dtype=torch.float32))
-        codes = codes.double().numpy()
+            codes = model.encoder(torch.as_tensor(test.flat(), dtype=torch.float32, device=where))
+        codes = codes.double().cpu().numpy()
         graph = nnk_graph(codes, min(config.n_neighbors, len(codes) - 1),
                           symmetrize="reference")
         rows.append({"latent d": latent_dim,
