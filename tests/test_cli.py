@@ -241,8 +241,9 @@ def test_bound_scaling_cell_keys_hold_only_what_the_cell_depends_on(tmp_path, mo
 
     def keys(**options):
         config = bound_scaling.Config(preset="ci", **options)
-        return {(c["dataset"], c["dim"], c["estimator"], c["fraction"], c["seed"]): cell_key(c)
-                for c in bound_scaling.cells(config)}
+        return {(c["dataset"], c["dim"], c["estimator"], c["fraction"], c["seed"],
+                 c.get("block", "rates")): cell_key(c)
+                for c in bound_scaling.cells(config) + bound_scaling.learned_cells(config)}
 
     plain, with_a, with_b = keys(), keys(coil20=coil_a), keys(coil20=coil_b)
     on_gpu = keys(coil20=coil_a, device="cuda")
