@@ -19,7 +19,11 @@ is that the rate theory promises? The protocol of Koulakis & Seibold:
 Every (data set, d, estimator, fraction, seed) is one *cell* of a sweep
 (:func:`lib.sweeps.run_cells`): cached on disk by its parameters, so a new
 fraction computes one new cell, and run by joblib or on a Dask cluster with
-no change of code.
+no change of code. Two sweeps: the *rates* sweep of the local projections
+on every data set (Figs 3 and 5, :func:`error_table`), and the *learned*
+sweep (Fig. 4, :func:`learned_error_table`), where a beta-VAE trained to
+convergence and the local projections are fitted on the same training sets
+of smaller images, the size at which a beta-VAE converges on a laptop.
 
 Computation only; the figures are in :mod:`lib.figures.bound_scaling`.
 """
