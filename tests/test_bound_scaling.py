@@ -231,10 +231,14 @@ def test_learned_cell_reports_the_mean_image_ratio_and_the_training_record(tmp_p
 
 def test_vae_summary_counts_convergence_and_reads_the_interval():
     learned = pd.DataFrame([
-        dict(dataset="a", dim=2, estimator="beta-vae", stopped="converged", test_ratio=0.1),
-        dict(dataset="a", dim=2, estimator="beta-vae", stopped="budget", test_ratio=0.3),
-        dict(dataset="b", dim=3, estimator="beta-vae", stopped="converged", test_ratio=0.15),
-        dict(dataset="b", dim=3, estimator="local-1", stopped="", test_ratio=0.01)])
+        dict(dataset="a", dim=2, estimator="beta-vae", stopped="converged", fraction=0.5,
+             test_ratio=0.1, train_ratio=0.09),
+        dict(dataset="a", dim=2, estimator="beta-vae", stopped="budget", fraction=0.1,
+             test_ratio=0.3, train_ratio=0.05),
+        dict(dataset="b", dim=3, estimator="beta-vae", stopped="converged", fraction=1.0,
+             test_ratio=0.15, train_ratio=0.1),
+        dict(dataset="b", dim=3, estimator="local-1", stopped="", fraction=1.0,
+             test_ratio=0.01, train_ratio=0.0)])
     exponents = pd.DataFrame([
         dict(error="hausdorff", dataset="a", dim=2, estimator="beta-vae", exponent=-0.1,
              ci_low=-0.3, ci_high=0.1),
@@ -252,3 +256,7 @@ def test_vae_summary_counts_convergence_and_reads_the_interval():
     assert summary.loc["b", "learned"] and summary.loc["b", "runs"] == 1
     assert not summary.loc["a", "falls"] and summary.loc["b", "falls"]
     assert summary.loc["b", "exponent"] == -0.5 and summary.loc["b", "local_exponent"] == -0.6
+    # Smallest and largest training fraction of each data set (not the row order).
+    assert summary.loc["a", ["smallest_train_ratio", "smallest_test_ratio",
+                             "largest_test_ratio"]].tolist() == [0.05, 0.3, 0.1]
+    assert summary.loc["b", "smallest_test_ratio"] == summary.loc["b", "largest_test_ratio"]

@@ -605,6 +605,14 @@ def exponent_table(errors: pd.DataFrame, *, n_bootstrap: int = 2000) -> pd.DataF
     return table
 
 
+def _extreme_ratios(runs: pd.DataFrame) -> dict:
+    by_size = runs.groupby("fraction")[["train_ratio", "test_ratio"]].median()
+    smallest, largest = by_size.iloc[0], by_size.iloc[-1]
+    return dict(smallest_train_ratio=float(smallest["train_ratio"]),
+                smallest_test_ratio=float(smallest["test_ratio"]),
+                largest_test_ratio=float(largest["test_ratio"]))
+
+
 def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
                 target_ratio: float = 0.2) -> pd.DataFrame:
     """Per data set of the learned sweep: did the beta-VAEs converge, learn, and follow a rate?
@@ -616,7 +624,10 @@ def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
     learned (every run at or under ``target_ratio``), then for the Hausdorff
     proxy the fitted exponent of the beta-VAE and of the first-order local
     projection with the beta-VAE's 95% interval, and ``falls``: whether that
-    interval lies below 0 (the error falls with n).
+    interval lies below 0 (the error falls with n). ``smallest_train_ratio``,
+    ``smallest_test_ratio`` and ``largest_test_ratio`` are the medians over
+    seeds at the smallest and the largest training set: a train ratio far
+    below the test ratio is a model that memorised its few images.
     """
     rows = []
     vae = learned[learned["estimator"] == "beta-vae"]
@@ -629,7 +640,8 @@ def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
                          learned=bool((runs["test_ratio"] <= target_ratio).all()),
                          exponent=float(fit["exponent"]), ci_low=float(fit["ci_low"]),
                          ci_high=float(fit["ci_high"]), falls=bool(fit["ci_high"] < 0),
-                         local_exponent=float(local["exponent"])))
+                         local_exponent=float(local["exponent"]),
+                         **_extreme_ratios(runs)))
     return pd.DataFrame(rows)
 
 
