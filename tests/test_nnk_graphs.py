@@ -23,18 +23,6 @@ from lib.studies import eigenvalues
 from lib.studies import nnk_graphs as study
 
 
-def test_device_parameter_defaults_to_the_cpu():
-    assert study.PARAMETERS.defaults["device"] == "cpu"
-    assert study.Config().device == "cpu"
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
-def test_cuda_is_refused_without_a_gpu_naming_the_parameter():
-    with pytest.raises(ValueError, match="'device' parameter of chapter 'nnk-graphs' must be "
-                                         "'cpu' on a machine where torch sees no CUDA"):
-        study.Config(device="cuda")
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cnns_trained_on_cuda_are_read_back_and_measured(tmp_path):

@@ -212,3 +212,21 @@ def test_a_config_class_cannot_declare_fields_of_its_own():
         class Config(ChapterConfig, parameters=toy_manifolds.PARAMETERS,
                      sizes=toy_manifolds.SIZES):
             radius: float = 2.0
+
+
+@pytest.mark.parametrize("study_name", ["bound_scaling", "layer_geometry", "eigenvalues",
+                                        "nnk_graphs"])
+def test_every_chapter_that_trains_has_a_device_parameter(study_name):
+    """Default "cpu"; "cuda" refused, naming the parameter and the chapter, without a GPU."""
+    import importlib
+
+    import torch
+
+    study = importlib.import_module(f"lib.studies.{study_name}")
+    assert study.PARAMETERS.defaults["device"] == "cpu"
+    assert study.Config().device == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=f"'device' parameter of chapter "
+                                             f"'{study.PARAMETERS.chapter}' must be 'cpu' on a "
+                                             f"machine where torch sees no CUDA"):
+            study.Config(device="cuda")
