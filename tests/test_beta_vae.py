@@ -197,8 +197,9 @@ def test_training_is_bit_identical_for_a_seed(images):
     pd.testing.assert_frame_equal(a.history, b.history, check_exact=True)
     assert not same_state(state(a.model), state(c.model))
     assert not a.history["val_neg_elbo"].equals(c.history["val_neg_elbo"])
-    assert a.history.columns.tolist() == ["step", "train_loss", "val_neg_elbo", "reconstruction",
-                                          "kl", "reconstruction_ratio", "capacity", "best"]
+    assert a.history.columns.tolist() == ["step", "train_loss", "val_excess", "val_neg_elbo",
+                                          "reconstruction", "kl", "reconstruction_ratio",
+                                          "capacity", "best"]
     assert a.history["step"].tolist() == [0, 4, 8, 12]
     assert (a.record.stopped, a.record.steps) == ("budget", 12)
 
@@ -231,8 +232,13 @@ def test_training_learns_more_than_the_mean_image():
     assert best < 0.9 * mean_image
     assert best < 0.5 * history["val_neg_elbo"].iloc[0]
     assert (history["val_neg_elbo"] >= entropy).all()
-    np.testing.assert_allclose(validation_neg_elbo(model, x, training), best, rtol=1e-12)
-    assert result.record.val_loss == pytest.approx(best, rel=1e-12)
+    # The criterion is the -ELBO less the pixels' binary entropy, the smallest -ELBO.
+    np.testing.assert_allclose(history["val_neg_elbo"] - history["val_excess"], entropy,
+                               rtol=1e-6)
+    kept = history.loc[history["step"] == result.record.best_step].iloc[0]
+    np.testing.assert_allclose(validation_neg_elbo(model, x, training), kept["val_neg_elbo"],
+                               rtol=1e-12)
+    assert result.record.val_loss == pytest.approx(kept["val_excess"], rel=1e-12)
     # The ratio column: squared error of sigmoid(decoder(mu(x))) over that of the mean
     # training image, on the validation images, for the state kept.
     with torch.no_grad():
@@ -255,15 +261,16 @@ def test_training_stops_when_converged_and_keeps_the_best_state(images):
     assert history["step"].iloc[-1] == result.record.steps < training.max_steps
     # Stopped at the first evaluation where the best loss of `window` evaluations ago was
     # improved by less than rel_tol of itself, never earlier.
-    best = history["val_neg_elbo"].cummin().to_numpy()
+    best = history["val_excess"].cummin().to_numpy()
     gain = best[:-window] - best[window:]
     stalled = gain < training.rel_tol * np.abs(best[:-window])
     assert stalled[-1] and not stalled[:-1].any()
     # The returned weights are the best ones, not the last ones.
+    kept = history.loc[history["val_excess"].idxmin()]
     val = validation_neg_elbo(result.model, images, training)
-    np.testing.assert_allclose(val, history["val_neg_elbo"].min(), rtol=1e-12)
-    assert history["val_neg_elbo"].iloc[-1] > val
-    assert result.record.best_step == history.loc[history["val_neg_elbo"].idxmin(), "step"]
+    np.testing.assert_allclose(val, kept["val_neg_elbo"], rtol=1e-12)
+    assert history["val_excess"].iloc[-1] > kept["val_excess"]
+    assert result.record.best_step == kept["step"]
 
 
 def test_capacity_objective_never_converges_before_the_capacity_is_reached(images):

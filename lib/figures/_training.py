@@ -11,10 +11,12 @@ from lib.figures._style import STYLE, new_figure, palette
 __all__ = ["training_curves"]
 
 METRIC_LABELS = {"val_neg_elbo": "validation $-$ELBO (nats)",
-                 "reconstruction_ratio": "reconstruction error / mean image's"}
+                 "val_excess": "validation $-$ELBO above\npixel entropy (nats)",
+                 "reconstruction_ratio": "reconstruction error\n/ mean image's"}
+LOG_METRICS = ("val_excess", "reconstruction_ratio")
 
 
-def training_curves(histories, *, panel: str, hue: str, metrics=("val_neg_elbo",
+def training_curves(histories, *, panel: str, hue: str, metrics=("val_excess",
                                                                "reconstruction_ratio"),
                     target: float | None = None, hue_label: str | None = None):
     """One column per ``panel`` value, one row per metric, one line per ``hue`` value.
@@ -54,10 +56,10 @@ def training_curves(histories, *, panel: str, hue: str, metrics=("val_neg_elbo",
                 if metric == "val_neg_elbo":
                     low, high = np.nanpercentile(part[metric], [0, 95])
                     ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-                if metric == "reconstruction_ratio":
+                if metric in LOG_METRICS:
                     ax.set_yscale("log")
-                    if target is not None:
-                        ax.axhline(target, color="0.3", ls="--", lw=1)
+                if metric == "reconstruction_ratio" and target is not None:
+                    ax.axhline(target, color="0.3", ls="--", lw=1)
             stops = part.groupby(hue, sort=False)["stopped"].first()
             converged = int((stops == "converged").sum())
             axes[0, column].set_title(f"{name}\n{converged} of {len(stops)} runs converged")

@@ -140,7 +140,7 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
 
 
 def training_curves(histories, *, target: float = 0.2):
-    """Validation -ELBO and reconstruction ratio of every beta-VAE against its steps.
+    """The stopping criterion and the reconstruction ratio of every beta-VAE against its steps.
 
     One column per (data set, d), one line per training fraction; a dot marks
     the state kept, a cross where the run stopped (``study.vae_histories``),
