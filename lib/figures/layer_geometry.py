@@ -6,9 +6,10 @@ import matplotlib as mpl
 import numpy as np
 import seaborn as sns
 
+from lib.figures import _training
 from lib.figures._style import STYLE, new_figure, palette
 
-__all__ = ["layer_profiles", "twonn_profiles", "tangent_error_profiles"]
+__all__ = ["training_curves", "layer_profiles", "twonn_profiles", "tangent_error_profiles"]
 
 STYLES = {"trained": "-", "untrained": "--"}
 PART_COLOURS = {"encoder": "tab:blue", "decoder": "tab:orange"}
@@ -195,3 +196,15 @@ def tangent_error_profiles(errors):
                     for part, colour in PART_COLOURS.items()]
         fig.legend(handles=handles, loc="outside lower center", ncols=4)
     return fig
+
+
+def training_curves(history, *, target: float = 0.2):
+    """Validation -ELBO and reconstruction ratio of each data set's beta-VAE against its steps.
+
+    ``history`` is :func:`lib.studies.layer_geometry.training_history`: one
+    column per data set, the line named by its objective; a dot marks the
+    state kept, a cross where the run stopped, the dashed line the ratio
+    ``target``.
+    """
+    return _training.training_curves(history, panel="dataset", hue="objective", target=target,
+                                     hue_label="objective")
