@@ -36,7 +36,7 @@ from lib.datasets import dsprites
 from lib.datasets.toy import Torus
 from lib.geometry.differences import gradient, stencil_derivatives
 from lib.geometry.measures import COLUMNS
-from lib.models.beta_vae import BetaVAESpec
+from lib.models.beta_vae import BetaVAE, BetaVAESpec
 from lib.studies import image_manifolds
 from lib.studies import layer_geometry as study
 
@@ -195,6 +195,118 @@ def test_layer_part_and_trends_on_a_synthetic_table():
     assert trends["curvature+ vs depth"] == pytest.approx(1.0)
     assert trends["min reach vs depth"] == pytest.approx(-1.0)
     assert np.isnan(trends["class distance vs depth"])      # constant: no rank correlation
+
+
+# --- why a layer degenerates -----------------------------------------------------------------
+
+
+def known_rank_model():
+    """Torus point (R^3) -> an isometric lift to R^5 -> a map of rank 1 -> ReLU with every unit off."""
+    layers = OrderedDict(
+        lift=torch.nn.Linear(3, 5, dtype=torch.float64),
+        flatten=torch.nn.Linear(5, 4, bias=False, dtype=torch.float64),
+        off=torch.nn.Sequential(torch.nn.Linear(4, 6, dtype=torch.float64), torch.nn.ReLU()))
+    model = torch.nn.Sequential(layers)
+    with torch.no_grad():
+        layers["lift"].weight.copy_(torch.as_tensor(orthogonal(5, 0)[:, :3]))
+        # Rows of rank 1: multiples of one row.
+        row = torch.as_tensor(np.random.default_rng(1).normal(size=(1, 5)))
+        layers["flatten"].weight.copy_(torch.tensor([[1.0], [-2.0], [0.5], [0.0]],
+                                                    dtype=torch.float64) * row)
+        layers["off"][0].bias.fill_(-1e3)              # no input of this size turns a unit on
+    return model
+
+
+def test_jacobian_ranks_of_a_model_with_known_ranks():
+    # The torus immersion has rank 2 in R^3; the isometric lift keeps it, a linear map of
+    # rank 1 leaves 1 (the tangent plane is not in its kernel), the dead ReLU layer has
+    # Jacobian 0: rank 0.
+    torus = Torus(R=1.0, r=0.4)
+    theta = torus.grid(6).points.reshape(-1, 2)[:5]
+    table = study.jacobian_ranks(known_rank_model(), torus.immersion, theta,
+                                 ["input", "lift", "flatten", "off"])
+    ranks = table.groupby("layer", sort=False)["rank"].agg(["min", "max"])
+    assert ranks.to_dict("index") == {"input": {"min": 2, "max": 2}, "lift": {"min": 2, "max": 2},
+                                      "flatten": {"min": 1, "max": 1},
+                                      "off": {"min": 0, "max": 0}}
+    degenerate = table.groupby("layer", sort=False)["degenerate"].all()
+    assert not degenerate["lift"] and degenerate["flatten"] and degenerate["off"]
+    # An exact isometry keeps the singular values of the torus: r and R + r cos(phi).
+    lift = table[table["layer"] == "lift"]
+    np.testing.assert_allclose(lift["sigma max"], table[table["layer"] == "input"]["sigma max"],
+                               rtol=1e-12)
+
+
+def test_jacobian_ranks_sees_a_collapsed_direction():
+    # theta -> (theta_0, 0): the second direction is lost, so the rank is 1 < k = 2 and the
+    # metric is degenerate, although the features are not constant.
+    layer = torch.nn.Linear(2, 2, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 0.0]]))
+    table = study.jacobian_ranks(layer, lambda t: t, np.array([[0.1, 0.2], [1.0, -1.0]]),
+                                 ["output"])
+    assert table["rank"].tolist() == [1, 1] and table["degenerate"].all()
+    np.testing.assert_allclose(table["sigma max"], 3.0)
+    np.testing.assert_allclose(table["sigma min"], 0.0, atol=1e-15)
+
+
+def test_latent_activity_counts_the_dimensions_that_carry_information():
+    # mu = W h with rows 2.. zero and logvar = log 4 everywhere: the KL of an unused dimension
+    # is 0.5 (4 - log 4 - 1) exactly, 0.81 nats, above the threshold although mu is 0. With
+    # logvar = 0 it is 0.5 mu^2: zero for the unused rows.
+    spec = BetaVAESpec(image_size=32, channels=2, hidden=8, latent_dim=4)
+    model = BetaVAE(spec, seed=0).double().eval()
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64)
+    with torch.no_grad():
+        model.mu.weight[2:] = 0.0
+        model.mu.bias.zero_()
+        model.mu.weight[:2] *= 50.0
+        model.logvar.weight.zero_()
+        model.logvar.bias.zero_()
+    table = study.latent_activity(model, images)
+    assert table["active"].tolist() == [True, True, False, False]
+    np.testing.assert_array_equal(table["kl"].iloc[2:], 0.0)
+    np.testing.assert_array_equal(table["mu variance"].iloc[2:], 0.0)
+    with torch.no_grad():
+        mu, _ = model.encode(images)
+    np.testing.assert_allclose(table["kl"].iloc[:2], 0.5 * (mu[:, :2]**2).mean(0), rtol=1e-12)
+    with torch.no_grad():
+        model.logvar.bias.fill_(np.log(4.0))
+    table = study.latent_activity(model, images)
+    np.testing.assert_allclose(table["kl"].iloc[2:], 0.5 * (4 - np.log(4.0) - 1), rtol=1e-12)
+    assert table["active"].all()
+
+
+def test_claim_table_counts_signs_and_treats_an_undefined_trend_as_not_following():
+    trends = pd.DataFrame({
+        "dataset": "toy", "network": "trained", "class": ["a", "b", "c"],
+        "curvature+ vs depth": [0.5, np.nan, 0.9], "curvature+ @ input": [1.0, 1.0, 2.0],
+        "curvature+ @ output": [4.0, np.nan, 1.0],
+        "min reach vs depth": [-0.9, 0.2, -0.1], "min reach @ input": [1.0, 1.0, 1.0],
+        "min reach @ output": [0.5, 2.0, 0.9],
+        "class distance vs depth": [0.0, 1.0, 1.0], "class distance @ input": [1.0, 1.0, 1.0],
+        "class distance @ output": [1.0, 3.0, 5.0]})
+    claims = study.claim_table(trends).set_index("quantity")
+    assert claims["following"].to_dict() == {"curvature+": 2, "min reach": 2,
+                                             "class distance": 2}   # rho = 0 does not count
+    assert (claims["classes"] == 3).all()
+    assert claims.loc["curvature+", "rho min"] == 0.5          # the NaN class has no rho
+    assert claims.loc["curvature+", "growth min"] == 0.5
+    assert claims.loc["min reach", "growth max"] == 2.0
+
+
+def test_training_summary_reads_the_kept_state_of_each_network():
+    history = pd.DataFrame({
+        "dataset": ["a"] * 3 + ["b"] * 2, "images": 10, "objective": "beta = 1",
+        "step": [0, 10, 20, 0, 10], "val_neg_elbo": [5.0, 3.0, 4.0, 2.0, 1.0],
+        "reconstruction": 1.0, "kl": [0.0, 1.0, 2.0, 0.0, 3.0],
+        "reconstruction_ratio": [1.0, 0.3, 0.2, 1.0, 0.1],
+        "stopped": ["converged"] * 3 + ["budget"] * 2, "steps": [20] * 3 + [10] * 2,
+        "best_step": [10] * 3 + [10] * 2, "wall seconds": 1.0})
+    runs = study.training_summary(history).set_index("dataset")
+    assert runs.loc["a", "reconstruction_ratio"] == 0.3 and runs.loc["a", "kl"] == 1.0
+    assert runs.loc["b", "stopped"] == "budget" and runs.loc["b", "val_neg_elbo"] == 1.0
 
 
 @pytest.mark.parametrize("call, error, match", [

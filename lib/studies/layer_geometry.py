@@ -64,9 +64,11 @@ from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import digest
 from lib.store import cache_folder
 
-__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network",
-           "training_history", "grid_layer_measures", "layer_dimensions", "layer_measures",
-           "tangent_errors", "trend_table"]
+__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "OBJECTIVES_PAPER", "OBJECTIVES_LAPTOP",
+           "Config", "layer_part", "network", "objective_label", "training_history",
+           "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
+           "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
+           "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table"]
 
 PARAMETERS = Specification("layer-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -83,31 +85,49 @@ PARAMETERS = Specification("layer-geometry", (
 BUFFER = MIN_BUFFER
 NETWORKS = ("trained", "untrained")
 
-# One beta-VAE step (batch 64, 64 x 64, 32 channels) takes about 0.18 s on a 2-core laptop.
+# The beta-VAE objective per data set. The paper's are Burgess et al.'s capacity objective
+# (gamma 100, C_max 20 nats) on dSprites and beta = 4 on its COIL sets; the `paper` preset keeps
+# them. At 32 x 32 on this CPU neither learned better than beta = 1 (measured in
+# lib.studies.bound_scaling, comment above PAPER_OBJECTIVES: the capacity objective levelled
+# off at 0.27-0.28 of the mean image's reconstruction error on the dSprites heart, beta = 4 at
+# 0.71 with under 1 nat of KL on the turntable duck), so the laptop presets train beta = 1.
+OBJECTIVES_PAPER = dict(dsprites=dict(objective="capacity", gamma=100.0, capacity_max=20.0),
+                        turntable=dict(objective="beta", beta=4.0))
+OBJECTIVES_LAPTOP = dict(dsprites=dict(objective="beta", beta=1.0),
+                         turntable=dict(objective="beta", beta=1.0))
+
+# One beta-VAE step (batch 64, 32 channels) takes about 25-30 ms at 32 x 32 on one core of a
+# 2-core laptop and about four times that at 64 x 64; every run spends its first several
+# hundred steps at the mean image. So the laptop presets train on 32 x 32 images, where a
+# network converges within a few thousand steps; the dSprites translations span the same
+# share of the frame as the paper preset's (+-4.5 px of 32 for +-9 of 64).
 SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
         training=dict(max_steps=40, eval_every=20, window=2, rel_tol=0.01),
+        objectives=OBJECTIVES_LAPTOP,
         dsprites=dict(dim=2, grid=dict(scales=10, rotations=12)),
         turntable=dict(dim=3, objects=("duck", "mug"), base_size=16,
                        grid=dict(views=6, scales=8, rotations=6), twonn_views=12),
-        twonn_points=150, tangent_points=1, reach_stride=2),
+        twonn_points=150, tangent_points=1, rank_points=2, reach_stride=2),
     "default": dict(
-        image_size=64, network=dict(channels=32, hidden=256),
+        image_size=32, network=dict(channels=32, hidden=256),
         training=dict(max_steps=12_000, eval_every=250, window=8, rel_tol=0.01, min_steps=1_500),
-        dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=9.0)),
-        turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=64,
+        objectives=OBJECTIVES_LAPTOP,
+        dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=4.5)),
+        turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=32,
                        grid=dict(views=12, scales=10, rotations=12), twonn_views=32),
-        twonn_points=500, tangent_points=2, reach_stride=2),
+        twonn_points=500, tangent_points=2, rank_points=8, reach_stride=2),
     "paper": dict(
         image_size=64, network=dict(channels=32, hidden=256),
         training=dict(max_steps=100_000, eval_every=500, window=10, rel_tol=0.005,
                       min_steps=1_500),
+        objectives=OBJECTIVES_PAPER,
         dsprites=dict(dim=4, grid=dict(scales=12, rotations=16, translations=12,
                                        max_shift=11.0)),
         turntable=dict(dim=3, objects=("duck", "mug", "car", "teapot", "lamp"), base_size=128,
                        grid=dict(views=18, scales=22, rotations=16), twonn_views=72),
-        twonn_points=2000, tangent_points=4, reach_stride=2),
+        twonn_points=2000, tangent_points=4, rank_points=16, reach_stride=2),
 }
 
 
@@ -116,12 +136,6 @@ class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
 
 
 # --- the two data sets ----------------------------------------------------------------------
-
-# The beta-VAE objective per data set: Burgess et al.'s capacity objective on dSprites, the
-# paper's beta = 4 on the turntable (its COIL setting).
-_OBJECTIVES = {"dsprites": dict(objective="capacity", gamma=100.0, capacity_max=20.0),
-               "turntable": dict(objective="beta", beta=4.0)}
-
 
 def _sources(config: Config) -> list[testbed.Testbed]:
     """dSprites with the paper's extra blur and the preset's turntable objects, at size S."""
@@ -160,7 +174,7 @@ def _spec(config: Config, source: testbed.Testbed) -> BetaVAESpec:
 
 def _training(config: Config, source: testbed.Testbed) -> BetaVAETraining:
     options = dict(config.sizes["training"])
-    objective = dict(_OBJECTIVES[source.name])
+    objective = dict(config.sizes["objectives"][source.name])
     if objective["objective"] == "capacity":
         # C reaches C_max when convergence may first be declared.
         objective["capacity_steps"] = options.get("min_steps") or options["max_steps"]
@@ -204,12 +218,29 @@ def network(config: Config, dataset: str, kind: str, *, models_dir=None,
     return model.to(dtype).eval()
 
 
+def objective_label(objective) -> str:
+    """A readable name of a beta-VAE objective, as the preset's ``objectives`` give it.
+
+    Examples
+    --------
+    >>> objective_label({"objective": "beta", "beta": 1.0})
+    'beta = 1'
+    >>> objective_label({"objective": "capacity", "gamma": 100.0, "capacity_max": 20.0})
+    'capacity (gamma 100, C_max 20 nats)'
+    """
+    if objective["objective"] == "beta":
+        return f"beta = {objective['beta']:g}"
+    return (f"capacity (gamma {objective['gamma']:g}, "
+            f"C_max {objective['capacity_max']:g} nats)")
+
+
 def training_history(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
     """The training history of each data set's beta-VAE (one row per evaluation), with its sizes.
 
-    Columns: dataset, images, the history of
-    :func:`lib.models.beta_vae.train_beta_vae`, and the run's ``stopped``
-    (converged, budget, diverged) and ``best_step`` (the state kept).
+    Columns: dataset, images, objective (:func:`objective_label`), the history
+    of :func:`lib.models.beta_vae.train_beta_vae`, and the run's ``stopped``
+    (converged, budget, diverged), ``steps``, ``best_step`` (the state kept)
+    and ``wall seconds`` (of the training loop, when it ran).
     """
     parts = []
     for source in _sources(config):
@@ -217,10 +248,44 @@ def training_history(config: Config, *, models_dir=None, progress: bool = False)
         history = result.history.copy()
         history.insert(0, "dataset", source.name)
         history.insert(1, "images", len(source.classes) * source.grid.size)
+        history.insert(2, "objective", objective_label(config.sizes["objectives"][source.name]))
         history["stopped"] = result.record.stopped
+        history["steps"] = result.record.steps
         history["best_step"] = result.record.best_step
+        history["wall seconds"] = result.record.wall_seconds
         parts.append(history)
     return pd.concat(parts, ignore_index=True)
+
+
+def training_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per network: why and when it stopped, and the kept state's validation numbers.
+
+    Parameters
+    ----------
+    history : DataFrame
+        :func:`training_history`.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, images, objective, stopped, steps, best_step, wall seconds``
+        and, at the kept state (the evaluation at ``best_step``),
+        ``val_neg_elbo, reconstruction, kl, reconstruction_ratio``.
+
+    Examples
+    --------
+    >>> history = pd.DataFrame({"dataset": "toy", "images": 10, "objective": "beta = 1",
+    ...                         "step": [0, 5, 10], "val_neg_elbo": [9.0, 4.0, 5.0],
+    ...                         "reconstruction": [8.0, 2.0, 3.0], "kl": [1.0, 2.0, 2.0],
+    ...                         "reconstruction_ratio": [1.0, 0.1, 0.2], "stopped": "budget",
+    ...                         "steps": 10, "best_step": 5, "wall seconds": 1.5})
+    >>> training_summary(history)[["stopped", "best_step", "reconstruction_ratio"]].values.tolist()
+    [['budget', 5, 0.1]]
+    """
+    kept = history[history["step"] == history["best_step"]]
+    columns = ["dataset", "images", "objective", "stopped", "steps", "best_step",
+               "wall seconds", "val_neg_elbo", "reconstruction", "kl", "reconstruction_ratio"]
+    return kept.drop_duplicates("dataset")[columns].reset_index(drop=True)
 
 
 def layer_part(layer: str) -> str:
@@ -503,6 +568,27 @@ def _relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(estimate - truth) / torch.linalg.vector_norm(truth))
 
 
+def _picks(config: Config, source: testbed.Testbed, index: int, count: int) -> dict:
+    """``count`` seeded grid indices (count, k) per class in ``grid.interior(BUFFER)``."""
+    grid = source.grid
+    region = grid.interior(BUFFER)
+    offset = np.array([0 if axis.periodic else BUFFER for axis in grid.axes])
+    rng = np.random.default_rng([config.seed, index, 1])
+    return {label: np.stack(np.unravel_index(rng.choice(region.size, count, replace=False),
+                                             region.shape), axis=-1) + offset
+            for label in source.classes}
+
+
+def _renderer(source: testbed.Testbed, label: str):
+    """theta (B, k) -> model inputs (B, 1, S, S), differentiable (for ``layer_jacobians``)."""
+    image, size = source.image_function(label), source.image_size
+
+    def render(points):
+        return torch.stack([image(point) for point in points]).reshape(-1, 1, size, size)
+
+    return render
+
+
 def tangent_errors(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
     r"""Finite-difference tangents of every layer against its exact Jacobian, at grid points.
 
@@ -524,27 +610,16 @@ def tangent_errors(config: Config, *, models_dir=None, progress: bool = False) -
         ("tangents" or "volume element") and ``error``.
     """
     rows = []
-    count = config.sizes["tangent_points"]
     for index, source in enumerate(_sources(config)):
         grid = source.grid
-        region = grid.interior(BUFFER)
-        offset = np.array([0 if axis.periodic else BUFFER for axis in grid.axes])
-        rng = np.random.default_rng([config.seed, index, 1])
-        picks = {label: np.stack(np.unravel_index(rng.choice(region.size, count, replace=False),
-                                                  region.shape), axis=-1) + offset
-                 for label in source.classes}
+        picks = _picks(config, source, index, config.sizes["tangent_points"])
         size = source.image_size
         for kind in NETWORKS:
             model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
             layers = model.layer_names
             for label in source.classes:
                 theta = grid.points[tuple(picks[label].T)]                     # (count, k)
-                image = source.image_function(label)
-
-                def render(points, image=image):
-                    return torch.stack([image(point) for point in points]).reshape(
-                        -1, 1, size, size)
-
+                render = _renderer(source, label)
                 exact = layer_jacobians(model, render, torch.as_tensor(theta), layers)
                 images = _grid_lookup(grid, _class_images(config, source, label))
 
@@ -572,6 +647,182 @@ def tangent_errors(config: Config, *, models_dir=None, progress: bool = False) -
     return pd.DataFrame(rows)
 
 
+# --- why a layer's metric degenerates: active latents and exact Jacobian ranks -----------------
+
+# A latent dimension is active when its KL to the prior, averaged over the images, exceeds
+# 0.01 nats (the usual threshold of the beta-VAE literature, e.g. Burgess et al. 2018); an
+# inactive one has mu near 0 and sigma near 1 everywhere and carries nothing to the decoder.
+ACTIVE_KL = 0.01
+# A singular value of a Jacobian counts towards its rank above 1e-6 of the largest one: the
+# degeneracy test of the measurements (det g / (tr g / k)^k <= 1e3 eps, float64) flags a
+# rank-(k-1) metric once the smallest singular value falls below about 3e-7 of the others.
+RANK_RTOL = 1e-6
+
+
+def latent_activity(model: BetaVAE, images, *, threshold: float = ACTIVE_KL) -> pd.DataFrame:
+    r"""How much each latent dimension of a beta-VAE is used on a set of images.
+
+    Per latent dimension :math:`j`: the KL divergence of the posterior
+    :math:`N(\mu_j, \sigma_j^2)` to the prior :math:`N(0, 1)`,
+    :math:`\tfrac12(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)`, averaged over
+    the images, and the variance of :math:`\mu_j` over them. A dimension is
+    active when its mean KL exceeds ``threshold``.
+
+    Parameters
+    ----------
+    model : BetaVAE
+        Anything with ``encode(x) -> (mu, logvar)``; run in eval mode, without gradients.
+    images : array of shape (N, 1, S, S)
+        Numpy or torch; cast to the model's dtype and device.
+    threshold : float, default=ACTIVE_KL
+        Nats.
+
+    Returns
+    -------
+    DataFrame
+        ``latent, kl, mu variance, active``: one row per latent dimension.
+
+    Examples
+    --------
+    >>> spec = BetaVAESpec(image_size=32, channels=2, hidden=4, latent_dim=3)
+    >>> table = latent_activity(BetaVAE(spec), torch.rand(8, 1, 32, 32))
+    >>> list(table.columns), len(table)
+    (['latent', 'kl', 'mu variance', 'active'], 3)
+    """
+    dtype = _model_dtype(model)
+    device = next(model.parameters()).device
+    x = torch.as_tensor(images).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1)
+    return pd.DataFrame({"latent": np.arange(mu.shape[1]),
+                         "kl": kl.mean(0).double().cpu().numpy(),
+                         "mu variance": mu.var(0).double().cpu().numpy(),
+                         "active": (kl.mean(0) > threshold).cpu().numpy()})
+
+
+def jacobian_ranks(model: torch.nn.Module, render, theta, layers, *,
+                   rtol: float = RANK_RTOL) -> pd.DataFrame:
+    r"""Numerical rank of each named layer's exact Jacobian with respect to the parameters.
+
+    At each point :math:`\theta_q`, :math:`J_\ell = \partial f_\ell / \partial\theta`
+    (:func:`lib.models.taps.layer_jacobians`, forward-mode autodiff through
+    ``render`` and the model) has k singular values; its rank counts those
+    above ``rtol`` times the largest (0 if :math:`J_\ell = 0`). A rank below k
+    means the layer does not move along some direction of :math:`\theta`
+    there: its metric :math:`g = J^\top J` is degenerate. ``degenerate`` is the
+    test the measurements use (:func:`lib.geometry.measures.degenerate_metric`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    render : callable
+        theta (B, k) -> model inputs (B, ...), as for ``layer_jacobians``.
+    theta : array of shape (Q, k)
+    layers : sequence of str
+        As :func:`lib.models.taps.layer_taps` takes them.
+    rtol : float, default=RANK_RTOL
+
+    Returns
+    -------
+    DataFrame
+        ``point, layer, depth, rank, sigma max, sigma min, degenerate``: one row
+        per point and layer, singular values in float64.
+
+    Examples
+    --------
+    A linear layer that drops the second parameter has rank 1:
+
+    >>> layer = torch.nn.Linear(2, 3, bias=False, dtype=torch.float64)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]))
+    >>> table = jacobian_ranks(layer, lambda t: t, np.array([[0.5, 1.0]]), ["input", "output"])
+    >>> table["rank"].tolist()
+    [2, 1]
+    """
+    layers = tuple(layers)
+    exact = layer_jacobians(model, render, torch.as_tensor(theta), layers)
+    rows = []
+    for depth, layer in enumerate(layers):
+        jacobian = torch.as_tensor(exact[layer]).to(torch.float64).cpu()      # (Q, F, k)
+        sigma = torch.linalg.svdvals(jacobian)                                  # (Q, k)
+        top = sigma[:, :1]
+        ranks = ((sigma > rtol * top) & (top > 0)).sum(1)
+        degenerate = degenerate_metric(jacobian)
+        for point in range(len(jacobian)):
+            rows.append({"point": point, "layer": layer, "depth": depth,
+                         "rank": int(ranks[point]), "sigma max": float(sigma[point, 0]),
+                         "sigma min": float(sigma[point, -1]),
+                         "degenerate": bool(degenerate[point])})
+    return pd.DataFrame(rows)
+
+
+def latent_table(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
+    """:func:`latent_activity` of both networks of both data sets on every grid image.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, dim, network, latent, kl, mu variance, active``.
+    """
+    parts = []
+    for source in _sources(config):
+        size = source.image_size
+        images = torch.cat([_class_images(config, source, label).reshape(-1, 1, size, size)
+                            for label in source.classes])
+        for kind in NETWORKS:
+            model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
+            table = latent_activity(model, images)
+            table.insert(0, "dataset", source.name)
+            table.insert(1, "dim", source.dim)
+            table.insert(2, "network", kind)
+            parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+def rank_table(config: Config, *, models_dir=None, progress: bool = False) -> pd.DataFrame:
+    """:func:`jacobian_ranks` of every layer of both networks at seeded grid points, per class.
+
+    ``rank_points`` grid points per class, drawn like those of
+    :func:`tangent_errors` (the same seed stream: the first ``tangent_points``
+    are the same points) in ``grid.interior(BUFFER)``.
+
+    Returns
+    -------
+    DataFrame
+        One row per data set, network, class and layer: ``dataset, dim,
+        network, class, layer, depth, part, points``, ``min rank`` and
+        ``max rank`` over the points, ``rank below d`` (points whose rank is
+        below the grid's d), ``degenerate`` (points the measurements' test
+        flags) and ``sigma ratio`` (median over the points of the smallest
+        singular value over the largest).
+    """
+    parts = []
+    for index, source in enumerate(_sources(config)):
+        picks = _picks(config, source, index, config.sizes["rank_points"])
+        for kind in NETWORKS:
+            model = network(config, source.name, kind, models_dir=models_dir, progress=progress)
+            for label in source.classes:
+                theta = source.grid.points[tuple(picks[label].T)]
+                table = jacobian_ranks(model, _renderer(source, label), theta,
+                                       model.layer_names)
+                table["ratio"] = table["sigma min"] / table["sigma max"]
+                summary = table.groupby(["layer", "depth"], sort=False).agg(
+                    points=("rank", "size"), min_rank=("rank", "min"), max_rank=("rank", "max"),
+                    below=("rank", lambda r: int((r < source.dim).sum())),
+                    degenerate=("degenerate", "sum"), ratio=("ratio", "median")).reset_index()
+                summary = summary.rename(columns={"min_rank": "min rank", "max_rank": "max rank",
+                                                  "below": "rank below d",
+                                                  "ratio": "sigma ratio"})
+                summary.insert(0, "dataset", source.name)
+                summary.insert(1, "dim", source.dim)
+                summary.insert(2, "network", kind)
+                summary.insert(3, "class", label)
+                summary.insert(6, "part", summary["layer"].map(layer_part))
+                parts.append(summary)
+    return pd.concat(parts, ignore_index=True)
+
+
 # --- summaries for the text ---------------------------------------------------------------------------
 
 
@@ -596,4 +847,55 @@ def trend_table(measures: pd.DataFrame, *, scale: str = "unit volume") -> pd.Dat
             ranks = part[["depth", quantity]].rank()
             row[f"{quantity} vs depth"] = float(ranks.corr().iloc[0, 1])
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# The paper's claims about depth, as signs of Spearman's rho between a quantity (unit volume
+# per layer) and depth: +1 means it should grow with depth, -1 fall.
+CLAIMS = (("curvature+", +1, "positive curvature rises with depth"),
+          ("min reach", -1, "minimum reach falls with depth"),
+          ("class distance", +1, "distance between classes rises with depth"))
+
+
+def claim_table(trends: pd.DataFrame) -> pd.DataFrame:
+    """How many classes follow each of the paper's depth trends, per data set and network.
+
+    A class follows a claim when Spearman's rho of the quantity with depth
+    (:func:`trend_table`) has the claimed sign; NaN (a quantity undefined in
+    some layer, or constant) counts as not following it.
+
+    Parameters
+    ----------
+    trends : DataFrame
+        :func:`trend_table`.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, network, claim, quantity, classes, following`` (classes with
+        the claimed sign), ``rho min, rho max`` (over the classes with a rho)
+        and ``growth min, growth max``: the quantity at the output over its
+        value at the input, over the classes.
+
+    Examples
+    --------
+    >>> trends = pd.DataFrame({"dataset": "toy", "network": "trained", "class": ["a", "b"],
+    ...     "curvature+ vs depth": [0.9, -0.2], "curvature+ @ input": [1.0, 1.0],
+    ...     "curvature+ @ output": [10.0, 0.5], "min reach vs depth": [-1.0, -0.5],
+    ...     "min reach @ input": [1.0, 1.0], "min reach @ output": [0.1, 0.2],
+    ...     "class distance vs depth": [0.1, 0.3], "class distance @ input": [1.0, 1.0],
+    ...     "class distance @ output": [2.0, 3.0]})
+    >>> claim_table(trends)[["quantity", "following", "rho min", "growth max"]].values.tolist()
+    [['curvature+', 1, -0.2, 10.0], ['min reach', 2, -1.0, 0.2], ['class distance', 2, 0.1, 3.0]]
+    """
+    rows = []
+    for (dataset, kind), part in trends.groupby(["dataset", "network"], sort=False):
+        for quantity, sign, claim in CLAIMS:
+            rho = part[f"{quantity} vs depth"]
+            growth = part[f"{quantity} @ output"] / part[f"{quantity} @ input"]
+            rows.append({"dataset": dataset, "network": kind, "claim": claim,
+                         "quantity": quantity, "classes": len(part),
+                         "following": int((np.sign(rho) == sign).sum()),
+                         "rho min": float(rho.min()), "rho max": float(rho.max()),
+                         "growth min": float(growth.min()), "growth max": float(growth.max())})
     return pd.DataFrame(rows)
