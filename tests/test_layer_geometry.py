@@ -286,7 +286,8 @@ def test_claim_table_counts_signs_and_treats_an_undefined_trend_as_not_following
         "min reach vs depth": [-0.9, 0.2, -0.1], "min reach @ input": [1.0, 1.0, 1.0],
         "min reach @ output": [0.5, 2.0, 0.9],
         "class distance vs depth": [0.0, 1.0, 1.0], "class distance @ input": [1.0, 1.0, 1.0],
-        "class distance @ output": [1.0, 3.0, 5.0]})
+        "class distance @ output": [1.0, 3.0, 5.0],
+        "curvature+ @ mu": [8.0, 1.0, 4.0], "min reach @ mu": 1.0, "class distance @ mu": 1.0})
     claims = study.claim_table(trends).set_index("quantity")
     assert claims["following"].to_dict() == {"curvature+": 2, "min reach": 2,
                                              "class distance": 2}   # rho = 0 does not count
@@ -294,6 +295,31 @@ def test_claim_table_counts_signs_and_treats_an_undefined_trend_as_not_following
     assert claims.loc["curvature+", "rho min"] == 0.5          # the NaN class has no rho
     assert claims.loc["curvature+", "growth min"] == 0.5
     assert claims.loc["min reach", "growth max"] == 2.0
+    assert (claims.loc["curvature+", "at mu min"], claims.loc["curvature+", "at mu max"]) == (
+        1.0, 8.0)
+    pooled = study.claim_table(pd.concat([trends, trends.assign(dataset="other")]),
+                               by=["network"]).set_index("quantity")
+    assert pooled.loc["curvature+", "classes"] == 6 and pooled.loc["curvature+", "following"] == 4
+
+
+def test_degeneracy_summary_sets_the_grid_beside_the_exact_ranks():
+    measures = pd.DataFrame({
+        "dataset": "toy", "dim": 2, "network": "trained", "scale": ["raw"] * 4 + ["unit volume"],
+        "layer": ["input", "mu", "decoder.fc1", "decoder.fc1", "decoder.fc1"],
+        "depth": [0, 1, 2, 2, 2], "class": ["a", "a", "a", "b", "a"],
+        "degenerate points": [0, 0, 3, 4, 99]})
+    ranks = pd.DataFrame({
+        "dataset": "toy", "network": "trained", "class": ["a", "a", "a", "b", "b", "b"],
+        "layer": ["input", "mu", "decoder.fc1"] * 2, "depth": [0, 1, 2] * 2, "points": 5,
+        "min rank": [2, 2, 1, 2, 2, 2], "rank below d": [0, 0, 2, 0, 0, 0],
+        "degenerate": [0, 0, 3, 0, 0, 1], "sigma ratio": [0.5, 0.4, 0.0, 0.5, 0.3, 1e-5]})
+    latents = pd.DataFrame({"dataset": "toy", "network": "trained", "active": [True, False]})
+    row = study.degeneracy_summary(measures, ranks, latents).iloc[0]
+    assert (row["degenerate layers"], row["degenerate points"]) == (1, 7)   # raw scale only
+    assert row["first degenerate layer"] == "decoder.fc1" and row["active latents"] == 1
+    assert (row["sampled points"], row["min rank"], row["rank-deficient points"]) == (10, 1, 2)
+    assert row["first rank-deficient layer"] == "decoder.fc1"
+    assert (row["exact degenerate points"], row["min sigma ratio"]) == (4, 0.0)
 
 
 def test_training_summary_reads_the_kept_state_of_each_network():

@@ -68,7 +68,8 @@ __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "OBJECTIVES_PAPER", "OBJ
            "Config", "layer_part", "network", "objective_label", "training_history",
            "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
            "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
-           "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table"]
+           "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table",
+           "degeneracy_summary"]
 
 PARAMETERS = Specification("layer-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -857,7 +858,7 @@ CLAIMS = (("curvature+", +1, "positive curvature rises with depth"),
           ("class distance", +1, "distance between classes rises with depth"))
 
 
-def claim_table(trends: pd.DataFrame) -> pd.DataFrame:
+def claim_table(trends: pd.DataFrame, *, by=("dataset", "network")) -> pd.DataFrame:
     """How many classes follow each of the paper's depth trends, per data set and network.
 
     A class follows a claim when Spearman's rho of the quantity with depth
@@ -868,14 +869,17 @@ def claim_table(trends: pd.DataFrame) -> pd.DataFrame:
     ----------
     trends : DataFrame
         :func:`trend_table`.
+    by : sequence of str, default=("dataset", "network")
+        Columns of ``trends`` that define a group; ``("network",)`` pools the data sets.
 
     Returns
     -------
     DataFrame
-        ``dataset, network, claim, quantity, classes, following`` (classes with
-        the claimed sign), ``rho min, rho max`` (over the classes with a rho)
-        and ``growth min, growth max``: the quantity at the output over its
-        value at the input, over the classes.
+        The ``by`` columns, ``claim, quantity, classes, following`` (classes with
+        the claimed sign), ``rho min, rho max`` (over the classes with a rho),
+        ``at mu min, at mu max`` (the quantity at mu over its value at the
+        input, over the classes) and ``growth min, growth max`` (the same at
+        the output).
 
     Examples
     --------
@@ -884,18 +888,74 @@ def claim_table(trends: pd.DataFrame) -> pd.DataFrame:
     ...     "curvature+ @ output": [10.0, 0.5], "min reach vs depth": [-1.0, -0.5],
     ...     "min reach @ input": [1.0, 1.0], "min reach @ output": [0.1, 0.2],
     ...     "class distance vs depth": [0.1, 0.3], "class distance @ input": [1.0, 1.0],
-    ...     "class distance @ output": [2.0, 3.0]})
+    ...     "class distance @ output": [2.0, 3.0]}).assign(
+    ...     **{f"{name} @ mu": 1.0 for name in ("curvature+", "min reach", "class distance")})
     >>> claim_table(trends)[["quantity", "following", "rho min", "growth max"]].values.tolist()
     [['curvature+', 1, -0.2, 10.0], ['min reach', 2, -1.0, 0.2], ['class distance', 2, 0.1, 3.0]]
     """
+    by = list(by)
     rows = []
-    for (dataset, kind), part in trends.groupby(["dataset", "network"], sort=False):
+    for keys, part in trends.groupby(by, sort=False):
+        keys = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
         for quantity, sign, claim in CLAIMS:
             rho = part[f"{quantity} vs depth"]
+            at_mu = part[f"{quantity} @ mu"] / part[f"{quantity} @ input"]
             growth = part[f"{quantity} @ output"] / part[f"{quantity} @ input"]
-            rows.append({"dataset": dataset, "network": kind, "claim": claim,
-                         "quantity": quantity, "classes": len(part),
+            rows.append({**keys, "claim": claim, "quantity": quantity, "classes": len(part),
                          "following": int((np.sign(rho) == sign).sum()),
                          "rho min": float(rho.min()), "rho max": float(rho.max()),
+                         "at mu min": float(at_mu.min()), "at mu max": float(at_mu.max()),
                          "growth min": float(growth.min()), "growth max": float(growth.max())})
+    return pd.DataFrame(rows)
+
+
+def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
+                       latents: pd.DataFrame) -> pd.DataFrame:
+    """Degenerate layers on the grid beside the exact ranks and the active latents, per network.
+
+    Parameters
+    ----------
+    measures : DataFrame
+        :func:`layer_measures` (its ``degenerate points``, raw scale).
+    ranks : DataFrame
+        :func:`rank_table`.
+    latents : DataFrame
+        :func:`latent_table`.
+
+    Returns
+    -------
+    DataFrame
+        One row per data set and network: ``dataset, network, d, active
+        latents``; on the grid, ``degenerate layers`` (layers with a
+        degenerate point in some class), ``degenerate points`` (summed over
+        layers and classes) and ``first degenerate layer`` ("none" if no
+        layer is); at the sampled points, ``sampled points`` (per layer),
+        ``min rank`` (over layers and points), ``rank-deficient points``
+        (points and layers with rank below d, summed), ``first
+        rank-deficient layer``, ``exact degenerate points`` (points and layers
+        whose exact metric fails the measurements' degeneracy test, summed:
+        at full rank, a metric whose singular values spread too far) and
+        ``min sigma ratio`` (the smallest, over layers and classes, of the
+        median ratio of the smallest to the largest singular value).
+    """
+    raw = measures[measures["scale"] == "raw"]
+    rows = []
+    for (dataset, kind), part in raw.groupby(["dataset", "network"], sort=False):
+        rank = ranks[(ranks["dataset"] == dataset) & (ranks["network"] == kind)]
+        code = latents[(latents["dataset"] == dataset) & (latents["network"] == kind)]
+        per_layer = part.groupby(["depth", "layer"])["degenerate points"].sum()
+        flagged = per_layer[per_layer > 0]
+        deficient = rank[rank["rank below d"] > 0].sort_values("depth")
+        rows.append({"dataset": dataset, "network": kind, "d": int(part["dim"].iloc[0]),
+                     "active latents": int(code["active"].sum()),
+                     "degenerate layers": len(flagged),
+                     "degenerate points": int(flagged.sum()),
+                     "first degenerate layer": flagged.index[0][1] if len(flagged) else "none",
+                     "sampled points": int(rank.groupby("class")["points"].first().sum()),
+                     "min rank": int(rank["min rank"].min()),
+                     "rank-deficient points": int(rank["rank below d"].sum()),
+                     "first rank-deficient layer": (deficient["layer"].iloc[0] if len(deficient)
+                                                    else "none"),
+                     "exact degenerate points": int(rank["degenerate"].sum()),
+                     "min sigma ratio": float(rank["sigma ratio"].min())})
     return pd.DataFrame(rows)
