@@ -304,22 +304,28 @@ def test_claim_table_counts_signs_and_treats_an_undefined_trend_as_not_following
 
 def test_degeneracy_summary_sets_the_grid_beside_the_exact_ranks():
     measures = pd.DataFrame({
-        "dataset": "toy", "dim": 2, "network": "trained", "scale": ["raw"] * 4 + ["unit volume"],
-        "layer": ["input", "mu", "decoder.fc1", "decoder.fc1", "decoder.fc1"],
-        "depth": [0, 1, 2, 2, 2], "class": ["a", "a", "a", "b", "a"],
-        "degenerate points": [0, 0, 3, 4, 99]})
+        "dataset": "toy", "dim": 2, "network": "trained",
+        "layer": ["input", "mu", "decoder.fc1", "decoder.fc1", "decoder.fc1", "output",
+                  "decoder.fc2"],
+        "depth": [0, 1, 2, 2, 2, 4, 3], "class": ["a", "a", "a", "b", "a", "a", "a"],
+        "degenerate points": [0, 0, 3, 4, 99, 1, 2]}).assign(
+        scale=["raw"] * 4 + ["unit volume"] + ["raw"] * 2)
     ranks = pd.DataFrame({
-        "dataset": "toy", "network": "trained", "class": ["a", "a", "a", "b", "b", "b"],
-        "layer": ["input", "mu", "decoder.fc1"] * 2, "depth": [0, 1, 2] * 2, "points": 5,
-        "min rank": [2, 2, 1, 2, 2, 2], "rank below d": [0, 0, 2, 0, 0, 0],
-        "degenerate": [0, 0, 3, 0, 0, 1], "sigma ratio": [0.5, 0.4, 0.0, 0.5, 0.3, 1e-5]})
+        "dataset": "toy", "network": "trained", "class": ["a"] * 5 + ["b"] * 5,
+        "layer": ["input", "mu", "decoder.fc1", "decoder.fc2", "output"] * 2,
+        "depth": [0, 1, 2, 3, 4] * 2, "points": 5,
+        "min rank": [2, 2, 1, 2, 2] * 2, "rank below d": [0, 0, 2, 0, 0] + [0] * 5,
+        "degenerate": [0, 0, 3, 0, 1] + [0] * 5, "sigma ratio": [0.5, 0.4, 0.0, 0.1, 1e-5] * 2})
     latents = pd.DataFrame({"dataset": "toy", "network": "trained", "active": [True, False]})
     row = study.degeneracy_summary(measures, ranks, latents).iloc[0]
-    assert (row["degenerate layers"], row["degenerate points"]) == (1, 7)   # raw scale only
+    assert (row["degenerate layers"], row["degenerate points"]) == (3, 10)   # raw scale only
     assert row["first degenerate layer"] == "decoder.fc1" and row["active latents"] == 1
     assert (row["sampled points"], row["min rank"], row["rank-deficient points"]) == (10, 1, 2)
     assert row["first rank-deficient layer"] == "decoder.fc1"
     assert (row["exact degenerate points"], row["min sigma ratio"]) == (4, 0.0)
+    # fc1: rank 1 < d; output: full rank but flagged; fc2: degenerate on the grid only.
+    assert (row["rank-deficient layers"], row["ill-conditioned layers"],
+            row["unexplained layers"]) == (1, 1, 1)
 
 
 def test_training_summary_reads_the_kept_state_of_each_network():

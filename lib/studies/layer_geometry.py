@@ -936,7 +936,13 @@ def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
         whose exact metric fails the measurements' degeneracy test, summed:
         at full rank, a metric whose singular values spread too far) and
         ``min sigma ratio`` (the smallest, over layers and classes, of the
-        median ratio of the smallest to the largest singular value).
+        median ratio of the smallest to the largest singular value). Each
+        degenerate layer of the grid is then classed by its exact Jacobians
+        at the sampled points: ``rank-deficient layers`` (rank below d at a
+        sampled point), ``ill-conditioned layers`` (full rank at every
+        sampled point, but the degeneracy test flags one) and ``unexplained
+        layers`` (neither: the grid's degenerate points were not sampled, or
+        come from the differences).
     """
     raw = measures[measures["scale"] == "raw"]
     rows = []
@@ -946,6 +952,10 @@ def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
         per_layer = part.groupby(["depth", "layer"])["degenerate points"].sum()
         flagged = per_layer[per_layer > 0]
         deficient = rank[rank["rank below d"] > 0].sort_values("depth")
+        by_layer = rank.groupby("layer")[["rank below d", "degenerate"]].sum()
+        causes = ["rank-deficient" if by_layer.loc[layer, "rank below d"] > 0
+                  else "ill-conditioned" if by_layer.loc[layer, "degenerate"] > 0
+                  else "unexplained" for _, layer in flagged.index]
         rows.append({"dataset": dataset, "network": kind, "d": int(part["dim"].iloc[0]),
                      "active latents": int(code["active"].sum()),
                      "degenerate layers": len(flagged),
@@ -957,5 +967,7 @@ def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
                      "first rank-deficient layer": (deficient["layer"].iloc[0] if len(deficient)
                                                     else "none"),
                      "exact degenerate points": int(rank["degenerate"].sum()),
-                     "min sigma ratio": float(rank["sigma ratio"].min())})
+                     "min sigma ratio": float(rank["sigma ratio"].min()),
+                     **{f"{cause} layers": causes.count(cause)
+                        for cause in ("rank-deficient", "ill-conditioned", "unexplained")}})
     return pd.DataFrame(rows)
