@@ -365,7 +365,7 @@ def test_errors_name_the_parameter(call, error, match):
 @pytest.mark.slow
 def test_chapter_publishes_sane_tables_and_figures(built_book):
     outputs = book.CHAPTERS["layer-geometry"].outputs(built_book)
-    for name in ("layers-dsprites", "layers-turntable", "twonn", "tangent-errors"):
+    for name in ("training", "layers-dsprites", "layers-turntable", "twonn", "tangent-errors"):
         assert (outputs / f"{name}.png").stat().st_size > 20_000
         assert (outputs / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     measures = pd.read_csv(outputs / "layer-measures.csv")
@@ -390,3 +390,17 @@ def test_chapter_publishes_sane_tables_and_figures(built_book):
     assert len(at_input) and (at_input["error"] < 1).all()
     trends = pd.read_csv(outputs / "trends.csv")
     assert len(trends) == 2 * len(measures[["dataset", "class"]].drop_duplicates())
+    runs = pd.read_csv(outputs / "training-summary.csv")
+    assert sorted(runs["dataset"]) == ["dsprites", "turntable"]
+    assert set(runs["stopped"]) <= {"converged", "budget", "diverged"}
+    assert (runs["best_step"] <= runs["steps"]).all() and (runs["reconstruction_ratio"] > 0).all()
+    # Every degenerate layer of the grid is classed by its exact Jacobians, and the counts of
+    # the table agree with the measurements.
+    degeneracy = pd.read_csv(outputs / "degeneracy.csv")
+    causes = degeneracy[["rank-deficient layers", "ill-conditioned layers",
+                         "unexplained layers"]].sum(axis=1)
+    assert (causes == degeneracy["degenerate layers"]).all()
+    raw = measures[measures["scale"] == "raw"]
+    assert degeneracy["degenerate points"].sum() == raw["degenerate points"].sum()
+    ranks = pd.read_csv(outputs / "jacobian-ranks.csv")
+    assert ((ranks["min rank"] >= 0) & (ranks["max rank"] <= ranks["dim"])).all()
