@@ -81,7 +81,7 @@ __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "OBJECTIVES_PAPER", "OBJ
 
 PARAMETERS = Specification("layer-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
-           "problem sizes: ci (seconds), default (a 2-core laptop, about 15 minutes), "
+           "problem sizes: ci (seconds), default (a 2-core laptop, about 10 minutes), "
            "paper (dSprites d = 4, long training: a large machine with a GPU)"),
     Integer("seed", 0, 0, 2**31 - 1,
             "seeds the networks (training and the untrained control), the TwoNN samples and "
@@ -285,7 +285,7 @@ def training_summary(history: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``dataset, images, objective, stopped, steps, best_step, wall seconds``
         and, at the kept state (the evaluation at ``best_step``),
-        ``val_neg_elbo, reconstruction, kl, reconstruction_ratio``.
+        ``val_neg_elbo, kl, reconstruction_ratio``.
 
     Examples
     --------
@@ -299,8 +299,10 @@ def training_summary(history: pd.DataFrame) -> pd.DataFrame:
     """
     kept = history[history["step"] == history["best_step"]]
     columns = ["dataset", "images", "objective", "stopped", "steps", "best_step",
-               "wall seconds", "val_neg_elbo", "reconstruction", "kl", "reconstruction_ratio"]
-    return kept.drop_duplicates("dataset")[columns].reset_index(drop=True)
+               "wall seconds", "val_neg_elbo", "kl", "reconstruction_ratio"]
+    table = kept.drop_duplicates("dataset")[columns].reset_index(drop=True)
+    # Counts stay integers when the history comes back from a cache that stored floats.
+    return table.astype({"images": int, "steps": int, "best_step": int})
 
 
 def layer_part(layer: str) -> str:
