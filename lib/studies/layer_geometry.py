@@ -114,7 +114,9 @@ OBJECTIVES_LAPTOP = dict(dsprites=dict(objective="beta", beta=1.0),
 # thread, 2026-12-06): at 5e-4 the dSprites network used its whole 12,000-step budget without
 # converging (held-out reconstruction ratio 0.012, the -ELBO still falling 1.2% per 2,000
 # steps) and the turntable network converged at 5,750 steps at a ratio of 0.26; at 1e-3 both
-# converged, at 11,250 steps (0.013) and 5,000 steps (0.23).
+# converged, at 11,250 steps (0.013) and 5,000 steps (0.23). Those runs stopped on the plain
+# -ELBO; the engine now stops on the -ELBO above the pixels' binary entropy (stricter: replayed
+# on the same histories it had stopped neither run).
 SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
