@@ -81,7 +81,7 @@ __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "OBJECTIVES_PAPER", "OBJ
 
 PARAMETERS = Specification("layer-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
-           "problem sizes: ci (seconds), default (a 2-core laptop, about 10 minutes), "
+           "problem sizes: ci (seconds), default (a 2-core laptop, about 12 minutes), "
            "paper (dSprites d = 4, long training: a large machine with a GPU)"),
     Integer("seed", 0, 0, 2**31 - 1,
             "seeds the networks (training and the untrained control), the TwoNN samples and "
