@@ -258,5 +258,6 @@ def test_vae_summary_counts_convergence_and_reads_the_interval():
     assert summary.loc["b", "exponent"] == -0.5 and summary.loc["b", "local_exponent"] == -0.6
     # Smallest and largest training fraction of each data set (not the row order).
     assert summary.loc["a", ["smallest_train_ratio", "smallest_test_ratio",
-                             "largest_test_ratio"]].tolist() == [0.05, 0.3, 0.1]
+                             "largest_train_ratio", "largest_test_ratio"]].tolist() == \
+        [0.05, 0.3, 0.09, 0.1]
     assert summary.loc["b", "smallest_test_ratio"] == summary.loc["b", "largest_test_ratio"]

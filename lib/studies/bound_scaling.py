@@ -610,6 +610,7 @@ def _extreme_ratios(runs: pd.DataFrame) -> dict:
     smallest, largest = by_size.iloc[0], by_size.iloc[-1]
     return dict(smallest_train_ratio=float(smallest["train_ratio"]),
                 smallest_test_ratio=float(smallest["test_ratio"]),
+                largest_train_ratio=float(largest["train_ratio"]),
                 largest_test_ratio=float(largest["test_ratio"]))
 
 
@@ -625,9 +626,10 @@ def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
     proxy the fitted exponent of the beta-VAE and of the first-order local
     projection with the beta-VAE's 95% interval, and ``falls``: whether that
     interval lies below 0 (the error falls with n). ``smallest_train_ratio``,
-    ``smallest_test_ratio`` and ``largest_test_ratio`` are the medians over
-    seeds at the smallest and the largest training set: a train ratio far
-    below the test ratio is a model that memorised its few images.
+    ``smallest_test_ratio``, ``largest_train_ratio`` and ``largest_test_ratio``
+    are the medians over seeds at the smallest and the largest training set:
+    a train ratio far below the test ratio is a model that memorised its few
+    images, equal ratios one that fits new points as well as its own.
     """
     rows = []
     vae = learned[learned["estimator"] == "beta-vae"]

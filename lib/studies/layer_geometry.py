@@ -115,8 +115,10 @@ OBJECTIVES_LAPTOP = dict(dsprites=dict(objective="beta", beta=1.0),
 # converging (held-out reconstruction ratio 0.012, the -ELBO still falling 1.2% per 2,000
 # steps) and the turntable network converged at 5,750 steps at a ratio of 0.26; at 1e-3 both
 # converged, at 11,250 steps (0.013) and 5,000 steps (0.23). Those runs stopped on the plain
-# -ELBO; the engine now stops on the -ELBO above the pixels' binary entropy (stricter: replayed
-# on the same histories it had stopped neither run).
+# -ELBO; the engine now stops on the -ELBO above the pixels' binary entropy, which is stricter
+# (replayed on the same histories it had stopped neither run), and on it the dSprites network
+# used a 12,000-step budget at rel_tol 0.01. The rule is bound-scaling's: less than 2% better
+# over the last 2,000 steps, within a budget of 16,000.
 SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
@@ -128,7 +130,7 @@ SIZES = {
         twonn_points=150, tangent_points=1, rank_points=2, reach_stride=2),
     "default": dict(
         image_size=32, network=dict(channels=32, hidden=256),
-        training=dict(max_steps=12_000, eval_every=250, window=8, rel_tol=0.01, min_steps=1_500,
+        training=dict(max_steps=16_000, eval_every=250, window=8, rel_tol=0.02, min_steps=1_500,
                       learning_rate=1e-3),
         objectives=OBJECTIVES_LAPTOP,
         dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=4.5)),
