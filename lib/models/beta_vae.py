@@ -137,11 +137,11 @@ class BetaVAETraining:
         The budget: optimiser steps at most, in [1, inf). A run that reaches
         it without converging reports ``"budget"``.
     objective : {"capacity", "beta"}, default="capacity"
-        Burgess et al.'s R + gamma |KL - C| or Higgins et al.'s R + beta KL.
+        Burgess et al.'s ``R + gamma * abs(KL - C)`` or Higgins et al.'s ``R + beta * KL``.
     beta : float, default=4.0
         Weight of the KL term of the "beta" objective, in (0, inf).
     gamma : float, default=100.0
-        Weight of |KL - C| in the "capacity" objective, in (0, inf).
+        Weight of ``abs(KL - C)`` in the "capacity" objective, in (0, inf).
     capacity_max : float, default=20.0
         Final capacity C_max in nats, in [0, inf).
     capacity_steps : int, default=100_000

@@ -21,7 +21,7 @@ non-square image is rotated, not sheared.
 Training runs on the project's engine, :func:`lib.models.training.train`,
 with one evaluation per epoch. All randomness of :func:`train_classifier`
 comes from ``ClassifierTraining.seed``, split as the engine splits it
-(:func:`lib.models._shared.seeds`) into private :class:`torch.Generator`
+(``lib.models._shared.seeds``) into private :class:`torch.Generator`
 streams: initial weights (PyTorch's default law,
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases), minibatch order
 and rotation angles (the engine's ``augment`` draws), three independent

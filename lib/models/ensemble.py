@@ -94,10 +94,12 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
         ``factory(init_seed) -> torch.nn.Module``, one architecture for all seeds.
     seeds : sequence of int
         One member per seed, each in [0, inf); at least one.
-    loss_fn, train_data, val_data, criterion, batch_size, optimizer, learning_rate, \
-schedule, val_fn, augment, restore_best, device, progress
+    loss_fn, train_data, val_data, criterion, batch_size, optimizer, learning_rate
         As for :func:`lib.models.training.train`; the data are shared by all
-        members, ``loss_fn`` and ``val_fn`` must run under ``vmap``.
+        members, ``loss_fn`` must run under ``vmap``.
+    schedule, val_fn, augment, restore_best, device, progress
+        As for :func:`lib.models.training.train`; ``val_fn`` must run under
+        ``vmap``.
 
     Returns
     -------

@@ -33,7 +33,7 @@ whole budget. Otherwise the run stops at ``max_steps`` with reason ``"budget"``,
 or at the first non-finite validation or training loss with reason
 ``"diverged"`` (and a warning; ``stop_on_nonfinite=False`` trains on instead).
 
-**Randomness.** :func:`lib.models._shared.seeds` turns ``seed`` into three
+**Randomness.** ``lib.models._shared.seeds`` turns ``seed`` into three
 streams on the CPU: initial weights (passed to the factory), minibatch order,
 and the ``augment`` hook's draws (noise, rotations). The global RNG is never
 touched, so one seed and one thread count give bit-identical weights on the
