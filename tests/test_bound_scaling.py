@@ -232,7 +232,7 @@ def test_learned_cell_reports_the_mean_image_ratio_and_the_training_record(tmp_p
 def test_vae_summary_counts_convergence_and_reads_the_interval():
     learned = pd.DataFrame([
         dict(dataset="a", dim=2, estimator="beta-vae", stopped="converged", fraction=0.5,
-             test_ratio=0.1, train_ratio=0.09),
+             test_ratio=0.1, train_ratio=0.095),
         dict(dataset="a", dim=2, estimator="beta-vae", stopped="budget", fraction=0.1,
              test_ratio=0.3, train_ratio=0.05),
         dict(dataset="b", dim=3, estimator="beta-vae", stopped="converged", fraction=1.0,
@@ -259,5 +259,9 @@ def test_vae_summary_counts_convergence_and_reads_the_interval():
     # Smallest and largest training fraction of each data set (not the row order).
     assert summary.loc["a", ["smallest_train_ratio", "smallest_test_ratio",
                              "largest_train_ratio", "largest_test_ratio"]].tolist() == \
-        [0.05, 0.3, 0.09, 0.1]
+        [0.05, 0.3, 0.095, 0.1]
     assert summary.loc["b", "smallest_test_ratio"] == summary.loc["b", "largest_test_ratio"]
+    # a: 0.05 < 0.8 * 0.3 memorises, |0.1 - 0.095| < 0.1 * 0.1 fits new points as its own;
+    # b (one run): 0.1 < 0.8 * 0.15 memorises, and |0.15 - 0.1| is not within 10%.
+    assert summary.loc["a", "memorises"] and summary.loc["a", "fit_limited"]
+    assert summary.loc["b", "memorises"] and not summary.loc["b", "fit_limited"]

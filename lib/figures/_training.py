@@ -32,7 +32,7 @@ def training_curves(histories, *, panel: str, hue: str, metrics=("val_excess",
     hues = list(dict.fromkeys(histories[hue]))
     colours = palette([str(h) for h in hues])
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(max(6.0, 3.6 * len(panels)), 2.6 * len(metrics) + 0.9))
+        fig = new_figure(figsize=(max(7.0, 3.6 * len(panels)), 2.6 * len(metrics) + 1.1))
         axes = fig.subplots(len(metrics), len(panels), squeeze=False, sharex="col")
         for column, name in enumerate(panels):
             part = histories[histories[panel] == name]
@@ -77,5 +77,5 @@ def training_curves(histories, *, panel: str, hue: str, metrics=("val_excess",
             unique[f"target ratio {target:g}"] = mpl.lines.Line2D([], [], color="0.3", ls="--",
                                                                   lw=1)
         fig.legend(unique.values(), unique.keys(), loc="outside lower center",
-                   ncols=min(5, len(unique)))
+                   ncols=min(3 if len(panels) == 1 else 6, len(unique)))
     return fig

@@ -608,10 +608,13 @@ def exponent_table(errors: pd.DataFrame, *, n_bootstrap: int = 2000) -> pd.DataF
 def _extreme_ratios(runs: pd.DataFrame) -> dict:
     by_size = runs.groupby("fraction")[["train_ratio", "test_ratio"]].median()
     smallest, largest = by_size.iloc[0], by_size.iloc[-1]
+    gap = abs(largest["test_ratio"] - largest["train_ratio"])
     return dict(smallest_train_ratio=float(smallest["train_ratio"]),
                 smallest_test_ratio=float(smallest["test_ratio"]),
                 largest_train_ratio=float(largest["train_ratio"]),
-                largest_test_ratio=float(largest["test_ratio"]))
+                largest_test_ratio=float(largest["test_ratio"]),
+                memorises=bool(smallest["train_ratio"] < 0.8 * smallest["test_ratio"]),
+                fit_limited=bool(gap < 0.1 * largest["test_ratio"]))
 
 
 def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
@@ -630,6 +633,9 @@ def vae_summary(learned: pd.DataFrame, exponents: pd.DataFrame, *,
     are the medians over seeds at the smallest and the largest training set:
     a train ratio far below the test ratio is a model that memorised its few
     images, equal ratios one that fits new points as well as its own.
+    ``memorises`` (smallest set: train ratio under 0.8 of the test ratio) and
+    ``fit_limited`` (largest set: the two within 10% of the test ratio) say
+    which holds.
     """
     rows = []
     vae = learned[learned["estimator"] == "beta-vae"]
