@@ -77,5 +77,5 @@ def training_curves(histories, *, panel: str, hue: str, metrics=("val_excess",
             unique[f"target ratio {target:g}"] = mpl.lines.Line2D([], [], color="0.3", ls="--",
                                                                   lw=1)
         fig.legend(unique.values(), unique.keys(), loc="outside lower center",
-                   ncols=min(3 if len(panels) == 1 else 6, len(unique)))
+                   ncols=min(3, len(unique)))
     return fig
