@@ -269,8 +269,18 @@ def test_bound_scaling_chapter_sweeps_every_cell_and_fits_the_toys(built_book):
     assert len(errors) == len(bound_scaling.cells(config))
     keys = ["dataset", "dim", "estimator", "fraction", "seed"]
     assert not errors.duplicated(keys).any()
-    assert set(errors["estimator"]) == {"local-1", "local-2", "beta-vae"}
+    assert set(errors["estimator"]) == {"local-1", "local-2"}
     assert (errors["mean"] > 0).all() and (errors["hausdorff"] >= errors["mean"]).all()
+    # The learned sweep (Fig. 4): every cell once, each beta-VAE with its training record
+    # and its history, the ratios positive.
+    learned = pd.read_csv(outputs / "learned-errors.csv")
+    assert len(learned) == len(bound_scaling.learned_cells(config))
+    assert not learned.duplicated(keys).any()
+    vae = learned[learned["estimator"] == "beta-vae"]
+    assert set(vae["stopped"]) <= {"converged", "budget"} and (vae["steps"] > 0).all()
+    assert (learned[["test_ratio", "train_ratio"]] > 0).all().all()
+    histories = pd.read_csv(outputs / "vae-histories.csv")
+    assert set(histories.groupby(["dataset", "fraction"])["step"].max()) == set(vae["steps"])
     for _, group in errors.groupby(["dataset", "dim", "estimator", "seed"]):
         assert group.sort_values("fraction")["n_train"].is_monotonic_increasing
     exponents = pd.read_csv(outputs / "exponents.csv").set_index(["error", "dataset",
@@ -278,7 +288,8 @@ def test_bound_scaling_chapter_sweeps_every_cell_and_fits_the_toys(built_book):
     assert exponents.loc[("hausdorff", "sphere", "local-1"), "exponent"] == pytest.approx(
         -1.0, abs=0.3)
     assert (exponents["ci_low"] <= exponents["exponent"]).all()
-    for name in ("toys", "dsprites", "estimators", "turntable", "exponent-chart"):
+    for name in ("toys", "dsprites", "estimators", "turntable", "exponent-chart",
+                 "vae-training"):
         assert (outputs / f"{name}.png").stat().st_size > 10_000
     complexity = pd.read_csv(outputs / "sample-complexity.csv")
     assert (complexity["n_required"] > 0).all()
