@@ -625,3 +625,13 @@ def test_bad_held_out_data_is_refused_before_training(digits, tmp_path):
         training_record(SPEC, SHORT, images, checkpoint_dir=None)
     with pytest.raises(ValueError, match="'images' parameter of training_record"):
         training_record(SPEC, SHORT, np.zeros((3, 9, 9)), checkpoint_dir=tmp_path)
+
+
+def test_a_stopping_rule_without_held_out_digits_is_refused_before_training(digits, tmp_path):
+    (images, labels), _ = held_out(digits)
+    training = ClassifierTraining(epochs=3, rel_tol=0.01)
+    with pytest.raises(ValueError, match="'val_images' parameter of train_classifier must be "
+                                         "given when training.rel_tol > 0"):
+        train_classifier(SPEC, training, images, labels, checkpoint_dir=tmp_path,
+                         progress=False)
+    assert not any(tmp_path.iterdir())

@@ -166,9 +166,9 @@ class ClassifierTraining:
         Stop once the best validation cross-entropy has improved by less than
         this share of itself over the last ``window`` epochs
         (:class:`lib.models.training.Convergence`), in [0, inf). 0 never stops
-        early: every one of ``epochs`` is trained. It needs held-out digits
-        (``val_images`` of :func:`train_classifier`); without them every run
-        trains its budget.
+        early: every one of ``epochs`` is trained. Above 0 it needs held-out
+        digits (``val_images`` of :func:`train_classifier`, which refuses to
+        train without them).
     window : int, default=3
         Epochs the improvement is measured over, in [1, inf).
 
@@ -498,6 +498,11 @@ def train_classifier(spec: CNNSpec, training: ClassifierTraining, images, labels
                          f"{given!r}: held-out images and their labels go together. "
                          f"Got None instead.")
     validated = val_images is not None
+    if training.rel_tol > 0 and not validated:
+        # A stopping rule with nothing to measure it on would be silently ignored.
+        raise ValueError(f"The 'val_images' parameter of {caller} must be given when "
+                         f"training.rel_tol > 0 (the rule stops on the held-out loss). Got "
+                         f"None with rel_tol {training.rel_tol} instead.")
     if validated:
         x_val = _images(val_images, spec, caller, name="val_images").to(torch.float32)
         y_val = _labels(val_labels, len(x_val), spec, caller, name="val_labels")
