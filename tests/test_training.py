@@ -154,11 +154,16 @@ def test_non_finite_loss_stops_as_diverged_and_warns():
     def explodes(model, batch, step):
         return mse(model, batch, step) * (math.inf if step >= 3 else 1.0)
 
-    with pytest.warns(RuntimeWarning, match="diverged"):
+    with pytest.warns(RuntimeWarning, match="diverged.*best state, of step 2, is kept"):
         result = train(line, explodes, (x, y), (x, y), val_fn=lambda m, d: mse(m, d, 0),
                        criterion=Convergence(eval_every=1, max_steps=50), batch_size=16)
     assert result.record.stopped == "diverged"
     assert result.record.steps == 3
+    # Keeping the last state, the warning says so.
+    with pytest.warns(RuntimeWarning, match="diverged.*the last state is kept"):
+        train(line, explodes, (x, y), (x, y), val_fn=lambda m, d: mse(m, d, 0),
+              criterion=Convergence(eval_every=1, max_steps=50), batch_size=16,
+              restore_best=False)
 
 
 def test_best_state_is_restored_and_record_is_json():

@@ -167,7 +167,7 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     batches = [batch_stream(n, batch_size, torch.Generator().manual_seed(order))
                for _, order, _ in streams]
     draws = [torch.Generator().manual_seed(draw) for _, _, draw in streams]
-    monitors = [Monitor(criterion) for _ in seeds]
+    monitors = [Monitor(criterion, restore_best=restore_best) for _ in seeds]
     best = [None] * len(seeds)
     walls = [0.0] * len(seeds)
     active = list(range(len(seeds)))

@@ -240,9 +240,11 @@ class Monitor:
     later one.
     """
 
-    def __init__(self, criterion: Convergence, stop_on_nonfinite: bool = True):
+    def __init__(self, criterion: Convergence, stop_on_nonfinite: bool = True,
+                 restore_best: bool = True):
         self.criterion = criterion
         self.stop_on_nonfinite = stop_on_nonfinite
+        self.restore_best = restore_best
         self.rows: list[dict] = []
         self.best: list[float] = []     # best loss after each evaluation at step >= min_steps
         self.best_step = 0
@@ -274,7 +276,8 @@ class Monitor:
     def record(self, steps: int, wall: float) -> TrainingRecord:
         if self.stopped == "diverged":
             warnings.warn(f"Training diverged at step {steps}: a non-finite loss "
-                          f"(the best state, of step {self.best_step}, is kept).",
+                          + (f"(the best state, of step {self.best_step}, is kept)."
+                             if self.restore_best else "(the last state is kept)."),
                           RuntimeWarning, stacklevel=3)
         last = self.rows[-1]
         return TrainingRecord(stopped=self.stopped, steps=steps, best_step=self.best_step,
@@ -395,7 +398,7 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     batches = batch_stream(len(train_data[0]), batch_size,
                            torch.Generator().manual_seed(order_seed))
     draws = torch.Generator().manual_seed(draw_seed)
-    monitor = Monitor(criterion, stop_on_nonfinite)
+    monitor = Monitor(criterion, stop_on_nonfinite, restore_best)
     validate = val_fn or (lambda m, d: loss_fn(m, d, step))
     is_eval = eval_steps(criterion)
 
