@@ -22,8 +22,8 @@ from lib._checks import check_int, check_real
 from lib.store import canonical_json, digest, write_atomic, write_json
 
 __all__ = ["cached_training", "check_cache", "check_device", "check_schedule", "check_type",
-           "hardware", "image_digest", "key", "load_state", "record", "save_state", "seeded_layer", "seeds",
-           "write_history"]
+           "hardware", "image_digest", "key", "load_state", "record", "save_state",
+           "seeded_layer", "seeds", "write_history"]
 
 
 # --- seeds and keys ------------------------------------------------------------------------
