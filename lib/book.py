@@ -144,7 +144,8 @@ def publish(result, name: str, *, data=None):
     ``book/chapters/<chapter>/``. A figure is shown as the PNG just written,
     so the page and the file are the same image; ``data``, a DataFrame, is
     written as the figure's ``<name>.csv``. A table is shown with four
-    significant digits and yes/no for booleans while the CSV keeps full
+    significant digits for floats, integers in full and yes/no for booleans
+    while the CSV keeps full
     precision and True/False; index and column levels become plain columns.
     Each view links its files (:class:`Published`). The files depend on the
     result alone: two runs with the same parameters write the same bytes.
@@ -171,11 +172,14 @@ def publish(result, name: str, *, data=None):
     if isinstance(result, pd.DataFrame):
         result = _flat(result)
         result.to_csv(f"{name}.csv", index=False)
-        numeric = result.select_dtypes("number").columns
+        numeric = result.select_dtypes("floating").columns
+        counts = result.select_dtypes("integer").columns
         flags = result.select_dtypes("bool").columns
         # The theme's tables have no cell padding: adjacent columns ran together.
         padding = [{"selector": "th, td", "props": [("padding", "0.15em 0.7em")]}]
+        # Integers (steps, counts, sizes) in full: four significant digits made 13000 "1.3e+04".
         view = (result.style.format("{:.4g}", subset=numeric, na_rep="–")
+                .format("{:d}", subset=counts)
                 .format(lambda flag: "yes" if flag else "no", subset=flags)
                 .hide(axis="index").set_table_styles(padding)
                 .set_uuid(name.replace("-", "_")))   # same ids in every build

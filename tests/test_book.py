@@ -88,6 +88,10 @@ def test_published_views_link_their_files_and_show_flags_as_yes_no(tmp_path, mon
     assert "{download}`CSV <a-chapter/flags.csv>`" in text
     assert (folder / "flags.csv").read_text() == "d,ok\n2,True\n4,False\n"   # CSV unchanged
     assert "{download}" in table.hide(["ok"], axis="columns")._repr_markdown_()
+    # Integers in full, floats to four significant digits.
+    text = book.publish(pd.DataFrame({"steps": [13000], "ratio": [0.0123456]}),
+                        "digits")._repr_markdown_()
+    assert ">13000<" in text and ">0.01235<" in text and "e+04" not in text
 
 
 def test_publish_writes_pivot_tables_with_their_labels(tmp_path, monkeypatch):
