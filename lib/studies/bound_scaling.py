@@ -397,8 +397,9 @@ def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fractio
         points over that of the mean training image (1: no better than the mean
         image), ``train_ratio``, the same on the training points (an estimator
         that cannot fit its own training set better than it fits the test set
-        is limited by its fit, not by the number of samples), and for the beta-VAE its training record: ``stopped``, ``steps``,
-        ``best_step``, ``train_seconds`` and ``val_ratio`` (the ratio on its own
+        is limited by its fit, not by the number of samples), and for the
+        beta-VAE its training record: ``stopped``, ``steps``, ``best_step``,
+        ``train_seconds`` and ``val_ratio`` (the ratio on its own
         validation images at the state kept); NaN or "" for a local projection.
     """
     if block not in BLOCKS:
@@ -421,22 +422,22 @@ def measure_cell(*, preset: str, dataset: str, dim: int, estimator: str, fractio
         # Rank-deficient quadratic fits are counted in the table instead of warned per cell.
         warnings.filterwarnings("ignore", message=".*rank-deficient", category=RuntimeWarning)
         measured = projection_error(model, test)
-        projected = model.project(test) if block == "learned" else None
-        fitted = model.project(train) if block == "learned" else None
+        # Read before the training points are projected: it counts the last project() call.
+        rank_deficient = int(getattr(model, "rank_deficient_", 0))
+        fitted = projection_error(model, train) if block == "learned" else None
     row = dict(dataset=dataset, dim=dim, estimator=estimator, fraction=fraction, seed=seed,
                n_train=len(train), n_test=len(test),
                hausdorff=float(measured.hausdorff) * sample.scale,
-               mean=float(measured.mean) * sample.scale,
-               rank_deficient=int(getattr(model, "rank_deficient_", 0)))
+               mean=float(measured.mean) * sample.scale, rank_deficient=rank_deficient)
     if block == "learned":
         mean_image = train.double().mean(0)
 
-        def ratio(points, projections):
-            points = points.double()
-            return float((points - projections.double()).square().sum()
-                         / (points - mean_image).square().sum())
+        def ratio(points, errors):
+            # The squared distances to the projections, over those to the mean image.
+            baseline = (points.double() - mean_image).square().sum()
+            return float(np.square(errors.distances).sum() / baseline)
 
-        row["test_ratio"], row["train_ratio"] = ratio(test, projected), ratio(train, fitted)
+        row["test_ratio"], row["train_ratio"] = ratio(test, measured), ratio(train, fitted)
         record = getattr(model, "record_", None)
         history = getattr(model, "history_", None)
         row.update(stopped=record.stopped if record else "",
