@@ -66,14 +66,14 @@ from lib.geometry.measures import (COLUMNS, MIN_BUFFER, class_measures, degenera
                                    scaled_measures)
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
-from lib.models.beta_vae import BetaVAE, BetaVAESpec, BetaVAETraining, trained_beta_vae
+from lib.models.beta_vae import (LAPTOP_OBJECTIVES, PAPER_OBJECTIVES, BetaVAE, BetaVAESpec,
+                                 BetaVAETraining, trained_beta_vae)
 from lib.models.taps import layer_jacobians, layer_taps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import digest
 from lib.store import cache_folder
 
-__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "OBJECTIVES_PAPER", "OBJECTIVES_LAPTOP",
-           "Config", "layer_part", "network", "objective_label", "training_history",
+__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network", "objective_label", "training_history",
            "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
            "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
            "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table",
@@ -94,16 +94,8 @@ PARAMETERS = Specification("layer-geometry", (
 BUFFER = MIN_BUFFER
 NETWORKS = ("trained", "untrained")
 
-# The beta-VAE objective per data set. The paper's are Burgess et al.'s capacity objective
-# (gamma 100, C_max 20 nats) on dSprites and beta = 4 on its COIL sets; the `paper` preset keeps
-# them. At 32 x 32 on this CPU neither learned better than beta = 1 (measured in
-# lib.studies.bound_scaling, comment above PAPER_OBJECTIVES: the capacity objective levelled
-# off at 0.27-0.28 of the mean image's reconstruction error on the dSprites heart, beta = 4 at
-# 0.71 with under 1 nat of KL on the turntable duck), so the laptop presets train beta = 1.
-OBJECTIVES_PAPER = dict(dsprites=dict(objective="capacity", gamma=100.0, capacity_max=20.0),
-                        turntable=dict(objective="beta", beta=4.0))
-OBJECTIVES_LAPTOP = dict(dsprites=dict(objective="beta", beta=1.0),
-                         turntable=dict(objective="beta", beta=1.0))
+# The beta-VAE objective per data set: the paper's at `paper`, beta = 1 on the laptop presets
+# (lib.models.beta_vae.PAPER_OBJECTIVES and LAPTOP_OBJECTIVES, with the measurements behind them).
 
 # One beta-VAE step (batch 64, 32 channels) takes about 25-30 ms at 32 x 32 on one core of a
 # 2-core laptop and about four times that at 64 x 64; every run spends its first several
@@ -123,7 +115,7 @@ SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
         training=dict(max_steps=40, eval_every=20, window=2, rel_tol=0.01),
-        objectives=OBJECTIVES_LAPTOP,
+        objectives=LAPTOP_OBJECTIVES,
         dsprites=dict(dim=2, grid=dict(scales=10, rotations=12)),
         turntable=dict(dim=3, objects=("duck", "mug"), base_size=16,
                        grid=dict(views=6, scales=8, rotations=6), twonn_views=12),
@@ -132,7 +124,7 @@ SIZES = {
         image_size=32, network=dict(channels=32, hidden=256),
         training=dict(max_steps=16_000, eval_every=250, window=8, rel_tol=0.02, min_steps=1_500,
                       learning_rate=1e-3),
-        objectives=OBJECTIVES_LAPTOP,
+        objectives=LAPTOP_OBJECTIVES,
         dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=4.5)),
         turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=32,
                        grid=dict(views=12, scales=10, rotations=12), twonn_views=32),
@@ -141,7 +133,7 @@ SIZES = {
         image_size=64, network=dict(channels=32, hidden=256),
         training=dict(max_steps=100_000, eval_every=500, window=10, rel_tol=0.005,
                       min_steps=1_500),
-        objectives=OBJECTIVES_PAPER,
+        objectives=PAPER_OBJECTIVES,
         dsprites=dict(dim=4, grid=dict(scales=12, rotations=16, translations=12,
                                        max_shift=11.0)),
         turntable=dict(dim=3, objects=("duck", "mug", "car", "teapot", "lamp"), base_size=128,
