@@ -232,9 +232,12 @@ def test_training_learns_more_than_the_mean_image():
     assert best < 0.9 * mean_image
     assert best < 0.5 * history["val_neg_elbo"].iloc[0]
     assert (history["val_neg_elbo"] >= entropy).all()
-    # The criterion is the -ELBO less the pixels' binary entropy, the smallest -ELBO.
-    np.testing.assert_allclose(history["val_neg_elbo"] - history["val_excess"], entropy,
-                               rtol=1e-6)
+    # The criterion is the objective minimised (R + 4 KL here, not the -ELBO R + KL) less
+    # the pixels' binary entropy, the smallest R.
+    np.testing.assert_allclose(history["val_neg_elbo"],
+                               history["reconstruction"] + history["kl"], rtol=1e-12)
+    np.testing.assert_allclose(history["reconstruction"] + 4.0 * history["kl"]
+                               - history["val_excess"], entropy, rtol=1e-6)
     kept = history.loc[history["step"] == result.record.best_step].iloc[0]
     np.testing.assert_allclose(validation_neg_elbo(model, x, training), kept["val_neg_elbo"],
                                rtol=1e-12)
@@ -284,6 +287,12 @@ def test_capacity_objective_never_converges_before_the_capacity_is_reached(image
     assert (result.record.stopped, result.record.steps) == ("converged", 45)
     assert result.record.best_step >= 40
     assert result.history["capacity"].tolist()[-2:] == [20.0, 20.0]
+    # Its criterion is the capacity objective at C_max, less the pixels' entropy.
+    history = result.history
+    criterion = history["reconstruction"] + 100.0 * (history["kl"] - 20.0).abs()
+    entropy = criterion - history["val_excess"]
+    np.testing.assert_allclose(entropy, entropy.iloc[0], rtol=1e-9)
+    assert 0 < entropy.iloc[0] < history["reconstruction"].min()
     too_short = dataclasses.replace(training, max_steps=20)
     record = train_beta_vae(SMALL, too_short, images, progress=False).record
     assert (record.stopped, record.steps) == ("budget", 20)

@@ -11,7 +11,7 @@ from lib.figures._style import STYLE, new_figure, palette
 __all__ = ["training_curves"]
 
 METRIC_LABELS = {"val_neg_elbo": "validation $-$ELBO (nats)",
-                 "val_excess": "validation $-$ELBO above\npixel entropy (nats)",
+                 "val_excess": "validation objective above\npixel entropy (nats)",
                  "reconstruction_ratio": "reconstruction error\n/ mean image's"}
 LOG_METRICS = ("val_excess", "reconstruction_ratio")
 

@@ -141,7 +141,7 @@ SIZES = {
                  cases=(("dsprites", 2),), fractions=(0.2, 0.5, 1.0), seeds=1,
                  network=dict(channels=16, hidden=64),
                  training=dict(max_steps=60, eval_every=20, window=2, rel_tol=0.01),
-                 objectives=dict(dsprites=dict(objective="beta", beta=1.0))),
+                 objectives=dict(dsprites=LAPTOP_OBJECTIVES["dsprites"])),
         reach_stride=2),
     "default": dict(
         fractions=FRACTIONS, seeds=2, test_size=500, test_share=0.3,
@@ -164,7 +164,7 @@ SIZES = {
         # image: the learned estimator is compared at 32 x 32, on grids with the free axes
         # of the 64 x 64 ones (translations at the same share of the frame).
         vae=dict(data=VAE_DATA_32, cases=(("dsprites", 4), ("turntable", 3)),
-                 fractions=(0.05, 0.2, 1.0), seeds=1, network=dict(channels=32, hidden=256),
+                 fractions=(0.05, 0.1, 0.2, 1.0), seeds=1, network=dict(channels=32, hidden=256),
                  # Converged: less than 2% better over the last 2,000 steps. Measured: a run on
                  # 2,460 dSprites images leaves the mean-image plateau near step 3,000, reaches
                  # 0.05 of the mean image's error by 6,000, and still gains 1-3% per 2,000
