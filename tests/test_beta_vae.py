@@ -276,6 +276,18 @@ def test_training_stops_when_converged_and_keeps_the_best_state(images):
     assert result.record.best_step == kept["step"]
 
 
+def test_absolute_tolerance_stops_a_run_the_relative_rule_alone_would_not(images):
+    # rel_tol = 0 never converges; an absolute floor larger than any gain stops the run at
+    # the first evaluation that has `window` before it.
+    training = BetaVAETraining(max_steps=40, objective="beta", batch_size=16, eval_every=4,
+                               window=2, rel_tol=0.0, learning_rate=1e-3)
+    assert train_beta_vae(SMALL, training, images, progress=False).record.stopped == "budget"
+    floor = dataclasses.replace(training, abs_tol=1e9)
+    assert floor.convergence.abs_tol == 1e9
+    record = train_beta_vae(SMALL, floor, images, progress=False).record
+    assert (record.stopped, record.steps) == ("converged", 8)
+
+
 def test_capacity_objective_never_converges_before_the_capacity_is_reached(images):
     # A flat validation loss (lr 1e-6: the model barely moves) would converge at once;
     # the capacity objective keeps training until C reaches C_max, and restores no state
@@ -386,6 +398,7 @@ def test_spec_errors_name_the_parameter(kwargs, match):
     ({"eval_every": 0}, "'eval_every' parameter of BetaVAETraining"),
     ({"window": 0}, "'window' parameter of BetaVAETraining"),
     ({"rel_tol": -0.1}, r"'rel_tol' parameter of BetaVAETraining .* \[0.0, inf\)"),
+    ({"abs_tol": -0.1}, r"'abs_tol' parameter of BetaVAETraining .* \[0.0, inf\)"),
     ({"min_steps": 11}, r"'min_steps' parameter of BetaVAETraining .* \[0, 10\]"),
     ({"seed": -1}, "'seed' parameter of BetaVAETraining"),
     ({"seed": 1.5}, "'seed' parameter of BetaVAETraining"),

@@ -178,6 +178,12 @@ class BetaVAETraining:
         (:class:`lib.models.training.Convergence`); 0 trains the whole budget.
     window : int, default=10
         Evaluations the improvement is measured over, in [1, inf).
+    abs_tol : float, default=0.0
+        Nats per image added to ``rel_tol`` times the best loss, in [0, inf):
+        converged also once the improvement is under this. The criterion is
+        an excess that tends to 0 as a model learns, and a relative rule alone
+        never stops a run whose excess is a few nats (a dSprites network at
+        0.3% of the mean image's error still gained 4-6% per 2,000 steps).
     min_steps : int, default=0
         No convergence before this step, in [0, max_steps]. A beta-VAE sits at
         the mean image for its first hundreds of steps, where the validation
@@ -207,6 +213,7 @@ class BetaVAETraining:
     eval_every: int = 100
     rel_tol: float = 1e-2
     window: int = 10
+    abs_tol: float = 0.0
     min_steps: int = 0
     seed: int = 0
 
@@ -218,7 +225,7 @@ class BetaVAETraining:
         reals = {"beta": {"low": 0.0, "low_open": True}, "gamma": {"low": 0.0, "low_open": True},
                  "capacity_max": {"low": 0.0}, "learning_rate": {"low": 0.0, "low_open": True},
                  "validation": {"low": 0.0, "low_open": True, "high": 1.0},
-                 "rel_tol": {"low": 0.0}}
+                 "rel_tol": {"low": 0.0}, "abs_tol": {"low": 0.0}}
         for name, bounds in reals.items():
             bounds = {"high": np.inf, **bounds}
             value = check_real(getattr(self, name), name=name, caller=caller, high_open=True,
@@ -246,7 +253,7 @@ class BetaVAETraining:
         if self.objective == "capacity":
             min_steps = min(max(min_steps, self.capacity_steps), self.max_steps)
         return Convergence(rel_tol=self.rel_tol, window=self.window, eval_every=self.eval_every,
-                           max_steps=self.max_steps, min_steps=min_steps)
+                           max_steps=self.max_steps, min_steps=min_steps, abs_tol=self.abs_tol)
 
 
 class BetaVAE(torch.nn.Module):

@@ -107,7 +107,9 @@ NETWORKS = ("trained", "untrained")
 # budget without converging (held-out reconstruction ratio 0.012, the -ELBO still falling 1.2%
 # per 2,000 steps) and the turntable network converged at 5,750 steps at a ratio of 0.26; at
 # 1e-3 both converged, at 11,250 steps (0.013) and 5,000 steps (0.23). The rule is
-# bound-scaling's: less than 2% better over the last 2,000 steps, within a budget of 16,000.
+# bound-scaling's: less than 2% (or 0.5 nats per image) better over the last 2,000 steps,
+# within a budget of 16,000; at beta = 0.1 the dSprites network had used the whole budget on
+# the relative rule alone, at 0.3% of the mean image's error.
 SIZES = {
     "ci": dict(
         image_size=32, network=dict(channels=16, hidden=64),
@@ -119,8 +121,8 @@ SIZES = {
         twonn_points=150, tangent_points=1, rank_points=2, reach_stride=2),
     "default": dict(
         image_size=32, network=dict(channels=32, hidden=256),
-        training=dict(max_steps=16_000, eval_every=250, window=8, rel_tol=0.02, min_steps=1_500,
-                      learning_rate=1e-3),
+        training=dict(max_steps=16_000, eval_every=250, window=8, rel_tol=0.02, abs_tol=0.5,
+                      min_steps=1_500, learning_rate=1e-3),
         objectives=LAPTOP_OBJECTIVES,
         dsprites=dict(dim=3, grid=dict(scales=10, rotations=16, translations=10, max_shift=4.5)),
         turntable=dict(dim=3, objects=("duck", "car", "teapot"), base_size=32,
