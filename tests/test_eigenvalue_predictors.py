@@ -126,3 +126,68 @@ def test_bad_comparison_input_is_refused_by_name():
         from lib.models.autoencoder import AutoencoderSpec, TrainingSpec, autoencoder_checkpoint
         autoencoder_checkpoint(AutoencoderSpec(input_dim=4, latent_dim=2, depth=3),
                                TrainingSpec(epochs=3), "x", np.zeros((3, 4)), 4, cache_dir="/tmp")
+
+
+# --- the MSE bound under orthonormal eigenvectors -------------------------------------------
+# Truths: for a symmetric J_I (orthonormal eigenvectors) rho is the exact first-order term
+# |(J_I - I) v| (rounding: 1e-12), and for a linear map the first order is exact, so the bound
+# |r(x + v)| <= |r(x)| + rho holds by the triangle inequality. For any J_I, rho equals the
+# formula evaluated on the eigenpairs of the full N x N matrix (numpy.linalg.eig, a route that
+# never uses the d x d product; 1e-10), and "first order" equals |(J - I) v| with the full
+# autograd Jacobian of A (1e-10).
+
+
+def orthonormal(n, d, seed):
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.linalg.qr(rng.normal(size=(n, d)))[0])
+
+
+def test_bound_is_the_exact_first_order_term_when_eigenvectors_are_orthonormal():
+    w = orthonormal(8, 3, 0)
+    scale = torch.tensor([1.7, 0.6, -0.3], dtype=torch.float64)
+    rng = np.random.default_rng(1)
+    x, v = rng.normal(size=(20, 8)), 0.3 * rng.normal(size=(20, 8))
+    terms = study.bound_terms(lambda a: a @ w * scale, lambda z: z @ w.T, x, v)
+    np.testing.assert_allclose(terms["rho"], terms["first order"], rtol=1e-12)
+    assert (terms["orthogonality"] < 1e-12).all()
+    assert (terms["residual moved"] <= terms["residual"] + terms["rho"] + 1e-12).all()
+
+
+def test_bound_terms_match_the_full_eigendecomposition_of_a_non_normal_map():
+    w = orthonormal(7, 2, 2)
+    m = torch.tensor([[1.2, 0.9], [0.0, 0.4]], dtype=torch.float64)   # non-normal
+    rng = np.random.default_rng(3)
+    x, v = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+    terms = study.bound_terms(lambda a: a @ w @ m.T, lambda z: z @ w.T, x, v)
+    j = (w @ m @ w.T).numpy()                                           # J_I, 7 x 7
+    lam, vectors = np.linalg.eig(j)
+    keep = np.argsort(-np.abs(lam))[:2]
+    lam, u = lam[keep], vectors[:, keep] / np.linalg.norm(vectors[:, keep], axis=0)
+    for i, step in enumerate(v):
+        c = u.conj().T @ step
+        perp = step - (u @ c).real
+        rho = np.sqrt(np.sum(np.abs(lam - 1) ** 2 * np.abs(c) ** 2) + perp @ perp)
+        assert terms["rho"].iloc[i] == pytest.approx(rho, rel=1e-10)
+        assert terms["first order"].iloc[i] == pytest.approx(np.linalg.norm(j @ step - step),
+                                                             rel=1e-10)
+    assert (terms["orthogonality"] > 0.1).all()
+    assert not np.allclose(terms["rho"], terms["first order"], rtol=1e-3)
+
+
+def test_first_order_term_uses_the_networks_full_jacobian():
+    encoder = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(),
+                                  torch.nn.Linear(5, 2)).double()
+    decoder = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(),
+                                  torch.nn.Linear(5, 6)).double()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in [*encoder.parameters(), *decoder.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    rng = np.random.default_rng(4)
+    x, v = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
+    terms = study.bound_terms(encoder, decoder, x, v)
+    for i in range(3):
+        full = torch.autograd.functional.jacobian(lambda a: decoder(encoder(a)),
+                                                  torch.from_numpy(x[i])).numpy()
+        assert terms["first order"].iloc[i] == pytest.approx(
+            np.linalg.norm(full @ v[i] - v[i]), rel=1e-10)

@@ -35,7 +35,8 @@ from lib.store import cache_folder
 __all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_tables",
            "training_runs", "regressions", "seed_summary", "interval_table", "class_slopes",
            "trained_model", "paper_comparison", "paper_tables", "paper_table_view", "inside_counts",
-           "ranking_scores", "example_spectra", "training_length", "length_summary", "claims"]
+           "ranking_scores", "example_spectra", "training_length", "length_summary", "claims",
+           "bound_terms", "mse_bound", "bound_summary"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -673,3 +674,141 @@ def example_spectra(config: Config, models_dir=None, depth: int = 4, latent_dim:
     return pd.concat([pd.DataFrame({"point": points, "split": data.split[points],
                                     "label": data.labels[points], "mse": mse}),
                       table.reset_index(drop=True)], axis=1)
+
+
+def bound_terms(encoder, decoder, x, v) -> pd.DataFrame:
+    r"""The first-order MSE bound under orthonormal eigenvectors, term by term, per point.
+
+    A test digit :math:`x' = x + v` near a point :math:`x` has, to first order,
+    residual :math:`r(x') = A(x') - x' \approx r(x) + (J_\mathcal{I}(x) - I)\,v`.
+    If the eigenvectors :math:`u_i` of :math:`J_\mathcal{I}` are orthonormal (the
+    paper's assumption; its equation is not available, this is our reading),
+    :math:`J_\mathcal{I} = \sum_i \lambda_i u_i u_i^*` and
+
+    .. math::
+        |r(x')| \le |r(x)| + \rho, \qquad
+        \rho^2 = \sum_{i=1}^d |\lambda_i - 1|^2 |\langle u_i, v\rangle|^2 + |P_\perp v|^2
+        \le \max(1, \max_i |\lambda_i - 1|)^2\, |v|^2,
+
+    :math:`P_\perp` the projection off the span of the :math:`u_i`. The
+    eigenpairs come from the d x d product :math:`J_E(x) J_D(E(x))` with
+    eigenvectors :math:`w_i`, as :math:`u_i = J_D w_i / |J_D w_i|`; the
+    coefficients are :math:`U^* v` and :math:`P_\perp v = v - U U^* v`, exact
+    when U is orthonormal. Jacobians by ``torch.func`` in float64.
+
+    Parameters
+    ----------
+    encoder, decoder : callable
+        Maps (B, N) -> (B, d) and (B, d) -> (B, N) (torch modules).
+    x, v : arrays of shape (P, N)
+        Base points and displacements.
+
+    Returns
+    -------
+    DataFrame, one row per point: ``residual`` :math:`|r(x)|`, ``residual
+    moved`` :math:`|r(x+v)|`, ``step`` :math:`|v|`, ``rho`` (the bound's
+    term), ``first order`` :math:`|(J_\mathcal{I} - I) v|` (exact),
+    ``orthogonality`` (max :math:`|\langle u_i, u_j\rangle|`, i != j; 0 for
+    orthonormal eigenvectors).
+
+    Examples
+    --------
+    A linear autoencoder x -> W diag(2, 0.5) W^T x with orthonormal W: J_I is
+    symmetric, so rho is the exact first-order term.
+
+    >>> import torch
+    >>> w = torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64,
+    ...                                 generator=torch.Generator().manual_seed(0)))[0]
+    >>> scale = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    >>> terms = bound_terms(lambda x: x @ w * scale, lambda z: z @ w.T, torch.ones(1, 6),
+    ...                     torch.full((1, 6), 0.1))
+    >>> bool(abs(terms["rho"] - terms["first order"]).max() < 1e-12)
+    True
+    """
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    x = torch.as_tensor(x, dtype=torch.float64)
+    v = torch.as_tensor(v, dtype=torch.float64)
+
+    def one(fn):
+        return lambda point: fn(point[None])[0]
+
+    with torch.no_grad():
+        z = encoder(x)
+        residual = (decoder(z) - x).norm(dim=1)
+        moved = (decoder(encoder(x + v)) - (x + v)).norm(dim=1)
+    j_e = vmap(jacrev(one(encoder)))(x)                 # (P, d, N)
+    j_d = vmap(jacfwd(one(decoder)))(z)                 # (P, N, d)
+    j_e, j_d = j_e.detach(), j_d.detach()
+    lam, w = torch.linalg.eig(j_e @ j_d)                # (P, d), (P, d, d)
+    u = j_d.to(torch.complex128) @ w                    # eigenvectors of J_I, (P, N, d)
+    u = u / u.norm(dim=1, keepdim=True)
+    coefficients = torch.einsum("pni,pn->pi", u.conj(), v.to(torch.complex128))
+    perp = v - torch.einsum("pni,pi->pn", u, coefficients).real
+    rho = ((lam - 1).abs().square() * coefficients.abs().square()).sum(1) + perp.square().sum(1)
+    exact = (torch.einsum("pnd,pd->pn", j_d, torch.einsum("pdn,pn->pd", j_e, v)) - v).norm(dim=1)
+    gram = (u.conj().transpose(1, 2) @ u).abs()
+    gram = gram - torch.diag_embed(torch.diagonal(gram, dim1=1, dim2=2))
+    return pd.DataFrame({"residual": residual.numpy(), "residual moved": moved.numpy(),
+                         "step": v.norm(dim=1).numpy(), "rho": rho.sqrt().numpy(),
+                         "first order": exact.numpy(),
+                         "orthogonality": gram.flatten(1).max(1).values.numpy()})
+
+
+def mse_bound(config: Config, models_dir=None, *, pairs: int = 200) -> pd.DataFrame:
+    """:func:`bound_terms` for test digits and their nearest training digit, depth 4, first seed.
+
+    For each latent dimension of the preset, ``pairs`` seeded test digits x'
+    and their nearest training digit x (Euclidean), v = x' - x, on the model
+    trained at ``SEEDED_DEPTH`` with the first seed (in float64).
+
+    Returns
+    -------
+    DataFrame: :func:`bound_terms`' columns plus ``latent_dim``, ``norm``
+    (:math:`|x'|`), ``holds``
+    (:math:`|r(x')| \\le |r(x)| + \\rho`), ``holds first order``
+    (:math:`|r(x')| \\le |r(x)| + |(J_I - I) v|`).
+    """
+    import copy
+
+    from sklearn.neighbors import NearestNeighbors
+
+    data = _digits(config)
+    train = data.select("train").flat()
+    test = data.select("test").flat()
+    chosen = np.sort(np.random.default_rng(config.seed).permutation(len(test))[:pairs])
+    nearest = NearestNeighbors(n_neighbors=1).fit(train).kneighbors(test[chosen])[1][:, 0]
+    tables = []
+    for latent_dim in config.sizes["latent_dims"]:
+        model, _ = _model(config, data, SEEDED_DEPTH, latent_dim, 0, models_dir, progress=False)
+        model = copy.deepcopy(model).cpu().double()
+        terms = bound_terms(model.encoder, model.decoder, train[nearest],
+                            test[chosen] - train[nearest])
+        tables.append(terms.assign(
+            latent_dim=latent_dim, norm=np.linalg.norm(test[chosen], axis=1),
+            holds=terms["residual moved"] <= terms["residual"] + terms["rho"],
+            **{"holds first order": terms["residual moved"]
+               <= terms["residual"] + terms["first order"]}))
+    result = pd.concat(tables, ignore_index=True)
+    return result[["latent_dim"] + [c for c in result.columns if c != "latent_dim"]]
+
+
+def bound_summary(bound: pd.DataFrame) -> pd.DataFrame:
+    """Per latent dimension: how often :func:`mse_bound`'s checks hold, and the medians behind them.
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, pairs, share holds, share holds first
+    order, median orthogonality, median rho / first order, median step / norm``.
+    """
+    rows = []
+    for d, part in bound.groupby("latent_dim"):
+        rows.append({"latent_dim": d, "pairs": len(part),
+                     "share holds": float(part["holds"].mean()),
+                     "share holds first order": float(part["holds first order"].mean()),
+                     "median orthogonality": float(part["orthogonality"].median()),
+                     "median rho / first order": float((part["rho"] / part["first order"])
+                                                       .median()),
+                     "median step / norm": float((part["step"] / part["norm"]).median())})
+    return pd.DataFrame(rows)
