@@ -10,12 +10,17 @@ Linear layers and elementwise activations, nothing in place or batch-mixing:
 (``functional_call``, ``vmap``, ``jacfwd``).
 
 Training minimises the MSE over pixels and points with Adam (or plain SGD) on
-shuffled minibatches. All randomness comes from ``TrainingSpec.seed`` through
+shuffled minibatches, through the engine :func:`lib.models.training.train`
+with one evaluation per epoch: with a held-out share of the images it stops
+when their MSE has converged (``TrainingSpec.rel_tol``, ``window``) or at the
+budget of ``epochs``, and records why (``TrainingRecord``). All randomness comes from ``TrainingSpec.seed`` through
 private :class:`torch.Generator` objects (initial weights by PyTorch's default
 law U(-1/sqrt(fan_in), 1/sqrt(fan_in)); minibatch order), so one seed gives
 bit-identical weights on the CPU and the global RNG is never touched.
 :func:`trained_autoencoder` caches weights under a hash of every parameter and
-of the image bytes, read back with ``torch.load(..., weights_only=True)``.
+of the image bytes, read back with ``torch.load(..., weights_only=True)``;
+:func:`trained_autoencoder_result` adds the record and keeps the weights of
+chosen epochs (:func:`autoencoder_checkpoint`).
 """
 
 from __future__ import annotations
