@@ -278,6 +278,7 @@ def training_length(summary):
     mean over seeds (line) and 95% interval (band) per latent dimension at each
     checkpoint; the state each run kept is the larger marker at the seeds' mean
     best epoch. Reversal shares: test digits solid, training digits dashed.
+    The test-slope axes follow the means; wider bands are cut at their edges.
     """
     dims = sorted(summary["latent_dim"].unique())
     colours = palette([f"d = {d}" for d in dims])
@@ -295,15 +296,24 @@ def training_length(summary):
                     curve = part.sort_values("epoch")
                     ax.plot(curve["epoch"], curve["mean"], color=colour, ls=style, lw=1.2)
                     if style == "-":
-                        ax.fill_between(curve["epoch"], curve["low"], curve["high"],
-                                        color=colour, alpha=0.15, lw=0)
+                        low, high = curve["low"], curve["high"]
+                        if "omega < 0" in statistic:   # a share: the t band is clipped to [0, 1]
+                            low, high = low.clip(0, 1), high.clip(0, 1)
+                        ax.fill_between(curve["epoch"], low, high, color=colour, alpha=0.15,
+                                        lw=0)
                     kept = part[part["stage"] == "kept"]
                     ax.plot(kept["epoch"], kept["mean"], "o", color=colour, ms=6,
                             mfc="white" if style == "--" else colour)
             if statistic.startswith("test slope"):
                 ax.axhline(0.0, color="black", lw=0.8)
+                # Bands of early epochs (few digits with omega > 0) can span +-5: the axis
+                # follows the means, the bands are cut at its edges.
+                means = summary.loc[summary["statistic"] == statistic, "mean"].dropna()
+                if len(means):
+                    pad = 0.3 * max(means.max() - means.min(), 0.5)
+                    ax.set_ylim(min(means.min(), 0) - pad, max(means.max(), 0) + pad)
             ax.set(xscale="log", ylabel=label)
-            ax.xaxis.set_major_formatter(mpl.ticker.ScalarFormatter())
+            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         for ax in axes[1]:
             ax.set_xlabel("training epochs")
