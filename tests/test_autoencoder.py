@@ -291,3 +291,77 @@ def test_bad_calls_name_the_parameter(digits, tmp_path):
     with pytest.raises(ValueError, match="'batch_size' parameter of reconstruction_error"):
         reconstruction_error(Autoencoder(SMALL), digits, batch_size=0)
     assert not os.listdir(tmp_path)
+
+
+# --- the convergence rule and checkpoints (issue 18) -------------------------------------
+
+
+def test_held_out_loss_converges_and_a_small_budget_reports_budget(digits, tmp_path):
+    """On 300 8 x 8 digits (60 held out) the validation MSE flattens within the budget:
+    the rule (best held-out MSE improves < 1% over 5 epochs) fires, the best state is the
+    one returned, and the same run cut at 3 epochs reports "budget"."""
+    rule = dict(batch_size=32, learning_rate=1e-2, validation=0.2, rel_tol=0.01, window=5)
+    result = ae.trained_autoencoder_result(SMALL, TrainingSpec(epochs=500, **rule), "d300",
+                                           digits, cache_dir=tmp_path, progress=False)
+    per_epoch = -(-240 // 32)
+    record, history = result.record, result.history
+    assert record.stopped == "converged" and record.steps < 500 * per_epoch
+    assert len(history) == record.steps // per_epoch
+    best = history["val_loss"].cummin().to_numpy()
+    # The rule, recomputed from the history (best[0] is the untrained model's loss, which
+    # the history does not keep): it holds at the last epoch and at no earlier one.
+    fired = [k for k in range(5, len(best)) if best[k - 5] - best[k] < 0.01 * best[k - 5]]
+    assert fired[:1] == [len(best) - 1]
+    assert record.best_step == per_epoch * (1 + int(history["val_loss"].idxmin()))
+    held = torch.randperm(300, generator=torch.Generator().manual_seed(ae.seeds(0)[2]))[:60]
+    np.testing.assert_allclose(reconstruction_error(result.model, digits[held.numpy()]).mean(),
+                               history["val_loss"].min(), rtol=1e-5)  # float32 sums
+    short = ae.trained_autoencoder_result(SMALL, TrainingSpec(epochs=3, **rule), "d300", digits,
+                                          cache_dir=tmp_path, progress=False)
+    assert (short.record.stopped, short.record.steps) == ("budget", 3 * per_epoch)
+
+
+def test_a_checkpoint_is_the_same_run_cut_at_that_epoch(digits, tmp_path):
+    """Epoch k of a long run = a k-epoch budget run keeping its last state, bit for bit."""
+    long = TrainingSpec(epochs=6, batch_size=64, validation=0.2, rel_tol=0.01)
+    result = ae.trained_autoencoder_result(SMALL, long, "d300", digits, cache_dir=tmp_path,
+                                           checkpoints=(2, 4), progress=False)
+    cut = TrainingSpec(epochs=2, batch_size=64, validation=0.2, restore_best=False)
+    reference, _ = train_autoencoder(SMALL, cut, digits, progress=False)
+    kept = ae.autoencoder_checkpoint(SMALL, long, "d300", digits, 2, cache_dir=tmp_path)
+    for a, b in zip(state(reference).values(), state(kept).values()):
+        assert torch.equal(a, b)
+    # A cached model missing a checkpoint is trained again, with the same bits.
+    (tmp_path / f"{cache_key(SMALL, long, 'd300', digits)}.epoch-4.pt").unlink()
+    again = ae.trained_autoencoder_result(SMALL, long, "d300", digits, cache_dir=tmp_path,
+                                          checkpoints=(2, 4), progress=False)
+    for a, b in zip(state(result.model).values(), state(again.model).values()):
+        assert torch.equal(a, b)
+    assert ae.autoencoder_checkpoint(SMALL, long, "d300", digits, 4, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="'epoch' parameter of autoencoder_checkpoint"):
+        ae.autoencoder_checkpoint(SMALL, long, "d300", digits, 3, cache_dir=tmp_path)
+
+
+def test_without_held_out_digits_the_history_has_no_stand_in_loss(digits):
+    result = ae._train(SMALL, TrainingSpec(epochs=3, batch_size=64), digits, device="cpu",
+                       progress=False, caller="t")
+    assert result.history.columns.tolist() == ["epoch", "train_loss"]
+    assert (result.record.stopped, result.record.steps) == ("budget", 3 * 5)
+    assert np.isnan(result.record.val_loss)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"epochs": 5, "rel_tol": 0.01}, ValueError, "rel_tol"),
+    ({"epochs": 5, "validation": 0.1, "rel_tol": -0.1}, ValueError, "rel_tol"),
+    ({"epochs": 5, "validation": 0.1, "window": 0}, ValueError, "window"),
+    ({"epochs": 5, "restore_best": "yes"}, TypeError, "restore_best"),
+])
+def test_bad_convergence_fields_name_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=f"'{name}' parameter of TrainingSpec"):
+        TrainingSpec(**kwargs)
+
+
+def test_bad_checkpoints_name_the_parameter(digits, tmp_path):
+    with pytest.raises(ValueError, match="'checkpoints' parameter of trained_autoencoder_result"):
+        ae.trained_autoencoder_result(SMALL, TrainingSpec(epochs=2), "d", digits,
+                                      cache_dir=tmp_path, checkpoints=(3,))

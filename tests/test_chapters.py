@@ -201,12 +201,23 @@ def test_eigenvalue_chapter_tables_agree_with_each_other_and_the_paper(built_boo
         assert row["dropped"] == int((example[f"sign_{tag}"] <= 0).sum())
         assert row["nobs"] + row["dropped"] == len(example)
     reference = pd.read_csv(PROJECT / "data" / "reference" / "agarwala2022_tables.csv")
-    comparison = pd.read_csv(outputs / "paper-comparison.csv")
+    comparison = pd.read_csv(outputs / "paper-tables.csv")
+    columns = {"Intercept": "intercept_corrected", "slope": "slope", "test_ind": "test_ind",
+               "interaction": "interaction", "test_slope": "test_slope"}
+    assert len(comparison) == 4 * 5 * fits["latent_dim"].nunique()   # 2 tables x 2 spaces
     for row in comparison.itertuples():
         predictor = "log omega" if row.table == 1 else "trace"
         want = reference[(reference["predictor"] == predictor) & (reference["space"] == row.space)
-                         & (reference["latent_dim"] == row.latent_dim)]["test_slope"]
+                         & (reference["latent_dim"] == row.latent_dim)][columns[row.coefficient]]
         assert row.paper == float(want.iloc[0])
+        assert row.inside == (row.low <= row.paper <= row.high)
+    # Every autoencoder says why it stopped; the records match the histories.
+    records = pd.read_csv(outputs / "training-records.csv")
+    histories = pd.read_csv(outputs / "training-curves.csv")
+    assert set(records["stopped"]) <= {"converged", "budget", "diverged"}
+    sizes = histories.groupby(["depth", "latent_dim", "replicate"]).size()
+    assert sizes.tolist() == records.set_index(["depth", "latent_dim", "replicate"])[
+        "epochs"].loc[sizes.index].tolist()
 
 
 def test_nnk_chapter_calibration_solver_and_layers(built_book):

@@ -1,6 +1,14 @@
-"""The eigenvalue-predictors study (lib.studies.eigenvalues): its device parameter.
+"""The eigenvalue-predictors study (lib.studies.eigenvalues): its comparison with the paper,
+its summaries over seeds and its device parameter.
 
 Truths and tolerances:
+
+- The seed interval is Student's: three replicates a - s, a, a + s have mean a,
+  sd s (ddof=1) and half-width t(0.975, 2) s / sqrt(3) = 2.4843 s, so a paper
+  value 2.4 s away lies inside and one 2.6 s away outside (a margin of 3% of
+  the half-width: an interval from ddof=0 (2.03 s) or from the normal quantile
+  (1.13 s) fails). A single fit uses its own OLS interval, given here.
+- Summaries over seeds equal scipy.stats.t.interval on the same values (1e-12).
 
 - The parameter defaults to "cpu", and "cuda" is refused where torch sees no
   CUDA GPU, with an error naming the parameter and the chapter (lib.params.Device).
@@ -15,8 +23,10 @@ Truths and tolerances:
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from lib.geometry.spectra import autoencoder_spectra
 from lib.models import reconstruction_error
@@ -38,3 +48,146 @@ def test_an_autoencoder_trained_on_cuda_is_measured_there_as_on_the_cpu(tmp_path
     for column, expected in (("trace_I", spectra.trace_input), ("trace_L", spectra.trace_latent)):
         np.testing.assert_allclose(table[column], expected, rtol=1e-3,
                                    atol=1e-3 * np.abs(expected).max())
+
+
+COEFFICIENTS = ("Intercept", "slope", "test_ind", "interaction", "test_slope")
+PAPER_LATENT_LOG_OMEGA_D2 = {"Intercept": -0.0144, "slope": -0.0897, "test_ind": 0.017,
+                             "interaction": 0.0066, "test_slope": -0.083}   # Table 1, d = 2
+
+
+def fits_around(paper, offsets, spread=0.01, replicates=3):
+    """Regression rows whose coefficients sit at paper + offset * spread, -/+ spread."""
+    rows = []
+    for r, step in zip(range(replicates), (-1, 0, 1)):
+        row = {"depth": 4, "latent_dim": 2, "replicate": r, "space": "latent",
+               "predictor": "log omega"}
+        for name in COEFFICIENTS:
+            centre = paper[name] + offsets[name] * spread
+            row[name] = centre + step * spread
+            row[f"{name}_low"], row[f"{name}_high"] = row[name] - 1, row[name] + 1
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_paper_tables_compare_every_coefficient_with_a_t_interval_over_seeds():
+    offsets = {"Intercept": 2.4, "slope": -2.4, "test_ind": 2.6, "interaction": -2.6,
+               "test_slope": 0.0}
+    table = study.paper_tables(fits_around(PAPER_LATENT_LOG_OMEGA_D2, offsets))
+    table = table.set_index("coefficient")
+    assert list(table.index) == list(COEFFICIENTS)
+    assert (table["n"] == 3).all() and (table["table"] == 1).all()
+    half = stats.t.ppf(0.975, 2) * 0.01 / np.sqrt(3)
+    np.testing.assert_allclose(table["high"] - table["ours"], half, rtol=1e-12)
+    for name in COEFFICIENTS:
+        assert table.loc[name, "paper"] == PAPER_LATENT_LOG_OMEGA_D2[name]
+        assert table.loc[name, "inside"] == (abs(offsets[name]) < 2.5), name
+    counts = study.inside_counts(table.reset_index())
+    assert counts.loc["all"].tolist() == [5, 3]
+    assert counts.loc["test_ind"].tolist() == [1, 0]
+
+
+def test_a_single_seed_is_compared_through_its_own_fit_interval():
+    fits = fits_around(PAPER_LATENT_LOG_OMEGA_D2, dict.fromkeys(COEFFICIENTS, 50.0),
+                       replicates=1)   # 0.5 away, each fit's interval +-1: all inside
+    table = study.paper_tables(fits)
+    assert (table["n"] == 1).all() and table["inside"].all()
+    np.testing.assert_allclose(table["high"] - table["low"], 2.0)
+
+
+def test_length_summary_is_a_t_interval_over_seeds_per_epoch_and_the_kept_state():
+    rng = np.random.default_rng(0)
+    rows = []
+    for r, best in enumerate((30, 34, 41)):
+        for stage, epoch in (("epoch", 5), ("epoch", 20), ("kept", best)):
+            rows.append({"latent_dim": 5, "replicate": r, "stage": stage, "epoch": epoch,
+                         "statistic": "s", "value": rng.normal()})
+    length = pd.DataFrame(rows)
+    summary = study.length_summary(length)
+    assert summary["epoch"].tolist() == [5.0, 20.0, 35.0]      # kept: the mean best epoch
+    groups = [length[length["epoch"] == 5], length[length["epoch"] == 20],
+              length[length["stage"] == "kept"]]
+    for expected, (_, got) in zip(groups, summary.iterrows()):
+        values = expected["value"].to_numpy()
+        low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(),
+                                     scale=stats.sem(values))
+        np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                                   [values.mean(), low, high], rtol=1e-12)
+
+
+@pytest.mark.parametrize("low, high, above, verdict", [
+    (0.1, 0.3, 0.0, "holds"), (-0.3, -0.1, 0.0, "opposite"), (-0.1, 0.2, 0.0, "not resolved"),
+    (np.nan, np.nan, 0.0, "one seed: no interval"), (-1.9, -1.5, -2.0, "holds")])
+def test_verdicts_read_the_interval_against_the_threshold(low, high, above, verdict):
+    assert study._verdict(low, high, above=above) == verdict
+
+
+def test_bad_comparison_input_is_refused_by_name():
+    with pytest.raises(ValueError, match="'epoch' parameter of autoencoder_checkpoint"):
+        from lib.models.autoencoder import AutoencoderSpec, TrainingSpec, autoencoder_checkpoint
+        autoencoder_checkpoint(AutoencoderSpec(input_dim=4, latent_dim=2, depth=3),
+                               TrainingSpec(epochs=3), "x", np.zeros((3, 4)), 4, cache_dir="/tmp")
+
+
+# --- the MSE bound under orthonormal eigenvectors -------------------------------------------
+# Truths: for a symmetric J_I (orthonormal eigenvectors) rho is the exact first-order term
+# |(J_I - I) v| (rounding: 1e-12), and for a linear map the first order is exact, so the bound
+# |r(x + v)| <= |r(x)| + rho holds by the triangle inequality. For any J_I, rho equals the
+# formula evaluated on the eigenpairs of the full N x N matrix (numpy.linalg.eig, a route that
+# never uses the d x d product; 1e-10), and "first order" equals |(J - I) v| with the full
+# autograd Jacobian of A (1e-10).
+
+
+def orthonormal(n, d, seed):
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.linalg.qr(rng.normal(size=(n, d)))[0])
+
+
+def test_bound_is_the_exact_first_order_term_when_eigenvectors_are_orthonormal():
+    w = orthonormal(8, 3, 0)
+    scale = torch.tensor([1.7, 0.6, -0.3], dtype=torch.float64)
+    rng = np.random.default_rng(1)
+    x, v = rng.normal(size=(20, 8)), 0.3 * rng.normal(size=(20, 8))
+    terms = study.bound_terms(lambda a: a @ w * scale, lambda z: z @ w.T, x, v)
+    np.testing.assert_allclose(terms["rho"], terms["first order"], rtol=1e-12)
+    assert (terms["orthogonality"] < 1e-12).all()
+    assert (terms["residual moved"] <= terms["residual"] + terms["rho"] + 1e-12).all()
+
+
+def test_bound_terms_match_the_full_eigendecomposition_of_a_non_normal_map():
+    w = orthonormal(7, 2, 2)
+    m = torch.tensor([[1.2, 0.9], [0.0, 0.4]], dtype=torch.float64)   # non-normal
+    rng = np.random.default_rng(3)
+    x, v = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+    terms = study.bound_terms(lambda a: a @ w @ m.T, lambda z: z @ w.T, x, v)
+    j = (w @ m @ w.T).numpy()                                           # J_I, 7 x 7
+    lam, vectors = np.linalg.eig(j)
+    keep = np.argsort(-np.abs(lam))[:2]
+    lam, u = lam[keep], vectors[:, keep] / np.linalg.norm(vectors[:, keep], axis=0)
+    for i, step in enumerate(v):
+        c = u.conj().T @ step
+        perp = step - (u @ c).real
+        rho = np.sqrt(np.sum(np.abs(lam - 1) ** 2 * np.abs(c) ** 2) + perp @ perp)
+        assert terms["rho"].iloc[i] == pytest.approx(rho, rel=1e-10)
+        assert terms["first order"].iloc[i] == pytest.approx(np.linalg.norm(j @ step - step),
+                                                             rel=1e-10)
+    assert (terms["orthogonality"] > 0.1).all()
+    assert not np.allclose(terms["rho"], terms["first order"], rtol=1e-3)
+
+
+def test_first_order_term_uses_the_networks_full_jacobian():
+    encoder = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(),
+                                  torch.nn.Linear(5, 2)).double()
+    decoder = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(),
+                                  torch.nn.Linear(5, 6)).double()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in [*encoder.parameters(), *decoder.parameters()]:
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    rng = np.random.default_rng(4)
+    x, v = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
+    terms = study.bound_terms(encoder, decoder, x, v)
+    for i in range(3):
+        full = torch.autograd.functional.jacobian(lambda a: decoder(encoder(a)),
+                                                  torch.from_numpy(x[i])).numpy()
+        assert terms["first order"].iloc[i] == pytest.approx(
+            np.linalg.norm(full @ v[i] - v[i]), rel=1e-10)

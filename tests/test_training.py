@@ -186,6 +186,36 @@ def test_without_validation_data_trains_the_budget_and_keeps_the_last_state():
     assert math.isnan(result.record.val_loss)
 
 
+def test_without_validation_data_the_evaluations_still_run_on_schedule():
+    """No stand-in loss needed: rows every eval_every steps with NaN val_loss, the hook called,
+    the training loss exact (learning rate 1e-12: every batch sees the initial line, so each
+    row's train_loss is the MSE of the untrained line up to 1e-12 relative), the last state
+    kept, whatever the tolerance."""
+    x, y = regression()
+    seen = []
+    rule = Convergence(rel_tol=0.5, window=1, eval_every=4, max_steps=12)  # 4 batches an epoch
+    result = train(line, mse, (x, y), criterion=rule, batch_size=16, learning_rate=1e-12,
+                   on_evaluation=lambda model, row: seen.append(row))
+    assert result.history["step"].tolist() == [0, 4, 8, 12]
+    assert result.history["val_loss"].isna().all() and not result.history["best"].any()
+    assert pd.DataFrame(seen).equals(result.history)
+    with torch.no_grad():
+        untrained = float(mse(line(split_seeds(0)[0]), (x, y), 0))
+    np.testing.assert_allclose(result.history["train_loss"].iloc[1:], untrained, rtol=1e-9)
+    assert (result.record.stopped, result.record.steps, result.record.best_step) == (
+        "budget", 12, 12)
+
+
+def test_without_validation_data_a_non_finite_training_loss_stops_as_diverged():
+    x, y = regression()
+    y = y.clone()
+    y[3] = math.nan
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = train(line, mse, (x, y), criterion=Convergence(eval_every=2, max_steps=50),
+                       batch_size=64)
+    assert (result.record.stopped, result.record.steps) == ("diverged", 2)
+
+
 # --- seeds and determinism ----------------------------------------------------------------
 
 
@@ -264,6 +294,35 @@ def test_ensemble_is_deterministic_and_budget_is_reported():
     for ours, theirs in zip(first, again):
         for a, b in zip(ours.model.state_dict().values(), theirs.model.state_dict().values()):
             assert torch.equal(a, b)
+
+
+def test_ensemble_without_validation_data_equals_one_by_one_and_calls_the_hook():
+    x = plane_data()
+    rule = Convergence(rel_tol=0.1, window=1, eval_every=5, max_steps=12)
+    seen = {0: [], 1: []}
+
+    def hook(i, model, row):
+        seen[i].append((row["step"], model.encoder[0].weight.detach().clone()))
+
+    together = train_ensemble(small_autoencoder, reconstruction, x, seeds=[0, 1], criterion=rule,
+                              batch_size=16, on_evaluation=hook)
+    for i, seed in enumerate([0, 1]):
+        alone_seen = []
+        alone = train(small_autoencoder, reconstruction, x, criterion=rule, batch_size=16,
+                      seed=seed, on_evaluation=lambda m, row: alone_seen.append(
+                          (row["step"], m.encoder[0].weight.detach().clone())))
+        assert together[i].record.stopped == alone.record.stopped == "budget"
+        assert together[i].history["step"].tolist() == [0, 5, 10, 12]
+        assert together[i].history["val_loss"].isna().all()
+        # float64 rounding of batched products, as in test_ensemble_equals_one_by_one
+        np.testing.assert_allclose(together[i].history["train_loss"].iloc[1:],
+                                   alone.history["train_loss"].iloc[1:], rtol=1e-10)
+        assert [s for s, _ in seen[i]] == [s for s, _ in alone_seen]
+        for (_, a), (_, b) in zip(seen[i], alone_seen):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
+        for a, b in zip(together[i].model.state_dict().values(),
+                        alone.model.state_dict().values()):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
 
 
 # --- bad arguments ------------------------------------------------------------------------

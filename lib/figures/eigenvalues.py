@@ -14,7 +14,8 @@ import seaborn as sns
 from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
 __all__ = ["eigenvalue_differences", "arguments", "spectral_means", "class_means",
-           "small_and_reversing", "slope_curves", "paper_comparison"]
+           "small_and_reversing", "slope_curves", "paper_comparison", "training_curves",
+           "training_length"]
 
 SPACE_NAMES = {"L": r"latent space, $J_\mathcal{L}$", "I": r"input space, $J_\mathcal{I}$"}
 
@@ -217,4 +218,108 @@ def paper_comparison(table):
                     ax.set_ylabel("test slope")
         axes[0, 0].legend(loc="upper left")
         _integer_d(axes)
+    return fig
+
+
+def training_curves(histories, records):
+    """Held-out MSE per epoch of every autoencoder, one panel per depth, with its stopping point.
+
+    ``histories`` and ``records`` are :func:`lib.studies.eigenvalues.training_runs`'
+    tables. A dot marks the epoch whose state is kept (lowest held-out MSE), a
+    cross the epoch the run stopped at; the training loss is drawn thin and
+    dotted. Replicates of one latent dimension share its colour. Each panel's
+    title counts the runs that converged.
+    """
+    depths = sorted(histories["depth"].unique())
+    dims = sorted(histories["latent_dim"].unique())
+    colours = palette([f"d = {d}" for d in dims])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(max(7.0, 3.3 * len(depths)), 3.4))
+        axes = np.atleast_1d(fig.subplots(1, len(depths), sharey=True, squeeze=False)[0])
+        for ax, depth in zip(axes, depths):
+            runs = records[records["depth"] == depth]
+            for _, run in runs.iterrows():
+                history = histories[(histories["depth"] == depth)
+                                    & (histories["latent_dim"] == run["latent_dim"])
+                                    & (histories["replicate"] == run["replicate"])]
+                colour = colours[f"d = {run['latent_dim']}"]
+                if "val_loss" in history:
+                    ax.plot(history["epoch"], history["val_loss"], color=colour, lw=1.2)
+                    kept = history[history["epoch"] == run["best epoch"]]
+                    ax.plot(kept["epoch"], kept["val_loss"], "o", color=colour, ms=5)
+                    ax.plot(history["epoch"].iloc[-1:], history["val_loss"].iloc[-1:], "x",
+                            color=colour, ms=7, mew=1.6)
+                ax.plot(history["epoch"], history["train_loss"], color=colour, lw=0.7, ls=":")
+            converged = int((runs["stopped"] == "converged").sum())
+            ax.set(xlabel="epoch", yscale="log",
+                   title=f"n = {depth}: {converged} of {len(runs)} converged")
+        axes[0].set_ylabel("held-out MSE (line), training MSE (dotted)")
+        handles = marker_handles(colours) + [
+            mpl.lines.Line2D([], [], color="0.3", marker="o", ls="", label="state kept"),
+            mpl.lines.Line2D([], [], color="0.3", marker="x", ls="", label="stopped")]
+        fig.legend(handles=handles, loc="outside right center")
+    return fig
+
+
+LENGTH_PANELS = (("small eigenvalues, latent", r"mean #{$|\lambda_\mathcal{L}| < 0.1$}"),
+                 ("small eigenvalues, input", r"mean #{$|\lambda_\mathcal{I}| < 0.1$}"),
+                 ("omega < 0, latent", r"share with $\omega_\mathcal{L} < 0$"),
+                 ("omega < 0, input", r"share with $\omega_\mathcal{I} < 0$"),
+                 ("test slope, log omega, latent", r"test slope on log $\omega_\mathcal{L}$"),
+                 ("test slope, log omega, input", r"test slope on log $\omega_\mathcal{I}$"),
+                 ("test slope, trace, latent", r"test slope on Tr $J_\mathcal{L}$"),
+                 ("test slope, trace, input", r"test slope on Tr $J_\mathcal{I}$"))
+
+
+def training_length(summary):
+    """The statistics of Figs 6-7 and the Table 1-2 test slopes against training epochs.
+
+    ``summary`` is :func:`lib.studies.eigenvalues.length_summary`'s table:
+    mean over seeds (line) and 95% interval (band) per latent dimension at each
+    checkpoint; the state each run kept is the larger marker at the seeds' mean
+    best epoch. Reversal shares: test digits solid, training digits dashed.
+    The test-slope axes follow the means; wider bands are cut at their edges.
+    """
+    dims = sorted(summary["latent_dim"].unique())
+    colours = palette([f"d = {d}" for d in dims])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(11, 5.6))
+        axes = fig.subplots(2, 4, sharex=True)
+        for ax, (statistic, label) in zip(axes.ravel(), LENGTH_PANELS):
+            for d in dims:
+                colour = colours[f"d = {d}"]
+                splits = ((", test", "-"), (", train", "--")) if "omega < 0" in statistic else (
+                    ("", "-"),)
+                for suffix, style in splits:
+                    part = summary[(summary["latent_dim"] == d)
+                                   & (summary["statistic"] == statistic + suffix)]
+                    curve = part.sort_values("epoch")
+                    ax.plot(curve["epoch"], curve["mean"], color=colour, ls=style, lw=1.2)
+                    if style == "-":
+                        low, high = curve["low"], curve["high"]
+                        if "omega < 0" in statistic:   # a share: the t band is clipped to [0, 1]
+                            low, high = low.clip(0, 1), high.clip(0, 1)
+                        ax.fill_between(curve["epoch"], low, high, color=colour, alpha=0.15,
+                                        lw=0)
+                    kept = part[part["stage"] == "kept"]
+                    ax.plot(kept["epoch"], kept["mean"], "o", color=colour, ms=6,
+                            mfc="white" if style == "--" else colour)
+            if statistic.startswith("test slope"):
+                ax.axhline(0.0, color="black", lw=0.8)
+                # Bands of early epochs (few digits with omega > 0) can span +-5: the axis
+                # follows the means, the bands are cut at its edges.
+                means = summary.loc[summary["statistic"] == statistic, "mean"].dropna()
+                if len(means):
+                    pad = 0.3 * max(means.max() - means.min(), 0.5)
+                    ax.set_ylim(min(means.min(), 0) - pad, max(means.max(), 0) + pad)
+            ax.set(xscale="log", ylabel=label)
+            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        for ax in axes[1]:
+            ax.set_xlabel("training epochs")
+        handles = marker_handles(colours) + [
+            mpl.lines.Line2D([], [], color="0.3", marker="o", ls="", label="state kept"),
+            mpl.lines.Line2D([], [], color="0.3", ls="-", label="test digits"),
+            mpl.lines.Line2D([], [], color="0.3", ls="--", label="training digits")]
+        fig.legend(handles=handles, loc="outside right center")
     return fig

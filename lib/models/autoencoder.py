@@ -10,18 +10,24 @@ Linear layers and elementwise activations, nothing in place or batch-mixing:
 (``functional_call``, ``vmap``, ``jacfwd``).
 
 Training minimises the MSE over pixels and points with Adam (or plain SGD) on
-shuffled minibatches. All randomness comes from ``TrainingSpec.seed`` through
+shuffled minibatches, through the engine :func:`lib.models.training.train`
+with one evaluation per epoch: with a held-out share of the images it stops
+when their MSE has converged (``TrainingSpec.rel_tol``, ``window``) or at the
+budget of ``epochs``, and records why (``TrainingRecord``). All randomness comes from ``TrainingSpec.seed`` through
 private :class:`torch.Generator` objects (initial weights by PyTorch's default
 law U(-1/sqrt(fan_in), 1/sqrt(fan_in)); minibatch order), so one seed gives
 bit-identical weights on the CPU and the global RNG is never touched.
 :func:`trained_autoencoder` caches weights under a hash of every parameter and
-of the image bytes, read back with ``torch.load(..., weights_only=True)``.
+of the image bytes, read back with ``torch.load(..., weights_only=True)``;
+:func:`trained_autoencoder_result` adds the record and keeps the weights of
+chosen epochs (:func:`autoencoder_checkpoint`).
 """
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,12 +36,14 @@ import torch
 from lib._arrays import as_tensor
 from lib._checks import check_finite, check_in, check_int, check_real, check_shape
 from lib.models._shared import (cached_training, check_cache, check_device, check_schedule,
-                                check_type, image_digest, key, record, seeded_layer, seeds)
+                                check_type, image_digest, key, load_state, record, save_state,
+                                seeded_layer, seeds)
 from lib.models.training import Convergence, TrainingResult, train
 
 __all__ = ["ACTIVATIONS", "DEPTH_WIDTHS", "OPTIMIZERS", "OUTPUTS", "Autoencoder",
-           "AutoencoderSpec", "TrainingSpec", "cache_key", "reconstruction_error",
-           "train_autoencoder", "trained_autoencoder"]
+           "AutoencoderSpec", "TrainingSpec", "autoencoder_checkpoint", "cache_key",
+           "reconstruction_error", "train_autoencoder", "trained_autoencoder",
+           "trained_autoencoder_result"]
 
 # Hidden widths of the encoder by depth n: n linear layers, the last one to the latent space.
 DEPTH_WIDTHS = {3: (512, 256), 4: (512, 256, 128), 5: (512, 256, 128, 64)}
@@ -44,7 +52,9 @@ ACTIVATIONS = {"relu": torch.nn.ReLU, "elu": torch.nn.ELU, "tanh": torch.nn.Tanh
 OUTPUTS = {"sigmoid": torch.nn.Sigmoid, "linear": None}
 OPTIMIZERS = ("adam", "sgd")
 # Part of every cache key: bump it when training changes what a given spec produces.
-CACHE_VERSION = 1
+# 2: histories and records of runs without held-out images come from the engine's scheduled
+# evaluations (no stand-in validation loss); runs with them may stop on the convergence rule.
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,8 @@ class TrainingSpec:
     Parameters
     ----------
     epochs : int
-        Passes over the training images, in [1, inf).
+        The budget: at most this many passes over the training images, in
+        [1, inf); all of them unless ``rel_tol > 0`` stops the run earlier.
     batch_size : int, default=128
         Images per optimiser step; the last batch of an epoch may be smaller.
     learning_rate : float, default=1e-3
@@ -134,11 +145,27 @@ class TrainingSpec:
     validation : float, default=0.0
         Share of the images held out (drawn with the seed) to report a
         validation loss per epoch, in [0, 1); 0 trains on all of them.
+    rel_tol : float, default=0.0
+        The convergence rule (:class:`lib.models.training.Convergence`, one
+        evaluation per epoch): stop once the best validation loss has improved
+        by less than this share of itself over the last ``window`` epochs;
+        in [0, inf). 0 never stops early: the run trains the whole budget.
+        Needs ``validation > 0``.
+    window : int, default=5
+        Epochs the improvement is measured over, in [1, inf).
+    restore_best : bool, default=True
+        With held-out images, return the state of the epoch with the lowest
+        validation loss (the stopping point) rather than the last one.
+        Without them the last state is returned.
 
     Examples
     --------
     >>> TrainingSpec(epochs=300).batch_size
     128
+    >>> TrainingSpec(epochs=300, rel_tol=0.01)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'rel_tol' parameter of TrainingSpec must be 0 when 'validation' is 0: a convergence rule needs held-out images. Got 0.01 instead.
     """
 
     epochs: int
@@ -147,13 +174,30 @@ class TrainingSpec:
     optimizer: str = "adam"
     seed: int = 0
     validation: float = 0.0
+    rel_tol: float = 0.0
+    window: int = 5
+    restore_best: bool = True
 
     def __post_init__(self):
         caller = "TrainingSpec"
         check_schedule(self, caller)
         check_in(self.optimizer, OPTIMIZERS, name="optimizer", caller=caller)
-        check_real(self.validation, name="validation", caller=caller, low=0.0, high=1.0,
-                   high_open=True)
+        # Stored as float and int: rel_tol=0 and rel_tol=0.0 are one training, one key.
+        object.__setattr__(self, "validation", check_real(
+            self.validation, name="validation", caller=caller, low=0.0, high=1.0,
+            high_open=True))
+        object.__setattr__(self, "rel_tol", check_real(self.rel_tol, name="rel_tol",
+                                                       caller=caller, low=0.0, high_open=True))
+        object.__setattr__(self, "window", check_int(self.window, name="window", caller=caller,
+                                                     low=1))
+        if not isinstance(self.restore_best, (bool, np.bool_)):
+            raise TypeError(f"The 'restore_best' parameter of {caller} must be a bool. "
+                            f"Got {self.restore_best!r} instead.")
+        object.__setattr__(self, "restore_best", bool(self.restore_best))
+        if self.rel_tol > 0 and self.validation == 0:
+            raise ValueError(f"The 'rel_tol' parameter of {caller} must be 0 when 'validation' "
+                             f"is 0: a convergence rule needs held-out images. Got "
+                             f"{self.rel_tol} instead.")
 
 
 def _stack(widths, hidden: type, last: type | None,
@@ -238,8 +282,12 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     (the model moves during the epoch), ``val_loss`` the loss on the held-out
     images after it. On the CPU the result depends on the arguments alone;
     nothing global (RNG, deterministic-algorithm flag, threads) is changed.
-    The loop is :func:`lib.models.training.train` for ``training.epochs``
-    epochs, without early stopping, keeping the last state.
+    The loop is :func:`lib.models.training.train` with one evaluation per
+    epoch: with held-out images (``training.validation > 0``) it stops once
+    the validation loss has converged (``training.rel_tol``,
+    ``training.window``) or at the budget of ``training.epochs`` epochs, and
+    keeps the best validated state (``training.restore_best``); without them
+    it trains the whole budget and keeps the last state.
 
     Parameters
     ----------
@@ -273,32 +321,44 @@ def train_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, images, *,
     return result.model, result.history
 
 
-def _train(spec, training, images, *, device, progress, caller) -> TrainingResult:
-    """:func:`train_autoencoder` with the engine's record: what the weight cache stores."""
+def _train(spec, training, images, *, device, progress, caller,
+           on_epoch=None) -> TrainingResult:
+    """:func:`train_autoencoder` with the engine's record: what the weight cache stores.
+
+    ``on_epoch(epoch, model)`` is called after every epoch with the model in its
+    current state (checkpoints).
+    """
     _check_specs(spec, training, caller)
     x = _images(images, spec, caller).to(torch.float32)
     device = check_device(device, caller)
     split_seed = seeds(training.seed)[2]
 
     n_val = max(1, round(training.validation * len(x))) if training.validation > 0 else 0
+    x_val = None
     if n_val > 0:
         if n_val >= len(x):
             raise ValueError(f"The 'validation' share {training.validation} of {caller} leaves no "
                              f"training image out of {len(x)}. Use a smaller share.")
         held = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
         x, x_val = x[held[n_val:]], x[held[:n_val]]
-    # The engine with one evaluation per epoch, no early stop (rel_tol = abs_tol = 0 never
-    # converges), no stop at a NaN and the last state kept: an epoch's train_loss is the
-    # engine's mean since the previous evaluation. Without held-out images a constant
-    # stand-in validation loss only marks the epochs.
+    # One evaluation per epoch; an epoch's train_loss is the engine's mean since the previous
+    # evaluation. Without held-out images the engine evaluates on the same schedule with a NaN
+    # validation loss and trains the whole budget, keeping the last state.
     per_epoch = -(-len(x) // training.batch_size)
-    rule = Convergence(rel_tol=0.0, eval_every=per_epoch, max_steps=int(training.epochs) * per_epoch)
+    rule = Convergence(rel_tol=training.rel_tol, window=training.window, eval_every=per_epoch,
+                       max_steps=int(training.epochs) * per_epoch)
+
+    def checkpoint(model, row):
+        if row["step"] > 0:
+            on_epoch(int(row["step"]) // per_epoch, model)
+
     result = train(lambda init_seed: Autoencoder(spec, seed=init_seed), _reconstruction_loss, x,
-                   x_val if n_val > 0 else x, criterion=rule, batch_size=training.batch_size,
+                   x_val, criterion=rule, batch_size=training.batch_size,
                    optimizer=training.optimizer, learning_rate=training.learning_rate,
-                   val_fn=None if n_val > 0 else _no_validation, restore_best=False,
-                   stop_on_nonfinite=False, seed=training.seed, device=device,
-                   progress=progress)
+                   restore_best=training.restore_best and n_val > 0,
+                   stop_on_nonfinite=n_val > 0,
+                   on_evaluation=None if on_epoch is None else checkpoint,
+                   seed=training.seed, device=device, progress=progress)
     history = result.history.iloc[1:]   # drop the untrained model's evaluation at step 0
     columns = {"epoch": history["step"].to_numpy() // per_epoch,
                "train_loss": history["train_loss"].to_numpy()}
@@ -309,10 +369,6 @@ def _train(spec, training, images, *, device, progress, caller) -> TrainingResul
 
 def _reconstruction_loss(model, batch, step):
     return torch.nn.functional.mse_loss(model(batch[0]), batch[0])
-
-
-def _no_validation(model, data):
-    return torch.zeros(())
 
 
 def cache_key(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images, *,
@@ -356,11 +412,12 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     """:func:`train_autoencoder`, or its earlier result read from ``cache_dir``.
 
     The files are ``<key>.pt`` (the ``state_dict``), ``<key>.csv`` (the
-    history) and ``<key>.json`` (the parameters, for people), with
-    ``key = cache_key(spec, training, data_key, images)``; each is written to
-    a temporary file in ``cache_dir`` and renamed into place, the weights
-    last, so a model counts as cached once ``<key>.pt`` exists. The device
-    type is part of the key: a CPU run never reads weights a GPU trained.
+    history) and ``<key>.json`` (the parameters, for people, and the
+    training record), with ``key = cache_key(spec, training, data_key,
+    images)``; each is written to a temporary file in ``cache_dir`` and
+    renamed into place, the weights last, so a model counts as cached once
+    ``<key>.pt`` exists. The device type is part of the key: a CPU run never
+    reads weights a GPU trained.
 
     Parameters
     ----------
@@ -387,16 +444,115 @@ def trained_autoencoder(spec: AutoencoderSpec, training: TrainingSpec, data_key:
     >>> bool(torch.equal(first.decoder[0].weight, again.decoder[0].weight))
     True
     """
-    caller = "trained_autoencoder"
+    result = trained_autoencoder_result(spec, training, data_key, images, cache_dir=cache_dir,
+                                        device=device, progress=progress)
+    return result.model, result.history
+
+
+def _checkpoint_file(cache_dir, name: str, epoch: int) -> Path:
+    return Path(cache_dir) / f"{name}.epoch-{epoch}.pt"
+
+
+def trained_autoencoder_result(spec: AutoencoderSpec, training: TrainingSpec, data_key: str,
+                               images, *, cache_dir, checkpoints=(), device="cpu",
+                               progress: bool = True) -> TrainingResult:
+    """:func:`trained_autoencoder` with the training record, and weights kept at chosen epochs.
+
+    Parameters
+    ----------
+    spec, training, data_key, images, cache_dir, device, progress
+        As for :func:`trained_autoencoder`.
+    checkpoints : sequence of int, default=()
+        Epochs (each in [1, training.epochs]) after which the weights are kept,
+        as ``<key>.epoch-<k>.pt`` beside the model; those beyond the epoch the
+        run stopped at are not written. A cached model missing one of them
+        is trained again (with the same bits). Read them with
+        :func:`autoencoder_checkpoint`.
+
+    Returns
+    -------
+    TrainingResult
+        ``model`` and ``history`` as for :func:`trained_autoencoder`, and
+        ``record``: why and at which step the run stopped
+        (:class:`lib.models.training.TrainingRecord`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec = AutoencoderSpec(input_dim=4, latent_dim=2, depth=3, widths=(8, 4))
+    >>> x, folder = np.random.default_rng(0).random((40, 4)), tempfile.mkdtemp()
+    >>> training = TrainingSpec(epochs=3, batch_size=8, validation=0.2)
+    >>> result = trained_autoencoder_result(spec, training, "demo", x, cache_dir=folder,
+    ...                                     checkpoints=(1, 2), progress=False)
+    >>> result.record.stopped, result.record.steps
+    ('budget', 12)
+    >>> first = autoencoder_checkpoint(spec, training, "demo", x, 1, cache_dir=folder)
+    >>> bool(torch.equal(first.decoder[0].weight, result.model.decoder[0].weight))
+    False
+    """
+    caller = "trained_autoencoder_result"
     _check_specs(spec, training, caller)
     check_cache(data_key, cache_dir, caller)
     _images(images, spec, caller)
     device = check_device(device, caller)
-    result = cached_training(cache_dir, _record(spec, training, data_key, images, device),
-                             build=lambda: Autoencoder(spec), device=device,
-                             train=lambda: _train(spec, training, images, device=device,
-                                                  progress=progress, caller=caller))
-    return result.model, result.history
+    epochs = _check_epochs(checkpoints, training, caller)
+    entry = _record(spec, training, data_key, images, device)
+    name = key(entry)
+    if epochs:
+        folder = Path(cache_dir)
+        meta, weights = folder / f"{name}.json", folder / f"{name}.pt"
+        if weights.is_file() and meta.is_file():
+            import json
+            stored = json.loads(meta.read_text()).get("record") or {}
+            per_epoch = _per_epoch(training, len(images))
+            reached = int(stored.get("steps", 0)) // per_epoch
+            if any(not _checkpoint_file(folder, name, k).is_file() for k in epochs if k <= reached):
+                weights.unlink()    # retrained below, with the same bits, and the checkpoints
+
+    def on_epoch(epoch, model):
+        if epoch in epochs:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            save_state(model, _checkpoint_file(cache_dir, name, epoch))
+
+    return cached_training(cache_dir, entry, build=lambda: Autoencoder(spec), device=device,
+                           train=lambda: _train(spec, training, images, device=device,
+                                                progress=progress, caller=caller,
+                                                on_epoch=on_epoch if epochs else None))
+
+
+def autoencoder_checkpoint(spec: AutoencoderSpec, training: TrainingSpec, data_key: str, images,
+                           epoch: int, *, cache_dir, device="cpu") -> Autoencoder:
+    """The weights after ``epoch`` epochs that :func:`trained_autoencoder_result` kept.
+
+    Raises ``ValueError`` naming ``epoch`` when no such checkpoint was written
+    (never requested, or beyond the epoch the run stopped at).
+    """
+    caller = "autoencoder_checkpoint"
+    _check_specs(spec, training, caller)
+    check_cache(data_key, cache_dir, caller)
+    check_int(epoch, name="epoch", caller=caller, low=1, high=training.epochs)
+    device = check_device(device, caller)
+    path = _checkpoint_file(cache_dir, key(_record(spec, training, data_key, images, device)),
+                            epoch)
+    if not path.is_file():
+        raise ValueError(f"The 'epoch' parameter of {caller} must name an epoch whose weights "
+                         f"trained_autoencoder_result kept (its 'checkpoints', up to the epoch "
+                         f"the run stopped at). Got {epoch} instead.")
+    return load_state(Autoencoder(spec), path, device)
+
+
+def _per_epoch(training: TrainingSpec, n_images: int) -> int:
+    """Optimiser steps per epoch, on the images left after the validation split."""
+    n_val = max(1, round(training.validation * n_images)) if training.validation > 0 else 0
+    return -(-(n_images - n_val) // training.batch_size)
+
+
+def _check_epochs(checkpoints, training, caller) -> frozenset[int]:
+    if isinstance(checkpoints, (str, bytes)) or not hasattr(checkpoints, "__iter__"):
+        raise TypeError(f"The 'checkpoints' parameter of {caller} must be a sequence of ints in "
+                        f"[1, {training.epochs}]. Got {checkpoints!r} instead.")
+    return frozenset(check_int(k, name="checkpoints", caller=caller, low=1,
+                               high=training.epochs) for k in checkpoints)
 
 
 def reconstruction_error(model: torch.nn.Module, images, *, batch_size: int = 1024):

@@ -84,7 +84,8 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
                    seeds: Sequence[int], criterion: Convergence, batch_size: int = 128,
                    optimizer: str = "adam", learning_rate: float = 1e-3,
                    schedule: Callable | None = None, val_fn: Callable | None = None,
-                   augment: Callable | None = None, restore_best: bool = True, device="cpu",
+                   augment: Callable | None = None, restore_best: bool = True,
+                   on_evaluation: Callable | None = None, device="cpu",
                    progress: bool = False) -> tuple[TrainingResult, ...]:
     r"""Train one model per seed, all at once; member i as ``train(..., seed=seeds[i])``.
 
@@ -99,7 +100,12 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
         members, ``loss_fn`` must run under ``vmap``.
     schedule, val_fn, augment, restore_best, device, progress
         As for :func:`lib.models.training.train`; ``val_fn`` must run under
-        ``vmap``.
+        ``vmap``. Without ``val_data`` every member trains the whole budget,
+        evaluated on schedule with a NaN ``val_loss``, and keeps its last state.
+    on_evaluation : callable, optional
+        ``on_evaluation(i, model, row)`` after every evaluation of member ``i``
+        (its index in ``seeds``), with a module holding the member's current
+        (not best) parameters and its history row: checkpoints per epoch.
 
     Returns
     -------
@@ -130,7 +136,7 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     caller = "train_ensemble"
     check_options(caller, criterion=criterion, optimizer=optimizer, learning_rate=learning_rate,
                   batch_size=batch_size, schedule=schedule, augment=augment, val_fn=val_fn,
-                  loss_fn=loss_fn)
+                  loss_fn=loss_fn, extra=(("on_evaluation", on_evaluation, True),))
     if not callable(factory) or isinstance(factory, torch.nn.Module):
         raise TypeError(f"The 'factory' parameter of {caller} must be a callable "
                         f"factory(init_seed) -> torch.nn.Module. Got "
@@ -167,7 +173,8 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     batches = [batch_stream(n, batch_size, torch.Generator().manual_seed(order))
                for _, order, _ in streams]
     draws = [torch.Generator().manual_seed(draw) for _, _, draw in streams]
-    monitors = [Monitor(criterion, restore_best=restore_best) for _ in seeds]
+    monitors = [Monitor(criterion, restore_best=restore_best, validated=val_data is not None)
+                for _ in seeds]
     best = [None] * len(seeds)
     walls = [0.0] * len(seeds)
     active = list(range(len(seeds)))
@@ -176,22 +183,33 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     start = time.perf_counter()
     step = 0
 
+    def _member(j):
+        """A module with member j's current parameters (a copy), for on_evaluation."""
+        module = copy.deepcopy(members[0])
+        module.load_state_dict(snapshot(j))
+        return module.eval()
+
     def snapshot(j):
         return {**{k: v[j].detach().clone() for k, v in params.items()},
                 **{k: v[j].clone() for k, v in buffers.items()}}
 
     def evaluate(train_sums, train_counts):
-        with torch.no_grad():
-            objective.eval()
-            validation.eval()
-            vals = vmap(member_val)(params, buffers).double().tolist()
+        if val_data is None:    # the schedule of evaluations runs, with nothing to validate
+            vals = [float("nan")] * len(active)
+        else:
+            with torch.no_grad():
+                objective.eval()
+                validation.eval()
+                vals = vmap(member_val)(params, buffers).double().tolist()
         for j, i in enumerate(active):
             improved = monitors[i].evaluate(step, train_sums[j], train_counts, vals[j])
             if improved and restore_best:
                 best[i] = snapshot(j)
+            if on_evaluation is not None:
+                with torch.no_grad():
+                    on_evaluation(i, _member(j), dict(monitors[i].rows[-1]))
 
-    if val_data is not None:
-        evaluate([0.0] * len(active), 0)
+    evaluate([0.0] * len(active), 0)
     total = torch.zeros(len(active), dtype=torch.float64, device=device)
     count = 0
     bar = tqdm(total=criterion.max_steps, desc=f"ensemble of {len(seeds)}", unit="step",
@@ -217,7 +235,7 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
         total += losses.detach().double() * len(index)
         count += len(index)
         bar.update(1)
-        if val_data is None or not is_eval(step):
+        if not is_eval(step):
             continue
         evaluate(total.tolist(), count)
         total.zero_()
@@ -227,7 +245,7 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
             for j, i in enumerate(active):
                 if monitors[i].stopped is not None:
                     walls[i] = time.perf_counter() - start
-                    if not restore_best:
+                    if not restore_best or val_data is None:
                         best[i] = snapshot(j)
             if keep:
                 params, opt = _compact(optimizer, opt, params, keep, learning_rate)
@@ -237,13 +255,8 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
             active = [active[j] for j in keep]
     bar.close()
     end = time.perf_counter() - start
-    for j, i in enumerate(active):    # members that ran to the budget, or had no validation
+    for j, i in enumerate(active):    # members still running at the budget (none, normally)
         walls[i] = end
-        if val_data is None:
-            monitors[i].stopped = "budget"
-            monitors[i].rows.append({"step": step, "train_loss": total[j].item() / max(count, 1),
-                                     "val_loss": float("nan"), "best": False})
-            monitors[i].best_step = step
         if val_data is None or not restore_best or best[i] is None:
             best[i] = snapshot(j)
     results = []

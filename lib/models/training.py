@@ -16,7 +16,10 @@ epoch after another (the last batch of an epoch may be smaller). Before the
 first step and every ``eval_every`` steps (and after the last) it evaluates the
 validation loss ``val_fn(model, val_data)`` without gradients, keeps the best
 state, and asks the criterion whether to stop. The best state is restored at
-the end (``restore_best=True``).
+the end (``restore_best=True``). Without ``val_data`` the same schedule of
+evaluations runs (the training loss is recorded, ``val_loss`` is NaN and
+``on_evaluation`` is called), nothing can converge, the run stops at the
+budget with reason ``"budget"`` and the last state is kept.
 
 **Convergence.** Let :math:`b_k` be the best validation loss after the k-th
 evaluation (:math:`b_0` that of the untrained model). Training has converged at
@@ -238,11 +241,17 @@ class Monitor:
     latest state) and none enters the comparison: a state from a plateau the
     run must leave (a beta-VAE at the mean image) is never restored over a
     later one.
+
+    Without validation data (``validated=False``) every evaluation records a
+    NaN validation loss, nothing is kept or compared, and the run stops at the
+    budget, or as diverged at a non-finite training loss when
+    ``stop_on_nonfinite``; the state to keep is the last.
     """
 
     def __init__(self, criterion: Convergence, stop_on_nonfinite: bool = True,
-                 restore_best: bool = True):
+                 restore_best: bool = True, validated: bool = True):
         self.criterion = criterion
+        self.validated = validated
         self.stop_on_nonfinite = stop_on_nonfinite
         self.restore_best = restore_best
         self.rows: list[dict] = []
@@ -254,7 +263,9 @@ class Monitor:
     def evaluate(self, step: int, train_sum: float, train_count: int, val: float,
                  metrics: dict | None = None) -> bool:
         train_loss = train_sum / train_count if train_count else math.nan
-        if step < self.criterion.min_steps:
+        if not self.validated:
+            improved = False
+        elif step < self.criterion.min_steps:
             improved = math.isfinite(val)
         else:
             previous = self.best[-1] if self.best else math.inf
@@ -265,7 +276,8 @@ class Monitor:
         self.rows.append({"step": step, "train_loss": train_loss, "val_loss": val,
                           **(metrics or {}), "best": improved})
         if self.stop_on_nonfinite and not (
-                math.isfinite(val) and (step == 0 or math.isfinite(train_loss))):
+                (math.isfinite(val) or not self.validated)
+                and (step == 0 or math.isfinite(train_loss))):
             self.stopped = "diverged"
         elif self.criterion.converged(self.best, step):
             self.stopped = "converged"
@@ -274,6 +286,8 @@ class Monitor:
         return improved
 
     def record(self, steps: int, wall: float) -> TrainingRecord:
+        if not self.validated:
+            self.best_step = steps      # the last state is the one kept
         if self.stopped == "diverged":
             warnings.warn(f"Training diverged at step {steps}: a non-finite loss "
                           + (f"(the best state, of step {self.best_step}, is kept)."
@@ -314,8 +328,10 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     train_data : tensor or tuple of tensors
         N rows each; moved to ``device``.
     val_data : tensor or tuple of tensors, optional
-        Held-out rows. Without them nothing is evaluated, the run ends at
-        ``criterion.max_steps`` (``"budget"``) and the last state is kept.
+        Held-out rows. Without them the evaluations still run on schedule
+        (``val_loss`` NaN, ``metrics`` not called, ``on_evaluation`` called),
+        the run ends at ``criterion.max_steps`` (``"budget"``) and the last
+        state is kept.
     criterion : Convergence
         Stopping rule, evaluation interval and budget.
     batch_size : int, default=128
@@ -398,16 +414,19 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     batches = batch_stream(len(train_data[0]), batch_size,
                            torch.Generator().manual_seed(order_seed))
     draws = torch.Generator().manual_seed(draw_seed)
-    monitor = Monitor(criterion, stop_on_nonfinite, restore_best)
+    monitor = Monitor(criterion, stop_on_nonfinite, restore_best, validated=val_data is not None)
     validate = val_fn or (lambda m, d: loss_fn(m, d, step))
     is_eval = eval_steps(criterion)
 
     def evaluate(step, train_sum, train_count):
         nonlocal best_state
         with torch.no_grad():
-            val = float(validate(model, val_data))
-            extra = ({k: float(v) for k, v in metrics(model, val_data).items()}
-                     if metrics is not None else None)
+            if val_data is None:
+                val, extra = math.nan, None
+            else:
+                val = float(validate(model, val_data))
+                extra = ({k: float(v) for k, v in metrics(model, val_data).items()}
+                         if metrics is not None else None)
         if monitor.evaluate(step, train_sum, train_count, val, extra) and restore_best:
             best_state = _state(model)
         if on_evaluation is not None:
@@ -420,9 +439,8 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     step = 0
     bar = tqdm(total=criterion.max_steps, desc="train", unit="step", disable=not progress,
                leave=False)
-    if val_data is not None:
-        model.eval()
-        evaluate(0, 0.0, 0)
+    model.eval()
+    evaluate(0, 0.0, 0)
     # Losses are summed where they live and read once per evaluation: a read per step
     # would stall a GPU on every batch.
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -444,21 +462,13 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
         total += loss.detach().double() * len(index)
         count += len(index)
         bar.update(1)
-        if val_data is None:
-            if step >= criterion.max_steps:
-                monitor.stopped = "budget"
-            continue
         if is_eval(step):
             model.eval()
             evaluate(step, float(total), count)
             total.zero_()
             count = 0
     bar.close()
-    if val_data is None:
-        monitor.rows.append({"step": step, "train_loss": float(total) / max(count, 1),
-                             "val_loss": math.nan, "best": False})
-        monitor.best_step = step
-    elif restore_best and best_state is not None:
+    if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     record = monitor.record(step, time.perf_counter() - start)
     return TrainingResult(model=model.eval(), history=pd.DataFrame(monitor.rows), record=record)

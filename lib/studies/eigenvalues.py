@@ -7,7 +7,10 @@ the paper's per-point summaries and its regressions of z-scored MSE on the
 log volume form and the trace (:mod:`lib.stats.regression`),
 pooled over train and test digits. The training recipe is ours (the paper's
 code and setup are not available): the stand-in of
-:mod:`lib.models.autoencoder`, Adam, batch 128, learning rate 1e-3.
+:mod:`lib.models.autoencoder`, Adam, batch 128, learning rate 1e-3, a tenth
+of the training digits held out, stopped by :data:`CONVERGENCE` (the best
+held-out MSE improves by less than 1% over 5 epochs) with the preset's
+``epochs`` as a budget only, and the best held-out state kept.
 
 Computation only; the figures are in :mod:`lib.figures.eigenvalues`.
 """
@@ -24,12 +27,16 @@ from lib.datasets import mnist
 from lib.stats.regression import eigen_regression, slopes_over_seeds
 from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometric_mean,
                                   paired_differences, small_eigenvalue_count)
-from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error, trained_autoencoder
+from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error
+from lib.models.autoencoder import autoencoder_checkpoint, trained_autoencoder_result
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
 
-__all__ = ["PARAMETERS", "SIZES", "Config", "REFERENCE", "point_tables", "regressions",
-           "seed_summary", "interval_table", "class_slopes", "trained_model", "paper_comparison", "ranking_scores", "example_spectra"]
+__all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_tables",
+           "training_runs", "regressions", "seed_summary", "interval_table", "class_slopes",
+           "trained_model", "paper_comparison", "paper_tables", "paper_table_view", "inside_counts",
+           "ranking_scores", "example_spectra", "training_length", "length_summary", "claims",
+           "bound_terms", "mse_bound", "bound_summary"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -44,14 +51,22 @@ PARAMETERS = Specification("eigenvalue-predictors", (
 ), checks=(mnist.check_digits_choice,))
 
 # ``seeds`` replicates are trained at depth 4 (the paper's "exp-default", our reading) for the
-# intervals over seeds; the other depths get one model per latent dimension.
+# intervals over seeds; the other depths get one model per latent dimension. ``epochs`` is the
+# budget, a safety net: the runs stop on CONVERGENCE. The depth-4 runs keep their weights after
+# the ``checkpoints`` epochs, measured on ``length_points`` digits by training_length.
 SIZES = {
-    "ci": dict(latent_dims=(2, 5, 10), depths=(4,), seeds=1, epochs=5, points=800),
-    "default": dict(latent_dims=(2, 4, 6, 10, 14, 20), depths=(3, 4, 5), seeds=3, epochs=25,
-                    points=2_500),
+    "ci": dict(latent_dims=(2, 5, 10), depths=(4,), seeds=1, epochs=6, points=800,
+               checkpoints=(2, 4), length_points=300),
+    "default": dict(latent_dims=(2, 5, 10, 20), depths=(3, 4, 5), seeds=3, epochs=200,
+                    points=2_000, checkpoints=(1, 2, 5, 10, 20, 40), length_points=700),
     "paper": dict(latent_dims=tuple(range(2, 21)), depths=(3, 4, 5), seeds=3, epochs=300,
-                  points=None),
+                  points=None, checkpoints=(1, 2, 5, 10, 20, 50, 100, 200),
+                  length_points=5_000),
 }
+# The stopping rule of every autoencoder (lib.models.autoencoder.TrainingSpec): a tenth of the
+# training digits held out; converged once the best held-out MSE has improved by less than 1%
+# of itself over the last 5 epochs; the state of the best epoch kept.
+CONVERGENCE = dict(validation=0.1, rel_tol=0.01, window=5)
 SEEDED_DEPTH = 4
 
 # The paper's Tables 1-2, transcribed (data/reference/README.md).
@@ -69,15 +84,39 @@ def _digits(config: Config) -> mnist.Digits:
     return mnist.digits(config.digits, seed=config.seed)
 
 
-def _model(config, data, depth, latent_dim, replicate, models_dir, progress):
+def _specs(config, data, depth, latent_dim, replicate):
     spec = AutoencoderSpec(input_dim=data.flat().shape[1], latent_dim=latent_dim, depth=depth,
                            activation=config.activation)
-    training = TrainingSpec(epochs=config.sizes["epochs"], seed=config.seed + replicate)
-    train = data.select("train").flat()
-    model, history = trained_autoencoder(spec, training, f"{data.source}:train", train,
-                                         cache_dir=cache_folder(models_dir, "models"),
-                                         device=config.device, progress=progress)
-    return model, history
+    training = TrainingSpec(epochs=config.sizes["epochs"], seed=config.seed + replicate,
+                            **CONVERGENCE)
+    return spec, training, f"{data.source}:train", data.select("train").flat()
+
+
+def _checkpoints(config, depth):
+    if depth != SEEDED_DEPTH:
+        return ()
+    return tuple(k for k in config.sizes["checkpoints"] if k <= config.sizes["epochs"])
+
+
+def _result(config, data, depth, latent_dim, replicate, models_dir, progress):
+    """The engine's TrainingResult of one cell: model, per-epoch history, stopping record."""
+    spec, training, key, train = _specs(config, data, depth, latent_dim, replicate)
+    return trained_autoencoder_result(spec, training, key, train,
+                                      cache_dir=cache_folder(models_dir, "models"),
+                                      checkpoints=_checkpoints(config, depth),
+                                      device=config.device, progress=progress)
+
+
+def _model(config, data, depth, latent_dim, replicate, models_dir, progress):
+    result = _result(config, data, depth, latent_dim, replicate, models_dir, progress)
+    return result.model, result.history
+
+
+def _cells(config):
+    sizes = config.sizes
+    return [(depth, latent_dim, replicate) for depth in sizes["depths"]
+            for latent_dim in sizes["latent_dims"]
+            for replicate in range(sizes["seeds"] if depth == SEEDED_DEPTH else 1)]
 
 
 def trained_model(config: Config, depth: int, latent_dim: int, models_dir=None,
@@ -100,9 +139,13 @@ def trained_model(config: Config, depth: int, latent_dim: int, models_dir=None,
     return _model(config, data, depth, latent_dim, replicate, models_dir, progress=False)[0], data
 
 
-def _evaluated_points(config, data) -> np.ndarray:
-    """Indices of the digits whose spectra are computed: all, or a seeded subset."""
-    count = config.sizes["points"]
+def _evaluated_points(config, data, count=None) -> np.ndarray:
+    """Indices of the digits whose spectra are computed: all, or a seeded subset.
+
+    ``count`` defaults to the preset's ``points``; the subsets are nested (the
+    first ``count`` of one seeded permutation).
+    """
+    count = config.sizes["points"] if count is None else count
     if count is None or count >= len(data):
         return np.arange(len(data))
     return np.sort(np.random.default_rng(config.seed).permutation(len(data))[:count])
@@ -166,15 +209,47 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
     from joblib import Parallel, delayed
 
     models_dir = cache_folder(models_dir, "models")   # the same folder for every worker
-    sizes = config.sizes
-    cells = [(depth, latent_dim, replicate) for depth in sizes["depths"]
-             for latent_dim in sizes["latent_dims"]
-             for replicate in range(sizes["seeds"] if depth == SEEDED_DEPTH else 1)]
+    cells = _cells(config)
     tables = Parallel(n_jobs=n_jobs)(delayed(_model_table)(config, *cell, models_dir)
                                      for cell in tqdm(cells, desc="autoencoders", disable=None))
     columns = ["depth", "latent_dim", "replicate", "final_loss"]
     result = pd.concat(tables, ignore_index=True)
     return result[columns + [c for c in result.columns if c not in columns]]
+
+
+def training_runs(config: Config, models_dir=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Why and when every autoencoder of the preset stopped, and its per-epoch losses.
+
+    The models are read from the weight cache (trained first if missing).
+
+    Returns
+    -------
+    records : DataFrame
+        One row per model: ``depth, latent_dim, replicate, stopped``
+        ({"converged", "budget", "diverged"}), ``epochs`` (trained),
+        ``best epoch`` (the state kept), ``budget`` (epochs), ``train_loss``
+        (mean over the last epoch), ``val_loss`` (held-out MSE of the state
+        kept) and ``seconds`` (wall time of the training loop).
+    histories : DataFrame
+        One row per model and epoch: ``depth, latent_dim, replicate, epoch,
+        train_loss, val_loss``.
+    """
+    data = _digits(config)
+    records, histories = [], []
+    for depth, latent_dim, replicate in _cells(config):
+        result = _result(config, data, depth, latent_dim, replicate, models_dir, progress=False)
+        per_epoch = result.record.steps // len(result.history)   # one evaluation an epoch
+        cell = {"depth": depth, "latent_dim": latent_dim, "replicate": replicate}
+        record = result.record
+        records.append({**cell, "stopped": record.stopped, "epochs": len(result.history),
+                        "best epoch": record.best_step // per_epoch,
+                        "budget": config.sizes["epochs"], "train_loss": record.train_loss,
+                        "val_loss": record.val_loss, "seconds": record.wall_seconds})
+        histories.append(result.history.assign(**cell))
+    history = pd.concat(histories, ignore_index=True)
+    columns = ["depth", "latent_dim", "replicate"]
+    return (pd.DataFrame(records),
+            history[columns + [c for c in history.columns if c not in columns]])
 
 
 def regressions(points: pd.DataFrame) -> pd.DataFrame:
@@ -268,35 +343,276 @@ def class_slopes(points: pd.DataFrame, depth: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paper_comparison(fits: pd.DataFrame, depth: int = 4) -> pd.DataFrame:
-    """Our test slopes (mean and interval over replicates) beside the paper's Tables 1-2.
+COEFFICIENTS = ("Intercept", "slope", "test_ind", "interaction", "test_slope")
+# Our coefficient names -> the columns of the transcribed tables. The intercept is compared
+# with the corrected value: one printed intercept (Table 2, d = 20, input) has a sign typo
+# (data/reference/README.md); every other row has intercept_corrected == intercept.
+_PAPER_COLUMNS = {"Intercept": "intercept_corrected", "slope": "slope", "test_ind": "test_ind",
+                  "interaction": "interaction", "test_slope": "test_slope"}
 
-    The paper's models are most plausibly depth 4 (project notes); ours are
-    matched by latent dimension, space and predictor.
+
+def paper_tables(fits: pd.DataFrame, depth: int = SEEDED_DEPTH) -> pd.DataFrame:
+    """Every coefficient of the paper's Tables 1-2 beside ours, with a 95% interval and a verdict.
+
+    Ours: at each latent dimension the preset trains at ``depth``, the mean
+    and 95% t interval over the seeds (:func:`seed_summary`) where there are
+    at least three, else the single fit's 95% OLS interval. The paper's value
+    is "inside" when it lies in that interval (ends included).
 
     Returns
     -------
-    DataFrame with columns ``table, space, latent_dim, paper, ours, low, high,
-    same sign``; ``low``/``high`` are the replicate interval (or the single
-    fit's interval when one replicate is trained).
+    DataFrame with columns ``table`` (1: log omega, 2: trace), ``space,
+    latent_dim, coefficient`` (Intercept, slope, test_ind, interaction,
+    test_slope), ``paper, ours, low, high, n`` (seeds; 1 for a single fit),
+    ``inside``; NaN ``paper`` (and ``inside`` False) where the paper has no row.
     """
     paper = pd.read_csv(REFERENCE)
-    ours = fits[fits["depth"] == depth]
     rows = []
-    for (space, predictor, d), group in ours.groupby(["space", "predictor", "latent_dim"]):
+    for (space, predictor, d), group in fits[fits["depth"] == depth].groupby(
+            ["space", "predictor", "latent_dim"]):
         if len(group) >= 3:
-            interval = _seed_interval(group).set_index("coefficient").loc["test_slope"]
-            value, low, high = interval["mean"], interval["low"], interval["high"]
+            ours = _seed_interval(group).set_index("coefficient")
         else:
-            value = group["test_slope"].iloc[0]
-            low, high = group["test_slope_low"].iloc[0], group["test_slope_high"].iloc[0]
+            first = group.iloc[0]
+            ours = pd.DataFrame({"mean": [first[c] for c in COEFFICIENTS],
+                                 "low": [first[f"{c}_low"] for c in COEFFICIENTS],
+                                 "high": [first[f"{c}_high"] for c in COEFFICIENTS], "n": 1},
+                                index=list(COEFFICIENTS))
         match = paper[(paper["space"] == space) & (paper["predictor"] == predictor)
                       & (paper["latent_dim"] == d)]
-        reference = float(match["test_slope"].iloc[0]) if len(match) else np.nan
-        rows.append({"table": 1 if predictor == "log omega" else 2, "space": space,
-                     "latent_dim": d, "paper": reference, "ours": value, "low": low,
-                     "high": high, "same sign": bool(np.sign(reference) == np.sign(value))})
-    return pd.DataFrame(rows).sort_values(["table", "space", "latent_dim"], ignore_index=True)
+        for name in COEFFICIENTS:
+            value = float(match[_PAPER_COLUMNS[name]].iloc[0]) if len(match) else np.nan
+            low, high = float(ours.loc[name, "low"]), float(ours.loc[name, "high"])
+            rows.append({"table": 1 if predictor == "log omega" else 2, "space": space,
+                         "latent_dim": int(d), "coefficient": name, "paper": value,
+                         "ours": float(ours.loc[name, "mean"]), "low": low, "high": high,
+                         "n": int(ours.loc[name, "n"]), "inside": bool(low <= value <= high)})
+    order = {name: i for i, name in enumerate(COEFFICIENTS)}
+    return (pd.DataFrame(rows).sort_values(["table", "space", "latent_dim", "coefficient"],
+                                           key=lambda c: c.map(order) if c.name == "coefficient"
+                                           else c, ignore_index=True))
+
+
+def paper_table_view(comparison: pd.DataFrame, table: int) -> pd.DataFrame:
+    """One of :func:`paper_tables`' tables for the page: per coefficient, ours, paper, inside.
+
+    Rows (space, d); for each coefficient three columns: ours as
+    "mean [low, high]", the paper's value, and whether it lies inside.
+    """
+    part = comparison[comparison["table"] == table]
+    text = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+            for m, lo, hi in zip(part["ours"], part["low"], part["high"])]
+    part = part.assign(**{"ours [95%]": text, "in": np.where(part["inside"], "yes", "no")})
+    wide = part.pivot(index=["space", "latent_dim"], columns="coefficient",
+                      values=["ours [95%]", "paper", "in"])
+    wide = wide.swaplevel(0, 1, axis=1)
+    columns = [(c, v) for c in COEFFICIENTS for v in ("ours [95%]", "paper", "in")]
+    return wide[columns]
+
+
+def inside_counts(comparison: pd.DataFrame) -> pd.DataFrame:
+    """How many of the paper's values lie inside our intervals, per coefficient and in all.
+
+    Returns
+    -------
+    DataFrame indexed by ``coefficient`` (and "all"), columns ``compared``
+    (values the paper prints at the dimensions we train), ``inside``.
+    """
+    known = comparison[comparison["paper"].notna()]
+    counts = known.groupby("coefficient", sort=False)["inside"].agg(["size", "sum"])
+    counts.loc["all"] = counts.sum()
+    counts = counts.rename(columns={"size": "compared", "sum": "inside"}).astype(int)
+    return counts.rename_axis("coefficient")
+
+
+def paper_comparison(fits: pd.DataFrame, depth: int = SEEDED_DEPTH) -> pd.DataFrame:
+    """Our test slopes (mean and interval) beside the paper's, for the figure.
+
+    The ``test_slope`` rows of :func:`paper_tables`, as columns ``table, space,
+    latent_dim, paper, ours, low, high, same sign``.
+    """
+    part = paper_tables(fits, depth)
+    part = part[part["coefficient"] == "test_slope"].drop(columns=["coefficient", "n", "inside"])
+    return part.assign(**{"same sign": np.sign(part["paper"]) == np.sign(part["ours"])}
+                       ).reset_index(drop=True)
+
+
+def _statistics(table: pd.DataFrame) -> dict:
+    """The quantities the paper's Figs 6-7 and Tables 1-2 report, for one model."""
+    values = {}
+    for tag, space in SPACES.items():
+        values[f"small eigenvalues, {space}"] = float(table[f"small_{tag}"].mean())
+        for split in ("train", "test"):
+            part = table[table["split"] == split]
+            values[f"omega < 0, {space}, {split}"] = float((part[f"sign_{tag}"] < 0).mean())
+        for predictor, name in PREDICTORS.items():
+            try:
+                fit = eigen_regression(table, f"{predictor}_{tag}")
+                slope = fit.test_slope
+            except ValueError:   # too few digits with omega > 0 in a split: no slope
+                slope = np.nan
+            values[f"test slope, {name}, {space}"] = slope
+    return values
+
+
+def training_length(config: Config, models_dir=None) -> pd.DataFrame:
+    """The statistics of Figs 6-7 and the Table 1-2 test slopes along training, depth 4.
+
+    For every seeded model (depth 4, each latent dimension and replicate):
+    its weights after each of the preset's ``checkpoints`` epochs that the
+    run reached (stage "epoch"), and the state it kept at its stopping point
+    (stage "kept", at its best epoch), each measured on the same seeded
+    ``length_points`` digits of both splits: mean count of eigenvalues of
+    modulus < 0.1, share of digits with omega < 0 per space and split, and
+    the test slope of each regression (NaN where a split has too few digits
+    with omega > 0 to fit), with the held-out MSE of that epoch.
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, replicate, stage, epoch, statistic,
+    value`` (long form).
+    """
+    data = _digits(config)
+    points = _evaluated_points(config, data, config.sizes["length_points"])
+    rows = []
+    for latent_dim in config.sizes["latent_dims"]:
+        for replicate in range(config.sizes["seeds"]):
+            result = _result(config, data, SEEDED_DEPTH, latent_dim, replicate, models_dir,
+                             progress=False)
+            spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim,
+                                                replicate)
+            folder = cache_folder(models_dir, "models")
+            history = result.history.set_index("epoch")
+            best = int(history["val_loss"].idxmin())
+            stages = [("epoch", k, autoencoder_checkpoint(spec, training, key, train, k,
+                                                          cache_dir=folder,
+                                                          device=config.device))
+                      for k in _checkpoints(config, SEEDED_DEPTH) if k <= len(history)]
+            stages.append(("kept", best, result.model))
+            for stage, epoch, model in stages:
+                values = {"held-out MSE": float(history.loc[epoch, "val_loss"]),
+                          **_statistics(_point_table(model, data, points))}
+                rows += [{"latent_dim": latent_dim, "replicate": replicate, "stage": stage,
+                          "epoch": epoch, "statistic": name, "value": value}
+                         for name, value in values.items()]
+    return pd.DataFrame(rows)
+
+
+def length_summary(length: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% t interval over seeds of each statistic of :func:`training_length`.
+
+    Grouped by latent dimension, stage and epoch ("kept" rows by stage alone,
+    at the seeds' mean best epoch). The interval needs two seeds with a value
+    (NaN otherwise).
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, stage, epoch, statistic, mean, low,
+    high, n``.
+    """
+    from scipy import stats
+
+    rows = []
+    length = length.assign(key=np.where(length["stage"] == "kept", -1, length["epoch"]))
+    for (d, stage, key, name), group in length.groupby(
+            ["latent_dim", "stage", "key", "statistic"], sort=True):
+        values = group["value"].dropna().to_numpy()
+        n = len(values)
+        mean = values.mean() if n else np.nan
+        half = (stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n >= 2
+                else np.nan)
+        rows.append({"latent_dim": d, "stage": stage, "epoch": float(group["epoch"].mean()),
+                     "statistic": name, "mean": mean, "low": mean - half, "high": mean + half,
+                     "n": n})
+    return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "epoch"],
+                                          ignore_index=True)
+
+
+def _t_interval(values) -> tuple[float, float, float]:
+    """Mean and 95% t interval of independent values (NaN interval below two)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def _verdict(low, high, *, above=0.0) -> str:
+    """'holds' if the interval lies above ``above``, 'opposite' if below, else 'not resolved'."""
+    if not np.isfinite(low):
+        return "one seed: no interval"
+    return "holds" if low > above else "opposite" if high < above else "not resolved"
+
+
+def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
+           depth: int = SEEDED_DEPTH) -> pd.DataFrame:
+    """The paper's observations, each tested on our models at ``depth`` over seeds.
+
+    Each row: the claim, the paper's numbers, ours (mean and 95% t interval
+    over the replicates), and a verdict: "holds" when the interval lies on the
+    paper's side, "opposite" when on the other, "not resolved" when it
+    straddles the threshold. Reversal shares are pooled over latent dimensions
+    per replicate; the slopes come from :func:`paper_tables` (``comparison``)
+    and, for their rise with d, from the per-seed fits (``fits``).
+
+    Returns
+    -------
+    DataFrame with columns ``claim, paper, ours, mean, low, high, verdict``.
+    """
+    part = points[points["depth"] == depth]
+    dims = sorted(part["latent_dim"].unique())
+    low_d, high_d = dims[0], dims[-1]
+    rows = []
+
+    def add(claim, paper, values, above=0.0, unit=""):
+        mean, low, high = _t_interval(values)
+        rows.append({"claim": claim, "paper": paper,
+                     "ours": f"{mean:.3g}{unit} [{low:.3g}, {high:.3g}]", "mean": mean,
+                     "low": low, "high": high, "verdict": _verdict(low, high, above=above)})
+
+    ones = part[(part["latent_dim"] == high_d) & (part["label"] == 1)]
+    mean, low, high = _t_interval(ones.groupby("replicate")["small_L"].mean())
+    every = part[part["latent_dim"] == high_d]["small_L"].mean()
+    rows.append({"claim": f"Fig. 6: few latent eigenvalues of modulus < 0.1, at most 2 for the "
+                          f"digit 1 at d = {high_d} (mean count per digit 1 below 2)",
+                 "paper": "at most 2 (d = 20)",
+                 "ours": f"digit 1: {mean:.3g} [{low:.3g}, {high:.3g}]; all digits: {every:.3g}",
+                 "mean": mean, "low": low, "high": high,
+                 "verdict": _verdict(-high, -low, above=-2.0)})
+    for tag, space in SPACES.items():
+        share = part.assign(rev=part[f"sign_{tag}"] < 0).groupby(["replicate", "split"])[
+            "rev"].mean().unstack()
+        add(f"Fig. 7: more digits reverse orientation (omega < 0) on test than on training "
+            f"digits, {space} space (test minus train share)", "more on test",
+            (share["test"] - share["train"]).to_numpy())
+    both = part.assign(rev_I=part["sign_I"] < 0, rev_L=part["sign_L"] < 0).groupby(
+        "replicate")[["rev_I", "rev_L"]].mean()
+    add("Fig. 7: more reversal for J_I than for J_L (input minus latent share)", "more for J_I",
+        (both["rev_I"] - both["rev_L"]).to_numpy())
+    slopes = comparison[comparison["coefficient"] == "test_slope"]
+    ours = fits[fits["depth"] == depth].set_index(["space", "predictor", "latent_dim",
+                                                   "replicate"])["test_slope"]
+    for predictor, table in (("log omega", 1), ("trace", 2)):
+        for space in ("latent", "input"):
+            row = slopes[(slopes["table"] == table) & (slopes["space"] == space)].set_index(
+                "latent_dim")
+            a, b = row.loc[low_d], row.loc[high_d]
+            rows.append({"claim": f"Table {table}: the test slope on {predictor}, {space} space, "
+                                  f"is positive at d = {high_d}",
+                         "paper": f"{b['paper']:.3f}", "ours": f"{b['ours']:.3g} "
+                         f"[{b['low']:.3g}, {b['high']:.3g}]", "mean": b["ours"],
+                         "low": b["low"], "high": b["high"],
+                         "verdict": _verdict(b["low"], b["high"])})
+            # The rise with d, seed by seed: each replicate's slope at the largest d minus its
+            # slope at the smallest (replicate k of both uses seed + k).
+            rise = (ours[space, predictor, high_d] - ours[space, predictor, low_d]).to_numpy()
+            add(f"Table {table}: the test slope on {predictor}, {space} space, rises from "
+                f"d = {low_d} to d = {high_d} (difference per seed)",
+                f"{a['paper']:.3f} to {b['paper']:.3f}", rise)
+    return pd.DataFrame(rows)
 
 
 def ranking_scores(points: pd.DataFrame) -> pd.DataFrame:
@@ -360,3 +676,141 @@ def example_spectra(config: Config, models_dir=None, depth: int = 4, latent_dim:
     return pd.concat([pd.DataFrame({"point": points, "split": data.split[points],
                                     "label": data.labels[points], "mse": mse}),
                       table.reset_index(drop=True)], axis=1)
+
+
+def bound_terms(encoder, decoder, x, v) -> pd.DataFrame:
+    r"""The first-order MSE bound under orthonormal eigenvectors, term by term, per point.
+
+    A test digit :math:`x' = x + v` near a point :math:`x` has, to first order,
+    residual :math:`r(x') = A(x') - x' \approx r(x) + (J_\mathcal{I}(x) - I)\,v`.
+    If the eigenvectors :math:`u_i` of :math:`J_\mathcal{I}` are orthonormal (the
+    paper's assumption; its equation is not available, this is our reading),
+    :math:`J_\mathcal{I} = \sum_i \lambda_i u_i u_i^*` and
+
+    .. math::
+        |r(x')| \le |r(x)| + \rho, \qquad
+        \rho^2 = \sum_{i=1}^d |\lambda_i - 1|^2 |\langle u_i, v\rangle|^2 + |P_\perp v|^2
+        \le \max(1, \max_i |\lambda_i - 1|)^2\, |v|^2,
+
+    :math:`P_\perp` the projection off the span of the :math:`u_i`. The
+    eigenpairs come from the d x d product :math:`J_E(x) J_D(E(x))` with
+    eigenvectors :math:`w_i`, as :math:`u_i = J_D w_i / |J_D w_i|`; the
+    coefficients are :math:`U^* v` and :math:`P_\perp v = v - U U^* v`, exact
+    when U is orthonormal. Jacobians by ``torch.func`` in float64.
+
+    Parameters
+    ----------
+    encoder, decoder : callable
+        Maps (B, N) -> (B, d) and (B, d) -> (B, N) (torch modules).
+    x, v : arrays of shape (P, N)
+        Base points and displacements.
+
+    Returns
+    -------
+    DataFrame, one row per point: ``residual`` :math:`|r(x)|`, ``residual
+    moved`` :math:`|r(x+v)|`, ``step`` :math:`|v|`, ``rho`` (the bound's
+    term), ``first order`` :math:`|(J_\mathcal{I} - I) v|` (exact),
+    ``orthogonality`` (max :math:`|\langle u_i, u_j\rangle|`, i != j; 0 for
+    orthonormal eigenvectors).
+
+    Examples
+    --------
+    A linear autoencoder x -> W diag(2, 0.5) W^T x with orthonormal W: J_I is
+    symmetric, so rho is the exact first-order term.
+
+    >>> import torch
+    >>> w = torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64,
+    ...                                 generator=torch.Generator().manual_seed(0)))[0]
+    >>> scale = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    >>> terms = bound_terms(lambda x: x @ w * scale, lambda z: z @ w.T, torch.ones(1, 6),
+    ...                     torch.full((1, 6), 0.1))
+    >>> bool(abs(terms["rho"] - terms["first order"]).max() < 1e-12)
+    True
+    """
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    x = torch.as_tensor(x, dtype=torch.float64)
+    v = torch.as_tensor(v, dtype=torch.float64)
+
+    def one(fn):
+        return lambda point: fn(point[None])[0]
+
+    with torch.no_grad():
+        z = encoder(x)
+        residual = (decoder(z) - x).norm(dim=1)
+        moved = (decoder(encoder(x + v)) - (x + v)).norm(dim=1)
+    j_e = vmap(jacrev(one(encoder)))(x)                 # (P, d, N)
+    j_d = vmap(jacfwd(one(decoder)))(z)                 # (P, N, d)
+    j_e, j_d = j_e.detach(), j_d.detach()
+    lam, w = torch.linalg.eig(j_e @ j_d)                # (P, d), (P, d, d)
+    u = j_d.to(torch.complex128) @ w                    # eigenvectors of J_I, (P, N, d)
+    u = u / u.norm(dim=1, keepdim=True)
+    coefficients = torch.einsum("pni,pn->pi", u.conj(), v.to(torch.complex128))
+    perp = v - torch.einsum("pni,pi->pn", u, coefficients).real
+    rho = ((lam - 1).abs().square() * coefficients.abs().square()).sum(1) + perp.square().sum(1)
+    exact = (torch.einsum("pnd,pd->pn", j_d, torch.einsum("pdn,pn->pd", j_e, v)) - v).norm(dim=1)
+    gram = (u.conj().transpose(1, 2) @ u).abs()
+    gram = gram - torch.diag_embed(torch.diagonal(gram, dim1=1, dim2=2))
+    return pd.DataFrame({"residual": residual.numpy(), "residual moved": moved.numpy(),
+                         "step": v.norm(dim=1).numpy(), "rho": rho.sqrt().numpy(),
+                         "first order": exact.numpy(),
+                         "orthogonality": gram.flatten(1).max(1).values.numpy()})
+
+
+def mse_bound(config: Config, models_dir=None, *, pairs: int = 200) -> pd.DataFrame:
+    """:func:`bound_terms` for test digits and their nearest training digit, depth 4, first seed.
+
+    For each latent dimension of the preset, ``pairs`` seeded test digits x'
+    and their nearest training digit x (Euclidean), v = x' - x, on the model
+    trained at ``SEEDED_DEPTH`` with the first seed (in float64).
+
+    Returns
+    -------
+    DataFrame: :func:`bound_terms`' columns plus ``latent_dim``, ``norm``
+    (:math:`|x'|`), ``holds``
+    (:math:`|r(x')| \\le |r(x)| + \\rho`), ``holds first order``
+    (:math:`|r(x')| \\le |r(x)| + |(J_I - I) v|`).
+    """
+    import copy
+
+    from sklearn.neighbors import NearestNeighbors
+
+    data = _digits(config)
+    train = data.select("train").flat()
+    test = data.select("test").flat()
+    chosen = np.sort(np.random.default_rng(config.seed).permutation(len(test))[:pairs])
+    nearest = NearestNeighbors(n_neighbors=1).fit(train).kneighbors(test[chosen])[1][:, 0]
+    tables = []
+    for latent_dim in config.sizes["latent_dims"]:
+        model, _ = _model(config, data, SEEDED_DEPTH, latent_dim, 0, models_dir, progress=False)
+        model = copy.deepcopy(model).cpu().double()
+        terms = bound_terms(model.encoder, model.decoder, train[nearest],
+                            test[chosen] - train[nearest])
+        tables.append(terms.assign(
+            latent_dim=latent_dim, norm=np.linalg.norm(test[chosen], axis=1),
+            holds=terms["residual moved"] <= terms["residual"] + terms["rho"],
+            **{"holds first order": terms["residual moved"]
+               <= terms["residual"] + terms["first order"]}))
+    result = pd.concat(tables, ignore_index=True)
+    return result[["latent_dim"] + [c for c in result.columns if c != "latent_dim"]]
+
+
+def bound_summary(bound: pd.DataFrame) -> pd.DataFrame:
+    """Per latent dimension: how often :func:`mse_bound`'s checks hold, and the medians behind them.
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, pairs, share holds, share holds first
+    order, median orthogonality, median rho / first order, median step / norm``.
+    """
+    rows = []
+    for d, part in bound.groupby("latent_dim"):
+        rows.append({"latent_dim": d, "pairs": len(part),
+                     "share holds": float(part["holds"].mean()),
+                     "share holds first order": float(part["holds first order"].mean()),
+                     "median orthogonality": float(part["orthogonality"].median()),
+                     "median rho / first order": float((part["rho"] / part["first order"])
+                                                       .median()),
+                     "median step / norm": float((part["step"] / part["norm"]).median())})
+    return pd.DataFrame(rows)
