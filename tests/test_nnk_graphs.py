@@ -123,6 +123,9 @@ def test_measured_epochs_keep_the_first_and_the_last():
     epochs = study.measured_epochs(50, 5)
     assert epochs[0] == 1 and epochs[-1] == 50 and epochs == sorted(set(epochs))
     assert len(epochs) == 5
+    # Spaced over a common budget, runs that stop at different epochs share all but the last.
+    short, long = (study.measured_epochs(e, 6, budget=60) for e in (28, 29))
+    assert short[:-1] == long[:-1] and (short[-1], long[-1]) == (28, 29)
     with pytest.raises(ValueError, match="'epochs_trained' parameter of measured_epochs"):
         study.measured_epochs(0, None)
 

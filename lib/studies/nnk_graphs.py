@@ -7,7 +7,15 @@ neighbours, only those that are not geometrically redundant
 the exact solver changes against the reference pruning heuristic, how the
 NNK degree and the NNK local dimension read the intrinsic dimension of the
 testbed (whose d is known), and whether NNK label propagation is robust to k
-where kNN is not (:mod:`lib.graphs.propagation`).
+where kNN is not (:mod:`lib.graphs.propagation`). It then follows a small
+CNN (:mod:`lib.models.cnn`) through layers and epochs, trained on digits
+with part of their labels replaced so that it overfits, and compares three
+ways to choose its epoch: the validation error, DeepNNK's leave-one-out NNK
+error of the training digits, and CW-DeepNNK's channel-wise rule
+(Shekkizhar & Ortega, "DeepNNK: explaining deep models and their
+generalization using polytope interpolation", arXiv:2007.10505; Bonet et
+al., arXiv:2107.12972). Last, the NNK metrics of every layer of the
+layer-geometry chapter's beta-VAEs, on data of known d.
 
 Computation only; the figures are in :mod:`lib.figures.nnk_graphs`.
 """
@@ -73,7 +81,7 @@ SIZES = {
                image_points=400, image_dims=(1, 2), turntable_size=32, ks=(5, 10, 20, 40),
                fractions=(0.05,), repeats=1, digits="sklearn-8x8", vae_points=60),
     "default": dict(points=3_000, calibration_points=20_000, cnn_epochs=60, cnn_window=15,
-                    cnn_seeds=3, held_out=700, validation=500, label_noise=0.2, probe=400,
+                    cnn_seeds=3, held_out=700, validation=500, label_noise=0.2, probe=300,
                     channel_patience=5, layer_epochs=6, rotated_digits=300, angles=9,
                     dims=(1, 2, 3, 4, 5), image_points=2_000, image_dims=(1, 2, 3),
                     turntable_size=64, ks=(5, 10, 20, 40, 80), fractions=(0.01, 0.05, 0.1),
@@ -265,7 +273,7 @@ def corrupt_labels(labels, rate: float, *, n_classes: int = 10, seed=None) -> np
     --------
     >>> y = np.arange(10).repeat(100)
     >>> noisy = corrupt_labels(y, 0.2, seed=0)
-    >>> round(float(np.mean(noisy != y)), 2), bool(np.all(noisy[noisy != y] < 10))
+    >>> round(float(np.mean(noisy != y)), 1), bool(np.all(noisy[noisy != y] != y[noisy != y]))
     (0.2, True)
     """
     caller = "corrupt_labels"
@@ -367,10 +375,13 @@ def _checkpoint(config, digits, spec, training, epoch, checkpoint_dir):
                            device=config.device)
 
 
-def measured_epochs(epochs_trained: int, count: int | None) -> list[int]:
+def measured_epochs(epochs_trained: int, count: int | None, budget: int | None = None
+                    ) -> list[int]:
     """Epochs at which the layers are measured: all, or ``count`` spaced geometrically.
 
-    The first and the last epoch trained are always among them.
+    The spacing runs from 1 to ``budget`` (default ``epochs_trained``), so runs
+    that stop at different epochs share their measured epochs; those past
+    ``epochs_trained`` are dropped and the last epoch trained is added.
 
     Examples
     --------
@@ -378,13 +389,18 @@ def measured_epochs(epochs_trained: int, count: int | None) -> list[int]:
     [1, 2, 3, 4, 5]
     >>> measured_epochs(40, 6)
     [1, 2, 4, 9, 19, 40]
+    >>> measured_epochs(28, 6, budget=60)
+    [1, 2, 5, 12, 26, 28]
     """
-    epochs_trained = check_int(epochs_trained, name="epochs_trained", caller="measured_epochs",
-                               low=1)
+    caller = "measured_epochs"
+    epochs_trained = check_int(epochs_trained, name="epochs_trained", caller=caller, low=1)
+    budget = epochs_trained if budget is None else check_int(budget, name="budget",
+                                                             caller=caller, low=epochs_trained)
     if count is None or count >= epochs_trained:
         return list(range(1, epochs_trained + 1))
-    count = check_int(count, name="count", caller="measured_epochs", low=2)
-    return sorted({int(e) for e in np.rint(np.geomspace(1, epochs_trained, count))})
+    count = check_int(count, name="count", caller=caller, low=2)
+    spaced = {int(e) for e in np.rint(np.geomspace(1, budget, count)) if e <= epochs_trained}
+    return sorted(spaced | {epochs_trained})
 
 
 def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
@@ -412,7 +428,8 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     rows = []
     for replicate in range(config.sizes["cnn_seeds"]):
         spec, training, _, run = _trained_classifier(config, digits, replicate, checkpoint_dir)
-        for epoch in measured_epochs(run["epochs_trained"], config.sizes["layer_epochs"]):
+        for epoch in measured_epochs(run["epochs_trained"], config.sizes["layer_epochs"],
+                                     budget=training.epochs):
             model = _checkpoint(config, digits, spec, training, epoch, checkpoint_dir)
             test_error = 1 - accuracy(model, images, labels)
             train_error = 1 - accuracy(model, *digits.train)
