@@ -75,11 +75,11 @@ BUFFER = 3
 # rules; `layer_epochs` epochs (spaced geometrically) get the per-layer graphs.
 # `vae_points` parameter points per class of each beta-VAE's data go through its layers.
 SIZES = {
-    "ci": dict(points=800, calibration_points=4_000, cnn_epochs=4, cnn_window=2, cnn_seeds=2,
+    "ci": dict(points=800, calibration_points=3_000, cnn_epochs=3, cnn_window=2, cnn_seeds=2,
                held_out=300, validation=150, label_noise=0.2, probe=150, channel_patience=1,
                layer_epochs=None, rotated_digits=100, angles=5, dims=(1, 2, 3),
                image_points=400, image_dims=(1, 2), turntable_size=32, ks=(5, 10, 20, 40),
-               fractions=(0.05,), repeats=1, digits="sklearn-8x8", vae_points=40),
+               fractions=(0.05,), repeats=1, digits="sklearn-8x8", vae_points=25),
     "default": dict(points=3_000, calibration_points=20_000, cnn_epochs=60, cnn_window=15,
                     cnn_seeds=3, held_out=700, validation=500, label_noise=0.2, probe=300,
                     channel_patience=5, layer_epochs=6, rotated_digits=300, angles=9,
