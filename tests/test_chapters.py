@@ -231,8 +231,11 @@ def test_nnk_chapter_calibration_solver_and_layers(built_book):
       average (the notes' check).
     - The input layer is the same data for every epoch and seed: its NNK metrics
       do not change over epochs, and its geometric stability across seeds is 1.
-    - No digits are held out from the CNNs at ci, so every one trains its whole
-      budget of epochs and says so.
+    - Every CNN says why it stopped (the engine's reasons) after at most its budget
+      of epochs; every stopping rule keeps an epoch the network trained, and the
+      rule table summarises all of them over the seeds, each interval around its mean.
+    - The beta-VAEs' table has every layer of both networks, and the mean code mu
+      lies in R^10, so the local PCA dimension there is at most 10.
     """
     outputs = book.CHAPTERS["nnk-graphs"].outputs(built_book)
     calibration = pd.read_csv(outputs / "calibration.csv")
@@ -255,8 +258,18 @@ def test_nnk_chapter_calibration_solver_and_layers(built_book):
 
     sizes = nnk_graphs.SIZES["ci"]
     assert len(trainings) == sizes["cnn_seeds"] + 1
-    assert (trainings["stopped"] == "budget").all()
-    assert (trainings["epochs"] == sizes["cnn_epochs"]).all()
+    assert set(trainings["stopped"]) <= {"budget", "converged", "diverged"}
+    assert trainings["epochs"].between(1, sizes["cnn_epochs"]).all()
+    per_seed = pd.read_csv(outputs / "stopping-epochs.csv")
+    trained = dict(zip(trainings["seed"].iloc[:-1], trainings["epochs"].iloc[:-1]))
+    assert (per_seed["epoch"] <= per_seed["replicate"].map(trained)).all()
+    rules = pd.read_csv(outputs / "stopping-rules.csv")
+    assert list(rules["rule"]) == list(nnk_graphs.STOPPING_RULES)
+    assert (rules["seeds"] == sizes["cnn_seeds"]).all()
+    assert (rules["test error low"] <= rules["test error"] + 1e-12).all()
+    vae = pd.read_csv(outputs / "beta-vae-layers.csv")
+    assert vae.groupby("dataset")["layer"].nunique().tolist() == [14, 14]
+    assert (vae.loc[vae["layer"] == "mu", "NNK local PCA d"] <= 10).all()
 
 
 def test_nnk_chapter_reads_the_dimension_of_two_dimensional_codes(built_book):

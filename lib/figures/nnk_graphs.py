@@ -9,7 +9,8 @@ from scipy.spatial import ConvexHull
 
 from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
-__all__ = ["polytopes", "calibration", "propagation", "layer_epochs", "invariance", "channels"]
+__all__ = ["polytopes", "calibration", "propagation", "layer_epochs", "invariance", "channels",
+           "beta_vae_layers"]
 
 
 def polytopes(picture):
@@ -127,25 +128,68 @@ def invariance(table):
     return fig
 
 
-def channels(table):
-    """Channel-wise NNK LOO error and channel overlap per epoch, beside the network's errors."""
+def channels(table, per_seed):
+    """The stopping criteria against epochs, mean over seeds, with each rule's chosen epochs.
+
+    ``table`` is :func:`lib.studies.nnk_graphs.channel_epochs`, ``per_seed``
+    :func:`lib.studies.nnk_graphs.stopping_epochs`. Left: the network's errors
+    (training, against the labels it trains on; validation; test) and the NNK
+    leave-one-out errors, mean over the seeds that trained that epoch; markers
+    on the test-error curve at the epoch each rule keeps, one per seed. Right:
+    frozen channels of the channel-wise rule and the channels' overlap.
+    """
+    series = (("train error (running)", "0.5", ":"), ("validation error", "C0", "--"),
+              ("test error", "black", "-"), ("NNK LOO error", "C2", "-"),
+              ("channel LOO error", "C1", "-"))
+    mean = table.groupby("epoch").mean(numeric_only=True)
+    rules = {rule: (marker, colour) for rule, marker, colour in zip(
+        per_seed["rule"].unique(), ("o", "s", "^", "D", "x", "*"),
+        ("C0", "C4", "C2", "C1", "0.4", "C3"))}
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(9, 3.3))
-        left, right = fig.subplots(1, 2)
-        series = (("channel LOO error", "C1", "-"), ("validation error", "C0", "--"),
-                  ("test error", "black", ":"))
+        fig = new_figure(figsize=(10, 3.8))
+        left, right = fig.subplots(1, 2, width_ratios=(1.6, 1))
         for column, colour, style in series:
-            left.plot(table["epoch"], table[column], marker="o", markersize=3, color=colour,
-                      ls=style, label=column)
-            best = table.loc[table[column].idxmin()]
-            if column != "test error":
-                left.scatter(best["epoch"], best[column], s=80, facecolors="none",
-                             edgecolors=colour, zorder=3)
-        left.set(xlabel="epoch", ylabel="error", title="stopping criteria (circles: minima)")
-        left.legend(loc="upper right")
-        right.plot(table["epoch"], table["channel overlap"], marker="o", markersize=3, color="C2")
-        right.set(xlabel="epoch", ylabel="mean Jaccard between channels",
-                  title="overlap of channels' NNK neighbourhoods")
+            left.plot(mean.index, mean[column], color=colour, ls=style, lw=1.4, label=column)
+        for rule, (marker, colour) in rules.items():
+            picks = per_seed[per_seed["rule"] == rule]
+            left.scatter(picks["epoch"], picks["test error"], marker=marker, s=36,
+                         color=colour, zorder=3, label=f"kept by: {rule}")
+        left.set(xlabel="epoch", ylabel="error (mean over seeds)",
+                 title="criteria and the epochs the rules keep")
+        fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+        for replicate, part in table.groupby("replicate"):
+            right.plot(part["epoch"], part["frozen channels"] / part["channels"], color="C1",
+                       lw=1.0, alpha=0.8, label="frozen channels (share)" if replicate == 0
+                       else None)
+            right.plot(part["epoch"], part["channel overlap"], color="C2", lw=1.0, ls="--",
+                       label="channel overlap (Jaccard)" if replicate == 0 else None)
+        right.set(xlabel="epoch", ylim=(0, 1.02), title="channel-wise rule, each seed")
+        right.legend(loc="center right")
         for ax in (left, right):
             ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    return fig
+
+
+def beta_vae_layers(table):
+    """NNK degree, local PCA dimension and TwoNN per layer of each beta-VAE, against the true d."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    colours = palette(datasets)
+    metrics = ("NNK degree", "NNK local PCA d", "TwoNN", "LOO error")
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(11, 3.6))
+        axes = fig.subplots(1, len(metrics), sharex=True)
+        for ax, metric in zip(axes, metrics):
+            for dataset, part in table.groupby("dataset", sort=False):
+                part = part.sort_values("depth")
+                ax.plot(part["depth"], part[metric], marker="o", markersize=3,
+                        color=colours[dataset])
+                if metric in ("NNK local PCA d", "TwoNN"):
+                    ax.axhline(part["true d"].iloc[0], color=colours[dataset], ls=":", lw=1)
+            ax.set(title=metric, xlabel="layer")
+        layers = table.drop_duplicates("depth").sort_values("depth")
+        for ax in axes:
+            ax.set_xticks(layers["depth"], layers["layer"], rotation=90, fontsize=7)
+        handles = marker_handles(colours) + [mpl.lines.Line2D([], [], color="0.3", ls=":",
+                                                              label="true d")]
+        fig.legend(handles=handles, loc="outside right center")
     return fig

@@ -7,18 +7,29 @@ neighbours, only those that are not geometrically redundant
 the exact solver changes against the reference pruning heuristic, how the
 NNK degree and the NNK local dimension read the intrinsic dimension of the
 testbed (whose d is known), and whether NNK label propagation is robust to k
-where kNN is not (:mod:`lib.graphs.propagation`).
+where kNN is not (:mod:`lib.graphs.propagation`). It then follows a small
+CNN (:mod:`lib.models.cnn`) through layers and epochs, trained on digits
+with part of their labels replaced so that it overfits, and compares three
+ways to choose its epoch: the validation error, DeepNNK's leave-one-out NNK
+error of the training digits, and CW-DeepNNK's channel-wise rule
+(Shekkizhar & Ortega, "DeepNNK: explaining deep models and their
+generalization using polytope interpolation", arXiv:2007.10505; Bonet et
+al., arXiv:2107.12972). Last, the NNK metrics of every layer of the
+layer-geometry chapter's beta-VAEs, on data of known d.
 
 Computation only; the figures are in :mod:`lib.figures.nnk_graphs`.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
-from lib.datasets import dsprites, extension, mnist, turntable
+from lib.datasets import dsprites, extension, mnist, testbed, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Sphere
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
 from lib.graphs import knn_graph, nnk_graph
@@ -29,13 +40,16 @@ from lib.graphs.propagation import graph_accuracy, stratified_labels
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
                             rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
+from lib._checks import check_int, check_real
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
 
-__all__ = ["PARAMETERS", "SIZES", "Config", "polytope_picture", "clouds", "solver_comparison",
-           "calibration", "propagation", "layer_epochs", "cnn_training", "stability",
-           "rotation_invariance",
-           "channel_epochs", "stopping_epochs", "autoencoder_codes"]
+__all__ = ["PARAMETERS", "SIZES", "CNN_REL_TOL", "MAX_ANGLE", "STOPPING_RULES", "Config",
+           "DigitSplit", "polytope_picture", "clouds", "solver_comparison", "calibration",
+           "propagation", "corrupt_labels", "digit_split", "measured_epochs", "layer_epochs",
+           "cnn_training", "stability", "rotation_invariance", "channel_rule", "channel_epochs",
+           "stopping_epochs", "stopping_summary", "beta_vae_training", "beta_vae_layers",
+           "autoencoder_codes"]
 
 PARAMETERS = Specification("nnk-graphs", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -49,22 +63,40 @@ PARAMETERS = Specification("nnk-graphs", (
 # The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
 BUFFER = 3
 
+# The CNNs (lib.models.cnn) train on digits of which `label_noise` carry a wrong label (the
+# validation digits too: they come from the same labelled pool), and stop once the held-out
+# cross-entropy has not improved by CNN_REL_TOL of itself for `cnn_window` epochs, within a
+# budget of `cnn_epochs`. The window is long so that every run goes well past its best epoch:
+# the stopping rules are compared where they disagree. Measured at the default sizes (one
+# thread, 2026-12-06): on clean digits the network reached a training error of 0.1% with a
+# test error flat at 3.4-4% from epoch 20 to 29, nothing for a rule to catch; with 20% of the
+# labels replaced the test error fell to 4.3% at epoch 16 and rose to 14% by epoch 45 while
+# the network memorised the wrong labels. `probe` training digits carry the leave-one-out
+# rules; `layer_epochs` epochs (spaced geometrically) get the per-layer graphs.
+# `vae_points` parameter points per class of each beta-VAE's data go through its layers.
 SIZES = {
-    "ci": dict(points=800, calibration_points=4_000, cnn_epochs=3, cnn_seeds=2, held_out=300,
-               rotated_digits=100, angles=5, dims=(1, 2, 3), image_points=400, image_dims=(1, 2),
-               turntable_size=32, ks=(5, 10, 20, 40), fractions=(0.05,), repeats=1,
-               digits="sklearn-8x8"),
-    "default": dict(points=3_000, calibration_points=20_000, cnn_epochs=8, cnn_seeds=3,
-                    held_out=700, rotated_digits=300, angles=9, dims=(1, 2, 3, 4, 5),
-                    image_points=2_000,
-                    image_dims=(1, 2, 3), turntable_size=64, ks=(5, 10, 20, 40, 80),
-                    fractions=(0.01, 0.05, 0.1), repeats=3, digits="mnist-5k"),
-    "paper": dict(points=10_000, calibration_points=50_000, cnn_epochs=20, cnn_seeds=5,
-                  held_out=2_000, rotated_digits=1_000, angles=13, dims=(1, 2, 3, 4, 5, 6, 8),
-                  image_points=5_000,
-                  image_dims=(1, 2, 3, 4), turntable_size=128, ks=(5, 10, 20, 40, 80, 160),
-                  fractions=(0.01, 0.02, 0.05, 0.1), repeats=5, digits="mnist-5k"),
+    "ci": dict(points=800, calibration_points=3_000, cnn_epochs=3, cnn_window=2, cnn_seeds=2,
+               held_out=300, validation=150, label_noise=0.2, probe=150, channel_patience=1,
+               layer_epochs=None, rotated_digits=100, angles=5, dims=(1, 2, 3),
+               image_points=400, image_dims=(1, 2), turntable_size=32, ks=(5, 10, 20, 40),
+               fractions=(0.05,), repeats=1, digits="sklearn-8x8", vae_points=25),
+    "default": dict(points=3_000, calibration_points=20_000, cnn_epochs=60, cnn_window=15,
+                    cnn_seeds=3, held_out=700, validation=500, label_noise=0.2, probe=300,
+                    channel_patience=5, layer_epochs=6, rotated_digits=300, angles=9,
+                    dims=(1, 2, 3, 4, 5), image_points=2_000, image_dims=(1, 2, 3),
+                    turntable_size=64, ks=(5, 10, 20, 40, 80), fractions=(0.01, 0.05, 0.1),
+                    repeats=3, digits="mnist-5k", vae_points=400),
+    "paper": dict(points=10_000, calibration_points=50_000, cnn_epochs=150, cnn_window=20,
+                  cnn_seeds=5, held_out=2_000, validation=500, label_noise=0.2, probe=1_000,
+                  channel_patience=10, layer_epochs=10, rotated_digits=1_000, angles=13,
+                  dims=(1, 2, 3, 4, 5, 6, 8), image_points=5_000, image_dims=(1, 2, 3, 4),
+                  turntable_size=128, ks=(5, 10, 20, 40, 80, 160),
+                  fractions=(0.01, 0.02, 0.05, 0.1), repeats=5, digits="mnist-5k",
+                  vae_points=1_000),
 }
+
+# Relative improvement of the held-out cross-entropy below which a CNN's window counts as flat.
+CNN_REL_TOL = 1e-3
 
 
 class Config(ChapterConfig, parameters=PARAMETERS, sizes=SIZES):
@@ -213,19 +245,100 @@ def propagation(config: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _digit_split(config: Config):
-    """Training and held-out digits: MNIST's split, or a seeded 1/7 hold-out of the 8x8 set."""
-    data = mnist.digits(config.sizes["digits"], seed=config.seed)
+# --- the CNNs: held-out digits, label noise, and when to stop ------------------------------
+
+
+def corrupt_labels(labels, rate: float, *, n_classes: int = 10, seed=None) -> np.ndarray:
+    """Symmetric label noise: each label, with probability ``rate``, becomes another class.
+
+    The replacement is drawn uniformly among the ``n_classes - 1`` other
+    classes, so a corrupted label is never the true one and the noise carries
+    no information about the true class.
+
+    Parameters
+    ----------
+    labels : int array of shape (N,)
+        Classes in [0, n_classes - 1].
+    rate : float in [0, 1)
+        Probability that a label is replaced.
+    n_classes : int >= 2, default=10
+    seed : int, numpy Generator or None
+        Seeds which labels are replaced and by what.
+
+    Returns
+    -------
+    noisy : int64 array of shape (N,)
+
+    Examples
+    --------
+    >>> y = np.arange(10).repeat(100)
+    >>> noisy = corrupt_labels(y, 0.2, seed=0)
+    >>> round(float(np.mean(noisy != y)), 1), bool(np.all(noisy[noisy != y] != y[noisy != y]))
+    (0.2, True)
+    """
+    caller = "corrupt_labels"
+    rate = check_real(rate, name="rate", caller=caller, low=0.0, high=1.0, high_open=True)
+    classes = check_int(n_classes, name="n_classes", caller=caller, low=2)
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise TypeError(f"The 'labels' parameter of {caller} must be an int array of shape (N,). "
+                        f"Got dtype {y.dtype} and shape {y.shape} instead.")
+    if len(y) and not (0 <= y.min() and y.max() < classes):
+        raise ValueError(f"The 'labels' parameter of {caller} must hold ints in [0, n_classes - 1]"
+                         f" = [0, {classes - 1}]. Got values in [{y.min()}, {y.max()}] instead.")
+    rng = np.random.default_rng(seed)
+    flip = rng.random(len(y)) < rate
+    shift = rng.integers(1, classes, size=len(y))   # 1..n-1: never back to the true class
+    return np.where(flip, (y + shift) % classes, y).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DigitSplit:
+    """The chapter's digits: what the CNNs train on, what stops them, what tests them.
+
+    ``train`` and ``validation`` are disjoint parts of the training digits,
+    both with the labels as given to the networks (``label_noise`` of them
+    replaced by :func:`corrupt_labels`: the held-out digits come from the same
+    labelled pool); ``clean`` holds the true labels of ``train``; ``test`` is
+    MNIST's own test split (a seeded 1/7 of the 8x8 set), with true labels.
+    ``probe`` indexes a seeded random subset of ``train`` on which the NNK
+    leave-one-out errors are read (the rules that need no validation set).
+    """
+
+    train: tuple
+    clean: np.ndarray
+    validation: tuple
+    test: tuple
+    probe: np.ndarray
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """Boolean mask of the training digits whose label was replaced."""
+        return self.train[1] != self.clean
+
+
+def digit_split(config: Config) -> DigitSplit:
+    """Training, validation and test digits of the preset, with the preset's label noise."""
+    sizes = config.sizes
+    data = mnist.digits(sizes["digits"], seed=config.seed)
     test = data.split == "test"
     if not test.any():
         order = np.random.default_rng(config.seed).permutation(len(data))
         test = np.zeros(len(data), bool)
         test[order[: len(data) // 7]] = True
     # The digits come sorted by class: take the held-out ones in a seeded random order, so
-    # that any prefix of them (the rotated digits, the validation half) covers every class.
+    # that any prefix of them (the rotated digits) covers every class.
     rng = np.random.default_rng(config.seed)
-    held = rng.permutation(np.flatnonzero(test))[: config.sizes["held_out"]]
-    return (data.images[~test], data.labels[~test]), (data.images[held], data.labels[held])
+    held = rng.permutation(np.flatnonzero(test))[: sizes["held_out"]]
+    pool = np.flatnonzero(~test)
+    given = corrupt_labels(data.labels[pool], sizes["label_noise"], seed=[config.seed, 1])
+    order = np.random.default_rng([config.seed, 2]).permutation(len(pool))
+    validation, train = np.sort(order[: sizes["validation"]]), np.sort(order[sizes["validation"]:])
+    probe = np.random.default_rng([config.seed, 3]).permutation(len(train))[: sizes["probe"]]
+    images = data.images[pool]
+    return DigitSplit(train=(images[train], given[train]), clean=data.labels[pool][train],
+                      validation=(images[validation], given[validation]),
+                      test=(data.images[held], data.labels[held]), probe=np.sort(probe))
 
 
 def _cnn_features(model, images, layers=None) -> dict:
@@ -235,31 +348,73 @@ def _cnn_features(model, images, layers=None) -> dict:
     return {name: features.astype(np.float64) for name, features in taps.items()}
 
 
-def _classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
-    return _trained_classifier(config, train, replicate, checkpoint_dir, augmentation)[:2]
+def _training(config: Config, replicate: int, augmentation: float = 0.0) -> ClassifierTraining:
+    sizes = config.sizes
+    return ClassifierTraining(epochs=sizes["cnn_epochs"], seed=config.seed + replicate,
+                              rotation_augmentation=augmentation, rel_tol=CNN_REL_TOL,
+                              window=sizes["cnn_window"])
 
 
-def _trained_classifier(config, train, replicate, checkpoint_dir, augmentation=0.0):
-    """Spec, training and history of one of the chapter's CNNs, trained or read from the cache."""
-    images, labels = train
+def _trained_classifier(config, digits: DigitSplit, replicate, checkpoint_dir, augmentation=0.0):
+    """Spec, training, history and record of one of the chapter's CNNs (trained or cached)."""
+    images, labels = digits.train
     spec = CNNSpec(image_size=images.shape[-1])
-    training = ClassifierTraining(epochs=config.sizes["cnn_epochs"], seed=config.seed + replicate,
-                                  rotation_augmentation=augmentation)
-    _, history = train_classifier(spec, training, images, labels, checkpoint_dir=checkpoint_dir,
-                                  device=config.device, progress=False)
-    return spec, training, history
+    training = _training(config, replicate, augmentation)
+    _, history = train_classifier(spec, training, images, labels,
+                                  val_images=digits.validation[0],
+                                  val_labels=digits.validation[1],
+                                  checkpoint_dir=checkpoint_dir, device=config.device,
+                                  progress=False)
+    run = training_record(spec, training, images, checkpoint_dir=checkpoint_dir,
+                          device=config.device)
+    return spec, training, history, run
+
+
+def _checkpoint(config, digits, spec, training, epoch, checkpoint_dir):
+    return load_checkpoint(spec, training, digits.train[0], epoch, checkpoint_dir=checkpoint_dir,
+                           device=config.device)
+
+
+def measured_epochs(epochs_trained: int, count: int | None, budget: int | None = None
+                    ) -> list[int]:
+    """Epochs at which the layers are measured: all, or ``count`` spaced geometrically.
+
+    The spacing runs from 1 to ``budget`` (default ``epochs_trained``), so runs
+    that stop at different epochs share their measured epochs; those past
+    ``epochs_trained`` are dropped and the last epoch trained is added.
+
+    Examples
+    --------
+    >>> measured_epochs(5, None)
+    [1, 2, 3, 4, 5]
+    >>> measured_epochs(40, 6)
+    [1, 2, 4, 9, 19, 40]
+    >>> measured_epochs(28, 6, budget=60)
+    [1, 2, 5, 12, 26, 28]
+    """
+    caller = "measured_epochs"
+    epochs_trained = check_int(epochs_trained, name="epochs_trained", caller=caller, low=1)
+    budget = epochs_trained if budget is None else check_int(budget, name="budget",
+                                                             caller=caller, low=epochs_trained)
+    if count is None or count >= epochs_trained:
+        return list(range(1, epochs_trained + 1))
+    count = check_int(count, name="count", caller=caller, low=2)
+    spaced = {int(e) for e in np.rint(np.geomspace(1, budget, count)) if e <= epochs_trained}
+    return sorted(spaced | {epochs_trained})
 
 
 def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """NNK metrics of a small CNN's representations, per layer, epoch and seed.
 
-    The CNN (:mod:`lib.models.cnn`) is trained on the training digits
-    (checkpoints per epoch in ``checkpoint_dir``, by default ``checkpoints``
-    under the book's cache, as in the other CNN functions); at every epoch the held-out
-    digits' features of every layer get an NNK graph (cosine kernel, the
-    kernel of DeepNNK), whose mean degree, polytope diameter and leave-one-out
-    label interpolation error are set beside the model's own error on those
-    digits.
+    The CNN (:mod:`lib.models.cnn`) is trained on the training digits until
+    its held-out loss stops improving (checkpoints per epoch in
+    ``checkpoint_dir``, by default ``checkpoints`` under the book's cache, as
+    in the other CNN functions). At ``layer_epochs`` of the epochs it trained
+    (:func:`measured_epochs`), the test digits' features of every layer get
+    an NNK graph (cosine kernel, the kernel of DeepNNK), whose mean degree,
+    polytope diameter and leave-one-out label interpolation error (true
+    labels) are set beside the model's own error on those digits and on the
+    training digits (against the labels it trained on).
 
     Returns
     -------
@@ -267,19 +422,19 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     polytope diameter, LOO error, test error, train error``.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
-    train, (images, labels) = _digit_split(config)
+    digits = digit_split(config)
+    images, labels = digits.test
     k = config.n_neighbors
     rows = []
     for replicate in range(config.sizes["cnn_seeds"]):
-        spec, training = _classifier(config, train, replicate, checkpoint_dir)
-        for epoch in range(1, training.epochs + 1):
-            model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir,
-                                    device=config.device)
+        spec, training, _, run = _trained_classifier(config, digits, replicate, checkpoint_dir)
+        for epoch in measured_epochs(run["epochs_trained"], config.sizes["layer_epochs"],
+                                     budget=training.epochs):
+            model = _checkpoint(config, digits, spec, training, epoch, checkpoint_dir)
             test_error = 1 - accuracy(model, images, labels)
-            train_error = 1 - accuracy(model, *train)
+            train_error = 1 - accuracy(model, *digits.train)
             for depth, (layer, features) in enumerate(_cnn_features(model, images).items()):
-                graph = nnk_graph(features, k, kernel="cosine",
-                                  symmetrize="reference")
+                graph = nnk_graph(features, k, kernel="cosine", symmetrize="reference")
                 rows.append({"replicate": replicate, "epoch": epoch, "layer": layer,
                              "depth": depth, "NNK degree": float(np.mean(neighbor_count(graph))),
                              "polytope diameter": float(np.mean(polytope_diameter(features,
@@ -290,46 +445,64 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
 
 
 def cnn_training(config: Config, checkpoint_dir=None) -> pd.DataFrame:
-    """Why and after how many epochs each of the chapter's CNNs stopped training.
+    """Why and after how many epochs each of the chapter's CNNs stopped, and how it overfits.
 
     Every network of the chapter: one per seed without augmentation (the
-    networks of :func:`layer_epochs` and :func:`stability`) and the first
-    seed's network trained with rotations of up to ``MAX_ANGLE`` degrees
-    (:func:`rotation_invariance`), from the checkpoints in ``checkpoint_dir``
-    (trained there if missing). The stop reason is the training engine's
-    (:func:`lib.models.cnn.training_record`): ``"budget"`` when the run
-    trained all ``cnn_epochs``, ``"converged"`` when its held-out loss
-    stopped improving first. The loss and accuracy are the means over the
-    last epoch's (rotated) training batches.
+    networks of :func:`layer_epochs`, :func:`stability` and
+    :func:`channel_epochs`) and the first seed's network trained with
+    rotations of up to ``MAX_ANGLE`` degrees (:func:`rotation_invariance`),
+    from the checkpoints in ``checkpoint_dir`` (trained there if missing).
+    The stop reason is the training engine's
+    (:func:`lib.models.cnn.training_record`): ``"converged"`` once the
+    held-out cross-entropy has not improved by ``CNN_REL_TOL`` of itself for
+    ``cnn_window`` epochs, ``"budget"`` after ``cnn_epochs``. The errors are
+    measured after the last epoch: on the training digits against the labels
+    trained on, on those whose label is right (``clean train error``), on the
+    replaced labels alone (``memorised``: the share of them the network
+    predicts as given, where 0 would mean it ignores the noise), and on the
+    test digits.
 
     Returns
     -------
-    DataFrame with columns ``seed, augmentation, stopped, epochs, train loss,
-    train accuracy``.
+    DataFrame with columns ``seed, augmentation, stopped, epochs, best epoch,
+    train error, clean train error, memorised, test error, best test error``:
+    ``best epoch`` is
+    that of the lowest held-out loss, ``best test error`` the lowest test
+    error over all epochs trained.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
-    train, _ = _digit_split(config)
+    digits = digit_split(config)
+    flipped = digits.flipped
     networks = [(replicate, 0.0) for replicate in range(config.sizes["cnn_seeds"])]
     rows = []
     for replicate, augmentation in networks + [(0, MAX_ANGLE)]:
-        spec, training, history = _trained_classifier(config, train, replicate, checkpoint_dir,
-                                                      augmentation)
-        run = training_record(spec, training, train[0], checkpoint_dir=checkpoint_dir,
-                              device=config.device)
-        last = history.iloc[-1]
+        spec, training, _, run = _trained_classifier(config, digits, replicate, checkpoint_dir,
+                                                     augmentation)
+        epochs = run["epochs_trained"]
+        models = [_checkpoint(config, digits, spec, training, epoch, checkpoint_dir)
+                  for epoch in range(1, epochs + 1)]
+        test_errors = [1 - accuracy(model, *digits.test) for model in models]
+        last = models[-1]
+        memorised = (accuracy(last, digits.train[0][flipped], digits.train[1][flipped])
+                     if flipped.any() else math.nan)
+        right = ~flipped
         rows.append({"seed": training.seed,
                      "augmentation": f"up to {augmentation:.0f} deg" if augmentation else "none",
-                     "stopped": run["stopped"], "epochs": run["epochs_trained"],
-                     "train loss": float(last["train_loss"]),
-                     "train accuracy": float(last["train_accuracy"])})
+                     "stopped": run["stopped"], "epochs": epochs,
+                     "best epoch": run["best_step"] // (run["steps"] // epochs),
+                     "train error": 1 - accuracy(last, *digits.train),
+                     "clean train error": 1 - accuracy(last, digits.train[0][right],
+                                                       digits.train[1][right]),
+                     "memorised": memorised, "test error": test_errors[-1],
+                     "best test error": min(test_errors)})
     return pd.DataFrame(rows)
 
 
 def stability(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """Geometric stability: NNK neighbourhoods of the same digits agree across seeds.
 
-    For the last epoch of every seed, per layer, the mean Jaccard overlap of
-    each held-out digit's NNK neighbourhood across pairs of seeds
+    For the last epoch each seed trained, per layer, the mean Jaccard overlap
+    of each test digit's NNK neighbourhood across pairs of seeds
     (:func:`~lib.graphs.metrics.geometric_stability`). The input layer is the
     same for every seed and reads 1.
 
@@ -338,12 +511,12 @@ def stability(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     DataFrame with columns ``layer, depth, stability``.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
-    train, (images, labels) = _digit_split(config)
+    digits = digit_split(config)
+    images = digits.test[0]
     graphs = {}
     for replicate in range(config.sizes["cnn_seeds"]):
-        spec, training = _classifier(config, train, replicate, checkpoint_dir)
-        model = load_checkpoint(spec, training, train[0], training.epochs,
-                                checkpoint_dir=checkpoint_dir, device=config.device)
+        spec, training, _, run = _trained_classifier(config, digits, replicate, checkpoint_dir)
+        model = _checkpoint(config, digits, spec, training, run["epochs_trained"], checkpoint_dir)
         for layer, features in _cnn_features(model, images).items():
             graphs.setdefault(layer, []).append(nnk_graph(features, config.n_neighbors,
                                                           kernel="cosine",
@@ -361,9 +534,10 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     """How much of a digit's rotation each layer forgets, with and without augmentation.
 
     Two networks, trained without and with random rotations of up to
-    ``MAX_ANGLE`` degrees. Held-out digits are rotated by ``angles`` angles
-    spaced evenly in [-MAX_ANGLE, MAX_ANGLE]; at each layer an NNK graph
-    (cosine kernel) is built on all rotated copies together. Per layer:
+    ``MAX_ANGLE`` degrees, each taken at the last epoch it trained. Test
+    digits are rotated by ``angles`` angles spaced evenly in
+    [-MAX_ANGLE, MAX_ANGLE]; at each layer an NNK graph (cosine kernel) is
+    built on all rotated copies together. Per layer:
 
     - ``orbit spread``: the chordal diameter of each digit's copies (the
       polytope they span in feature space) over the median NNK polytope
@@ -379,7 +553,8 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     own-orbit neighbours, rotated accuracy``.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
-    train, (images, labels) = _digit_split(config)
+    digits = digit_split(config)
+    images, labels = digits.test
     count, n_angles = min(config.sizes["rotated_digits"], len(images)), config.sizes["angles"]
     angles = np.linspace(-MAX_ANGLE, MAX_ANGLE, n_angles)
     # Copy-major layout: copy c of digit i sits at row c * count + i.
@@ -388,9 +563,9 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     rotated_labels = np.tile(labels[:count], n_angles)
     rows = []
     for augmentation in (0.0, MAX_ANGLE):
-        spec, training = _classifier(config, train, 0, checkpoint_dir, augmentation)
-        model = load_checkpoint(spec, training, train[0], training.epochs,
-                                checkpoint_dir=checkpoint_dir, device=config.device)
+        spec, training, _, run = _trained_classifier(config, digits, 0, checkpoint_dir,
+                                                     augmentation)
+        model = _checkpoint(config, digits, spec, training, run["epochs_trained"], checkpoint_dir)
         hit = accuracy(model, rotated, rotated_labels)
         for depth, (layer, features) in enumerate(_cnn_features(model, rotated).items()):
             graph = nnk_graph(features, config.n_neighbors, kernel="cosine", symmetrize=None)
@@ -409,65 +584,289 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") -> pd.DataFrame:
-    """Channel-wise NNK graphs of the last convolution, per epoch (first seed).
+def channel_rule(errors, patience: int) -> pd.DataFrame:
+    """CW-DeepNNK's channel-wise stopping rule, applied to a run's per-channel errors.
 
-    Every channel of ``layer`` gets its own NNK graph on training digits
-    (the first ``held_out`` of them: CW-DeepNNK needs no validation set).
-    The Gaussian kernel with local sigma is used, not the cosine: a ReLU
-    channel can be zero on a digit, where the cosine is undefined. Per
-    epoch: the mean over channels of the leave-one-out label interpolation
-    error, the overlap of the channels' neighbourhoods (mean Jaccard over
-    pairs of channels), and the network's error on the two halves of the
-    held-out digits, one for validation and one for test.
+    Every channel keeps its best (lowest) leave-one-out error and a patience
+    counter that starts at ``patience``: an epoch that does not lower the
+    channel's best (an equal error does not) takes one off, one that does
+    resets it. A channel whose counter reaches 0 is frozen for good; training
+    stops at the first epoch at which every channel is frozen. Bonet et al.
+    then keep each channel as it was at its own best epoch; one network per
+    epoch cannot be assembled that way here, so the rule's model is the
+    checkpoint of the last epoch at which any channel improved before the stop.
+
+    Parameters
+    ----------
+    errors : array of shape (E, C)
+        Error of each of C channels after each of E epochs (epoch 1 first).
+    patience : int >= 1
 
     Returns
     -------
-    DataFrame with columns ``epoch, channel LOO error, channel overlap,
-    validation error, test error``.
+    DataFrame with one row per epoch: ``epoch`` (1-based), ``improved
+    channels`` (channels whose best fell at that epoch, counting only
+    channels not yet frozen), ``frozen channels`` (frozen after that epoch).
+
+    Examples
+    --------
+    >>> channel_rule(np.array([[3.0, 2.0], [2.0, 2.0], [2.5, 2.0], [2.5, 1.0]]), 2)
+       epoch  improved channels  frozen channels
+    0      1                  2                0
+    1      2                  1                0
+    2      3                  0                1
+    3      4                  0                2
     """
-    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
-    train, (images, labels) = _digit_split(config)
-    half = len(images) // 2
-    # A seeded random subset of the training digits (they are sorted by class).
-    order = np.random.default_rng(config.seed).permutation(len(train[0]))
-    chosen = order[: config.sizes["held_out"]]
-    probe = (train[0][chosen], train[1][chosen])
-    spec, training = _classifier(config, train, 0, checkpoint_dir)
+    caller = "channel_rule"
+    values = np.asarray(errors, dtype=float)
+    if values.ndim != 2 or min(values.shape) < 1:
+        raise ValueError(f"The 'errors' parameter of {caller} must have shape (E, C) with E, C "
+                         f">= 1. Got {values.shape} instead.")
+    patience = check_int(patience, name="patience", caller=caller, low=1)
+    best = np.full(values.shape[1], np.inf)
+    left = np.full(values.shape[1], patience)
     rows = []
-    for epoch in range(1, training.epochs + 1):
-        model = load_checkpoint(spec, training, train[0], epoch, checkpoint_dir=checkpoint_dir,
-                                device=config.device)
-        features = _cnn_features(model, probe[0], [layer])[layer]
-        channels = features.reshape(len(features), model.spec.channels[-1], -1)
-        graphs = [nnk_graph(channels[:, c], config.n_neighbors, symmetrize="reference")
-                  for c in range(channels.shape[1])]
-        rows.append({"epoch": epoch,
-                     "channel LOO error": float(np.mean([loo_interpolation_error(g, probe[1], 10)
-                                                         .mean for g in graphs])),
-                     "channel overlap": float(np.mean(geometric_stability(graphs))),
-                     "validation error": 1 - accuracy(model, images[:half], labels[:half]),
-                     "test error": 1 - accuracy(model, images[half:], labels[half:])})
+    for epoch, row in enumerate(values, 1):
+        active = left > 0
+        better = active & (row < best)
+        best = np.where(better, row, best)
+        left = np.where(better, patience, np.where(active, left - 1, left))
+        rows.append({"epoch": epoch, "improved channels": int(better.sum()),
+                     "frozen channels": int((left == 0).sum())})
     return pd.DataFrame(rows)
 
 
-def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
-    """The epoch each criterion stops at (its minimum; the earliest on ties), and its test error.
+def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") -> pd.DataFrame:
+    """The stopping criteria of the chapter's CNNs after every epoch they trained, per seed.
+
+    Leave-one-out NNK label interpolation on the ``probe`` training digits
+    (their labels as trained on; no validation set needed) at ``layer``:
+    DeepNNK's rule on the whole layer (cosine kernel), and CW-DeepNNK's, one
+    NNK graph per channel (Gaussian kernel with local sigma: a ReLU channel
+    can be zero on a digit, where the cosine is undefined), followed by
+    :func:`channel_rule` with patience ``channel_patience``; beside them the
+    network's errors on the validation digits (labels as trained on), on the
+    test digits (true labels), and its held-out loss.
 
     Returns
     -------
-    DataFrame with columns ``criterion, epoch, test error``: channel-wise NNK
-    LOO error (training digits only), validation error, and the last epoch.
+    DataFrame with one row per seed and epoch: ``replicate, epoch, NNK LOO
+    error, channel LOO error`` (mean over channels), ``channel overlap`` (mean
+    Jaccard of the channels' neighbourhoods over pairs of channels),
+    ``channels, improved channels, frozen channels, validation loss,
+    validation error, test error, train error (running)`` (the mean over the
+    epoch's batches, from the training history).
     """
+    checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
+    digits = digit_split(config)
+    probe_images, probe_labels = (part[digits.probe] for part in digits.train)
+    k = min(config.n_neighbors, len(digits.probe) - 1)
+    parts = []
+    for replicate in range(config.sizes["cnn_seeds"]):
+        spec, training, history, run = _trained_classifier(config, digits, replicate,
+                                                           checkpoint_dir)
+        rows, per_channel = [], []
+        for epoch in range(1, run["epochs_trained"] + 1):
+            model = _checkpoint(config, digits, spec, training, epoch, checkpoint_dir)
+            features = _cnn_features(model, probe_images, [layer])[layer]
+            channels = features.reshape(len(features), model.spec.channels[-1], -1)
+            graphs = [nnk_graph(channels[:, c], k, symmetrize="reference")
+                      for c in range(channels.shape[1])]
+            per_channel.append([loo_interpolation_error(g, probe_labels, 10).mean
+                                for g in graphs])
+            whole = nnk_graph(features, k, kernel="cosine", symmetrize="reference")
+            rows.append({"replicate": replicate, "epoch": epoch,
+                         "NNK LOO error": loo_interpolation_error(whole, probe_labels, 10).mean,
+                         "channel LOO error": float(np.mean(per_channel[-1])),
+                         "channel overlap": float(np.mean(geometric_stability(graphs))),
+                         "channels": len(graphs),
+                         "validation error": 1 - accuracy(model, *digits.validation),
+                         "test error": 1 - accuracy(model, *digits.test)})
+        table = pd.DataFrame(rows)
+        rule = channel_rule(np.array(per_channel), config.sizes["channel_patience"])
+        table.insert(5, "improved channels", rule["improved channels"].to_numpy())
+        table.insert(6, "frozen channels", rule["frozen channels"].to_numpy())
+        table.insert(7, "validation loss", history["val_loss"].to_numpy())
+        table["train error (running)"] = 1 - history["train_accuracy"].to_numpy()
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+# The rules compared by stopping_epochs: name -> how it picks an epoch from one seed's rows.
+STOPPING_RULES = ("validation error", "validation loss (training stopped on it)",
+                  "NNK LOO error (conv2, training digits)",
+                  "channel-wise NNK LOO (CW rule, training digits)",
+                  "last epoch (no early stopping)", "lowest test error (not a rule)")
+
+
+def _channel_pick(rows: pd.DataFrame) -> tuple[int, bool]:
+    """(epoch the CW rule keeps, whether every channel froze before the run ended)."""
+    frozen = rows["frozen channels"].to_numpy() == rows["channels"].to_numpy()
+    stop = int(np.argmax(frozen)) if frozen.any() else len(rows) - 1
+    improved = np.flatnonzero(rows["improved channels"].to_numpy()[: stop + 1] > 0)
+    return int(rows["epoch"].iloc[improved[-1]]), bool(frozen.any())
+
+
+def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
+    """The epoch each rule keeps and the test error there, per seed.
+
+    ``table`` is :func:`channel_epochs`. A criterion measured every epoch
+    keeps its minimum over the run (the earliest on ties): what early
+    stopping with patience returns when the run goes on past the minimum, as
+    these runs do. The channel-wise rule keeps the epoch :func:`channel_rule`
+    describes. The last epoch and the (unknowable in practice) epoch of the
+    lowest test error frame them.
+
+    Returns
+    -------
+    DataFrame with columns ``replicate, rule, epoch, test error, rule
+    stopped`` (whether the rule itself would have ended the run before its
+    last epoch: True for the minimum-based rules whenever the minimum is not
+    the last epoch; for the channel-wise rule, whether every channel froze).
+    """
+    columns = {STOPPING_RULES[0]: "validation error", STOPPING_RULES[1]: "validation loss",
+               STOPPING_RULES[2]: "NNK LOO error", STOPPING_RULES[5]: "test error"}
     rows = []
-    for criterion, column in (("channel-wise NNK LOO (no validation set)", "channel LOO error"),
-                              ("validation error", "validation error")):
-        best = table.loc[table[column].idxmin()]
-        rows.append({"criterion": criterion, "epoch": int(best["epoch"]),
-                     "test error": float(best["test error"])})
-    last = table.iloc[-1]
-    rows.append({"criterion": "last epoch", "epoch": int(last["epoch"]),
-                 "test error": float(last["test error"])})
+    for replicate, part in table.groupby("replicate", sort=True):
+        part = part.sort_values("epoch").reset_index(drop=True)
+        last = len(part) - 1
+        for rule in STOPPING_RULES:
+            if rule in columns:
+                index = int(np.argmin(part[columns[rule]].to_numpy()))
+                stopped = index < last
+            elif rule == STOPPING_RULES[3]:
+                epoch, stopped = _channel_pick(part)
+                index = int(np.flatnonzero(part["epoch"].to_numpy() == epoch)[0])
+            else:
+                index, stopped = last, False
+            rows.append({"replicate": int(replicate), "rule": rule,
+                         "epoch": int(part["epoch"].iloc[index]),
+                         "test error": float(part["test error"].iloc[index]),
+                         "rule stopped": stopped})
+    return pd.DataFrame(rows)
+
+
+def stopping_summary(per_seed: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Each rule's epoch and test error over seeds: mean and a Student-t interval.
+
+    ``per_seed`` is :func:`stopping_epochs`. With R seeds the interval is
+    mean +- t_{R-1} s / sqrt(R), s the sample standard deviation over seeds
+    (NaN with one seed).
+
+    Returns
+    -------
+    DataFrame with columns ``rule, seeds, epoch, epoch low, epoch high, test
+    error, test error low, test error high, stopped`` (seeds on which the
+    rule ended the run itself), in the order of ``STOPPING_RULES``.
+    """
+    level = check_real(confidence, name="confidence", caller="stopping_summary", low=0.0,
+                       high=1.0, low_open=True, high_open=True)
+    rows = []
+    for rule in STOPPING_RULES:
+        part = per_seed[per_seed["rule"] == rule]
+        row = {"rule": rule, "seeds": len(part)}
+        for column in ("epoch", "test error"):
+            values = part[column].to_numpy(dtype=float)
+            mean = float(values.mean())
+            half = (float(scipy.stats.t.ppf((1 + level) / 2, len(values) - 1)
+                          * values.std(ddof=1) / np.sqrt(len(values)))
+                    if len(values) > 1 else math.nan)
+            row.update({column: mean, f"{column} low": mean - half, f"{column} high": mean + half})
+        row["stopped"] = int(part["rule stopped"].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+
+def _vae_config(config: Config):
+    """The layer-geometry chapter's Config at this preset, seed and device: its beta-VAEs."""
+    from lib.studies import layer_geometry
+
+    return layer_geometry.Config(preset=config.preset, seed=config.seed, device=config.device)
+
+
+def _vae_sources(vaes) -> list:
+    """The layer-geometry chapter's two data sets (its ``SIZES``), as it builds them."""
+    size, sprites, table = (vaes.sizes[key] for key in ("image_size", "dsprites", "turntable"))
+    return [testbed.image_testbed("dsprites", sprites["dim"], image_size=size, blur=0.8,
+                                  **sprites["grid"]),
+            testbed.image_testbed("turntable", table["dim"], classes=table["objects"],
+                                  base_size=table["base_size"], out_size=size, **table["grid"])]
+
+
+def beta_vae_training(config: Config, models_dir=None) -> pd.DataFrame:
+    """How the beta-VAEs of :func:`beta_vae_layers` trained: the layer-geometry chapter's summary.
+
+    :func:`lib.studies.layer_geometry.training_summary` of that chapter's
+    networks at this chapter's preset, seed and device, read from the weight
+    cache ``models_dir`` the chapters share (default ``models`` under the
+    book's cache; trained here only if that chapter has not run).
+    """
+    from lib.studies import layer_geometry
+
+    vaes = _vae_config(config)
+    return layer_geometry.training_summary(layer_geometry.training_history(vaes,
+                                                                          models_dir=models_dir))
+
+
+def beta_vae_layers(config: Config, models_dir=None) -> pd.DataFrame:
+    """NNK metrics of every layer of the trained beta-VAEs, where the data's d is known.
+
+    The networks are those of the layer-geometry chapter
+    (:func:`lib.studies.layer_geometry.network`, trained on every grid image of
+    extended dSprites and of the turntable objects until their held-out
+    objective converged; same preset, seed and device, so the same weights from
+    the shared cache ``models_dir``). Each class (sprite shape, object) is a
+    manifold of known dimension d (the data set's free parameters).
+    ``vae_points`` parameter points per class, drawn uniformly in the grid's
+    box (as that chapter draws its TwoNN samples), go through the network;
+    at every layer the features of all classes together get an NNK graph
+    (Gaussian kernel, local sigma, the calibration's). Feature vectors that
+    a ReLU layer maps onto each other are counted once.
+
+    Returns
+    -------
+    DataFrame with columns ``dataset, true d, layer, depth, part, points,
+    NNK degree`` (mean), ``NNK local PCA d`` (median), ``polytope diameter``
+    (median, chordal), ``LOO error`` (the class, interpolated from the NNK
+    neighbours) and ``TwoNN``.
+    """
+    import torch
+
+    from lib.studies import layer_geometry
+
+    vaes = _vae_config(config)
+    count = config.sizes["vae_points"]
+    rows = []
+    for index, source in enumerate(_vae_sources(vaes)):
+        model = layer_geometry.network(vaes, source.name, "trained", models_dir=models_dir)
+        rng = np.random.default_rng([config.seed, index])
+        region = source.grid.interior(layer_geometry.BUFFER)
+        snap = vaes.sizes[source.name].get("twonn_views")
+        images = torch.cat([source.sample_images(label, region.uniform_points(count, seed=rng),
+                                                 snap_views=snap) for label in source.classes])
+        labels = np.repeat(np.arange(len(source.classes)), count)
+        inner = [name for name in model.layer_names if name != "input"]
+        dtype = next(model.parameters()).dtype
+        taps = layer_taps(model, images.reshape(-1, 1, source.image_size, source.image_size)
+                          .to(dtype).numpy(), inner)
+        taps["input"] = images.numpy()
+        for depth, layer in enumerate(model.layer_names):
+            features, first = np.unique(np.asarray(taps[layer], dtype=np.float64), axis=0,
+                                        return_index=True)
+            kept = labels[first]
+            graph = nnk_graph(features, min(config.n_neighbors, len(features) - 1),
+                              symmetrize="reference")
+            rows.append({"dataset": source.name, "true d": source.dim, "layer": layer,
+                         "depth": depth, "part": layer_geometry.layer_part(layer),
+                         "points": len(features),
+                         "NNK degree": float(np.mean(neighbor_count(graph))),
+                         "NNK local PCA d": float(np.median(local_dimension(features, graph))),
+                         "polytope diameter": float(np.median(polytope_diameter(features,
+                                                                                graph))),
+                         "LOO error": loo_interpolation_error(graph, kept,
+                                                              len(source.classes)).mean,
+                         "TwoNN": float(TwoNN().fit(features).dimension_)})
     return pd.DataFrame(rows)
 
 
