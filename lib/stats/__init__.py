@@ -8,6 +8,7 @@ the arithmetic that judges them:
   Smale and Weinberger;
 - :mod:`lib.stats.regression`: the regressions of per-point test error on
   Jacobian eigenvalue summaries (Agarwala et al., Tables 1-2);
+- :mod:`lib.stats.intervals`: the Student-t interval of a mean over seeds;
 - :mod:`lib.stats.quantization`: closed forms of quantization theory, the
   reference curves of the Representation Gap.
 """

@@ -51,6 +51,7 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 from lib._checks import check_in
+from lib.stats.intervals import mean_interval
 
 __all__ = ["RegressionResult", "eigen_regression", "intercept_identity", "slopes_over_seeds",
            "PREDICTORS", "COEFFICIENTS"]
@@ -392,8 +393,7 @@ def slopes_over_seeds(results):
         raise ValueError(f"The 'results' parameter of slopes_over_seeds must hold fits of one "
                          f"predictor. Got {predictors} instead.")
     values = np.array([[*r.params, r.test_slope] for r in results])
-    n = len(results)
-    mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)
-    half = stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)
-    return pd.DataFrame({"mean": mean, "std": std, "low": mean - half, "high": mean + half,
-                         "n": n}, index=pd.Index([*COEFFICIENTS, "test_slope"], name="coefficient"))
+    mean, low, high = mean_interval(values)
+    return pd.DataFrame({"mean": mean, "std": values.std(axis=0, ddof=1), "low": low,
+                         "high": high, "n": len(results)},
+                        index=pd.Index([*COEFFICIENTS, "test_slope"], name="coefficient"))

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lib.datasets import mnist
+from lib.stats.intervals import mean_interval
 from lib.stats.regression import eigen_regression, slopes_over_seeds
 from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometric_mean,
                                   paired_differences, small_eigenvalue_count)
@@ -291,15 +292,11 @@ def seed_summary(fits: pd.DataFrame) -> pd.DataFrame:
 
 def _seed_interval(group: pd.DataFrame) -> pd.DataFrame:
     """t interval over replicates of each coefficient, from the per-seed point estimates."""
-    from scipy import stats
-
     names = ["Intercept", "slope", "test_ind", "interaction", "test_slope"]
     values = group[names].to_numpy()
-    n = len(values)
-    mean, std = values.mean(0), values.std(0, ddof=1)
-    half = stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)
-    return pd.DataFrame({"coefficient": names, "mean": mean, "std": std,
-                         "low": mean - half, "high": mean + half, "n": n})
+    mean, low, high = mean_interval(values)
+    return pd.DataFrame({"coefficient": names, "mean": mean, "std": values.std(0, ddof=1),
+                         "low": low, "high": high, "n": len(values)})
 
 
 def interval_table(summary: pd.DataFrame, coefficient: str = "test_slope") -> pd.DataFrame:
@@ -510,34 +507,17 @@ def length_summary(length: pd.DataFrame) -> pd.DataFrame:
     DataFrame with columns ``latent_dim, stage, epoch, statistic, mean, low,
     high, n``.
     """
-    from scipy import stats
-
     rows = []
     length = length.assign(key=np.where(length["stage"] == "kept", -1, length["epoch"]))
     for (d, stage, key, name), group in length.groupby(
             ["latent_dim", "stage", "key", "statistic"], sort=True):
         values = group["value"].dropna().to_numpy()
-        n = len(values)
-        mean = values.mean() if n else np.nan
-        half = (stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n >= 2
-                else np.nan)
+        mean, low, high = mean_interval(values)
         rows.append({"latent_dim": d, "stage": stage, "epoch": float(group["epoch"].mean()),
-                     "statistic": name, "mean": mean, "low": mean - half, "high": mean + half,
-                     "n": n})
+                     "statistic": name, "mean": mean, "low": low, "high": high,
+                     "n": len(values)})
     return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "epoch"],
                                           ignore_index=True)
-
-
-def _t_interval(values) -> tuple[float, float, float]:
-    """Mean and 95% t interval of independent values (NaN interval below two)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, np.nan, np.nan
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return mean, mean - half, mean + half
 
 
 def _verdict(low, high, *, above=0.0) -> str:
@@ -568,13 +548,13 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
     rows = []
 
     def add(claim, paper, values, above=0.0, unit=""):
-        mean, low, high = _t_interval(values)
+        mean, low, high = mean_interval(values)
         rows.append({"claim": claim, "paper": paper,
                      "ours": f"{mean:.3g}{unit} [{low:.3g}, {high:.3g}]", "mean": mean,
                      "low": low, "high": high, "verdict": _verdict(low, high, above=above)})
 
     ones = part[(part["latent_dim"] == high_d) & (part["label"] == 1)]
-    mean, low, high = _t_interval(ones.groupby("replicate")["small_L"].mean())
+    mean, low, high = mean_interval(ones.groupby("replicate")["small_L"].mean())
     every = part[part["latent_dim"] == high_d]["small_L"].mean()
     rows.append({"claim": f"Fig. 6: few latent eigenvalues of modulus < 0.1, at most 2 for the "
                           f"digit 1 at d = {high_d} (mean count per digit 1 below 2)",

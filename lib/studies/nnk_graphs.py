@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from lib.datasets import dsprites, extension, mnist, testbed, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Sphere
@@ -40,6 +39,7 @@ from lib.graphs.propagation import graph_accuracy, stratified_labels
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
                             rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
+from lib.stats.intervals import mean_interval
 from lib._checks import check_int, check_real
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
@@ -766,12 +766,8 @@ def stopping_summary(per_seed: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
         part = per_seed[per_seed["rule"] == rule]
         row = {"rule": rule, "seeds": len(part)}
         for column in ("epoch", "test error"):
-            values = part[column].to_numpy(dtype=float)
-            mean = float(values.mean())
-            half = (float(scipy.stats.t.ppf((1 + level) / 2, len(values) - 1)
-                          * values.std(ddof=1) / np.sqrt(len(values)))
-                    if len(values) > 1 else math.nan)
-            row.update({column: mean, f"{column} low": mean - half, f"{column} high": mean + half})
+            mean, low, high = mean_interval(part[column].to_numpy(dtype=float), confidence=level)
+            row.update({column: mean, f"{column} low": low, f"{column} high": high})
         row["stopped"] = int(part["rule stopped"].sum())
         rows.append(row)
     return pd.DataFrame(rows)
