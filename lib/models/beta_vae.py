@@ -410,11 +410,17 @@ def beta_vae_loss(logits, x, mu, logvar, training: BetaVAETraining, step: int) -
     kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum() / n
     if training.objective == "capacity":
         capacity = kl.new_tensor(training.capacity(step))
-        loss = reconstruction + training.gamma * (kl - capacity).abs()
     else:
         capacity = kl.new_zeros(())
-        loss = reconstruction + training.beta * kl
-    return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "capacity": capacity}
+    return {"loss": _objective(reconstruction, kl, training, capacity),
+            "reconstruction": reconstruction, "kl": kl, "capacity": capacity}
+
+
+def _objective(reconstruction, kl, training: BetaVAETraining, capacity):
+    """R + gamma |KL - C| ("capacity") or R + beta KL ("beta"), on tensors or floats."""
+    if training.objective == "capacity":
+        return reconstruction + training.gamma * abs(kl - capacity)
+    return reconstruction + training.beta * kl
 
 
 def _images(images, spec: BetaVAESpec, caller: str, name: str = "images") -> torch.Tensor:
@@ -524,9 +530,7 @@ def held_out_objective(parts: dict, training: BetaVAETraining) -> float:
     ...                    BetaVAETraining(10, gamma=2.0, capacity_max=10.0))
     104.0
     """
-    if training.objective == "capacity":
-        return parts["reconstruction"] + training.gamma * abs(parts["kl"] - training.capacity_max)
-    return parts["reconstruction"] + training.beta * parts["kl"]
+    return _objective(parts["reconstruction"], parts["kl"], training, training.capacity_max)
 
 
 def _check_specs(spec, training, caller: str) -> None:
