@@ -191,3 +191,74 @@ def test_first_order_term_uses_the_networks_full_jacobian():
                                                   torch.from_numpy(x[i])).numpy()
         assert terms["first order"].iloc[i] == pytest.approx(
             np.linalg.norm(full @ v[i] - v[i]), rel=1e-10)
+
+
+def digits_of(counts):
+    """A Digits set with ``counts[c]`` training and 2 test images of each class c."""
+    from lib.datasets.mnist import Digits
+    labels = np.concatenate([np.full(n + 2, c) for c, n in enumerate(counts)])
+    split = np.concatenate([["train"] * n + ["test"] * 2 for n in counts])
+    return Digits(np.zeros((len(labels), 2, 2)), labels, split, "demo")
+
+
+def test_training_subsets_are_nested_stratified_shares_of_the_training_digits():
+    counts = [40, 41, 7, 100, 1, 33, 50, 60, 70, 80]
+    data = digits_of(counts)
+    quarter, half = (study.training_subset(data, f, seed=3) for f in (0.25, 0.5))
+    assert set(quarter) <= set(half) and (data.split[half] == "train").all()
+    for c, n in enumerate(counts):
+        assert (data.labels[quarter] == c).sum() == max(1, round(0.25 * n)), c
+        assert (data.labels[half] == c).sum() == max(1, round(0.5 * n)), c
+    np.testing.assert_array_equal(study.training_subset(data, 0.25, seed=3), quarter)
+    assert not np.array_equal(study.training_subset(data, 0.25, seed=4), quarter)
+    every = study.training_subset(data, 1.0, seed=3)
+    np.testing.assert_array_equal(every, np.flatnonzero(data.split == "train"))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_a_share_outside_0_1_is_refused_by_name(fraction):
+    with pytest.raises(ValueError, match="'fraction' parameter of training_subset"):
+        study.training_subset(digits_of([4] * 10), fraction, seed=0)
+
+
+def size_rows(statistic, per_doubling, at_full, n_full=4000, offsets=(-0.1, 0.0, 0.1)):
+    """Three seeds whose statistic moves by per_doubling + offset per doubling of n, and
+    sits at at_full + offset / 10 with all n_full digits (the offsets sum to 0)."""
+    rows = []
+    for r, offset in enumerate(offsets):
+        for n in (n_full // 4, n_full // 2, n_full):
+            value = at_full + offset / 10 + (per_doubling + offset) * np.log2(n / n_full)
+            rows.append({"latent_dim": 20, "replicate": r, "fraction": n / n_full,
+                         "n_train": n, "stopped": "converged", "epochs": 9,
+                         "statistic": statistic, "value": value})
+    return pd.DataFrame(rows)
+
+
+def test_size_trends_recover_the_change_per_doubling_and_extrapolate_on_the_line():
+    size = size_rows("test slope, trace, latent", per_doubling=0.3, at_full=1.0)
+    trend = study.size_trends(size, target=64_000).iloc[0]
+    slopes = 0.3 + np.array([-0.1, 0.0, 0.1])
+    low, high = stats.t.interval(0.95, 2, loc=slopes.mean(), scale=stats.sem(slopes))
+    np.testing.assert_allclose([trend["per doubling"], trend["low"], trend["high"]],
+                               [0.3, low, high], rtol=1e-12)
+    assert trend["doublings to target"] == pytest.approx(4.0)        # 4,000 -> 64,000
+    assert trend["at target"] == pytest.approx(1.0 + 0.3 * 4.0)
+
+
+def test_an_extrapolated_count_stops_at_zero_and_a_share_at_one():
+    size = pd.concat([size_rows("small eigenvalues, latent", -2.0, at_full=3.0),
+                      size_rows("omega < 0, latent, test", 0.2, at_full=0.5)])
+    trends = study.size_trends(size).set_index("statistic")["at target"]
+    assert trends["small eigenvalues, latent"] == 0.0
+    assert trends["omega < 0, latent, test"] == 1.0
+
+
+def test_size_summary_is_a_t_interval_over_seeds_per_share():
+    size = size_rows("test MSE", per_doubling=-0.01, at_full=0.02)
+    summary = study.size_summary(size)
+    assert summary["n_train"].tolist() == [1000, 2000, 4000]
+    for (_, got), n in zip(summary.iterrows(), (1000, 2000, 4000)):
+        values = size.loc[size["n_train"] == n, "value"].to_numpy()
+        low, high = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
+        np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                                   [values.mean(), low, high], rtol=1e-12)

@@ -15,7 +15,7 @@ from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
 __all__ = ["eigenvalue_differences", "arguments", "spectral_means", "class_means",
            "small_and_reversing", "slope_curves", "paper_comparison", "training_curves",
-           "training_length"]
+           "training_length", "training_size"]
 
 SPACE_NAMES = {"L": r"latent space, $J_\mathcal{L}$", "I": r"input space, $J_\mathcal{I}$"}
 
@@ -271,15 +271,8 @@ LENGTH_PANELS = (("small eigenvalues, latent", r"mean #{$|\lambda_\mathcal{L}| <
                  ("test slope, trace, input", r"test slope on Tr $J_\mathcal{I}$"))
 
 
-def training_length(summary):
-    """The statistics of Figs 6-7 and the Table 1-2 test slopes against training epochs.
-
-    ``summary`` is :func:`lib.studies.eigenvalues.length_summary`'s table:
-    mean over seeds (line) and 95% interval (band) per latent dimension at each
-    checkpoint; the state each run kept is the larger marker at the seeds' mean
-    best epoch. Reversal shares: test digits solid, training digits dashed.
-    The test-slope axes follow the means; wider bands are cut at their edges.
-    """
+def _statistic_panels(summary, x, xlabel, *, kept_states):
+    """One panel per statistic of LENGTH_PANELS against ``x``, a line and band per d."""
     dims = sorted(summary["latent_dim"].unique())
     colours = palette([f"d = {d}" for d in dims])
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
@@ -293,17 +286,19 @@ def training_length(summary):
                 for suffix, style in splits:
                     part = summary[(summary["latent_dim"] == d)
                                    & (summary["statistic"] == statistic + suffix)]
-                    curve = part.sort_values("epoch")
-                    ax.plot(curve["epoch"], curve["mean"], color=colour, ls=style, lw=1.2)
+                    curve = part.sort_values(x)
+                    ax.plot(curve[x], curve["mean"], color=colour, ls=style, lw=1.2,
+                            marker=None if kept_states else "o", ms=4,
+                            mfc="white" if style == "--" else colour)
                     if style == "-":
                         low, high = curve["low"], curve["high"]
                         if "omega < 0" in statistic:   # a share: the t band is clipped to [0, 1]
                             low, high = low.clip(0, 1), high.clip(0, 1)
-                        ax.fill_between(curve["epoch"], low, high, color=colour, alpha=0.15,
-                                        lw=0)
-                    kept = part[part["stage"] == "kept"]
-                    ax.plot(kept["epoch"], kept["mean"], "o", color=colour, ms=6,
-                            mfc="white" if style == "--" else colour)
+                        ax.fill_between(curve[x], low, high, color=colour, alpha=0.15, lw=0)
+                    if kept_states:
+                        kept = part[part["stage"] == "kept"]
+                        ax.plot(kept[x], kept["mean"], "o", color=colour, ms=6,
+                                mfc="white" if style == "--" else colour)
             if statistic.startswith("test slope"):
                 ax.axhline(0.0, color="black", lw=0.8)
                 # Bands of early epochs (few digits with omega > 0) can span +-5: the axis
@@ -313,13 +308,41 @@ def training_length(summary):
                     pad = 0.3 * max(means.max() - means.min(), 0.5)
                     ax.set_ylim(min(means.min(), 0) - pad, max(means.max(), 0) + pad)
             ax.set(xscale="log", ylabel=label)
-            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            if not kept_states:   # a few shares, often within one decade: a tick at each
+                ax.set_xticks(sorted(summary[x].unique()))
+            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         for ax in axes[1]:
-            ax.set_xlabel("training epochs")
-        handles = marker_handles(colours) + [
-            mpl.lines.Line2D([], [], color="0.3", marker="o", ls="", label="state kept"),
-            mpl.lines.Line2D([], [], color="0.3", ls="-", label="test digits"),
-            mpl.lines.Line2D([], [], color="0.3", ls="--", label="training digits")]
+            ax.set_xlabel(xlabel)
+        handles = marker_handles(colours)
+        if kept_states:
+            handles.append(mpl.lines.Line2D([], [], color="0.3", marker="o", ls="",
+                                            label="state kept"))
+        handles += [mpl.lines.Line2D([], [], color="0.3", ls="-", label="test digits"),
+                    mpl.lines.Line2D([], [], color="0.3", ls="--", label="training digits")]
         fig.legend(handles=handles, loc="outside right center")
     return fig
+
+
+def training_length(summary):
+    """The statistics of Figs 6-7 and the Table 1-2 test slopes against training epochs.
+
+    ``summary`` is :func:`lib.studies.eigenvalues.length_summary`'s table:
+    mean over seeds (line) and 95% interval (band) per latent dimension at each
+    checkpoint; the state each run kept is the larger marker at the seeds' mean
+    best epoch. Reversal shares: test digits solid, training digits dashed.
+    The test-slope axes follow the means; wider bands are cut at their edges.
+    """
+    return _statistic_panels(summary, "epoch", "training epochs", kept_states=True)
+
+
+def training_size(summary):
+    """The statistics of Figs 6-7 and the Table 1-2 test slopes against training digits.
+
+    ``summary`` is :func:`lib.studies.eigenvalues.size_summary`'s table: mean
+    over seeds (line, a marker per share) and 95% interval (band) per latent
+    dimension, against the digits each model was given (log scale), every
+    model in the state it kept at convergence. Reversal shares: test digits
+    solid, training digits dashed.
+    """
+    return _statistic_panels(summary, "n_train", "training digits", kept_states=False)

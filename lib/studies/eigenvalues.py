@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from lib._checks import check_int, check_real
 from lib.datasets import mnist
 from lib.stats.intervals import mean_interval
 from lib.stats.regression import eigen_regression, slopes_over_seeds
@@ -36,7 +37,8 @@ from lib.store import cache_folder
 __all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_tables",
            "training_runs", "regressions", "seed_summary", "interval_table", "class_slopes",
            "trained_model", "paper_comparison", "paper_tables", "paper_table_view", "inside_counts",
-           "ranking_scores", "example_spectra", "training_length", "length_summary", "claims",
+           "ranking_scores", "example_spectra", "training_length", "length_summary",
+           "training_subset", "training_size", "size_summary", "size_trends", "claims",
            "bound_terms", "mse_bound", "bound_summary"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
@@ -54,15 +56,20 @@ PARAMETERS = Specification("eigenvalue-predictors", (
 # ``seeds`` replicates are trained at depth 4 (the paper's "exp-default", our reading) for the
 # intervals over seeds; the other depths get one model per latent dimension. ``epochs`` is the
 # budget, a safety net: the runs stop on CONVERGENCE. The depth-4 runs keep their weights after
-# the ``checkpoints`` epochs, measured on ``length_points`` digits by training_length.
+# the ``checkpoints`` epochs, measured on ``length_points`` digits by training_length. At the
+# ``size_dims`` latent dimensions, depth 4, every seed also trains on each share of
+# ``size_fractions`` of the training digits (training_size; share 1 is the model above).
 SIZES = {
     "ci": dict(latent_dims=(2, 5, 10), depths=(4,), seeds=1, epochs=6, points=800,
-               checkpoints=(2, 4), length_points=300),
+               checkpoints=(2, 4), length_points=300, size_dims=(2,),
+               size_fractions=(0.5, 1.0)),
     "default": dict(latent_dims=(2, 5, 10, 20), depths=(3, 4, 5), seeds=3, epochs=200,
-                    points=2_000, checkpoints=(1, 2, 5, 10, 20, 40), length_points=700),
+                    points=2_000, checkpoints=(1, 2, 5, 10, 20, 40), length_points=700,
+                    size_dims=(2, 20), size_fractions=(0.25, 0.5, 1.0)),
     "paper": dict(latent_dims=tuple(range(2, 21)), depths=(3, 4, 5), seeds=3, epochs=300,
                   points=None, checkpoints=(1, 2, 5, 10, 20, 50, 100, 200),
-                  length_points=5_000),
+                  length_points=5_000, size_dims=(2, 10, 20),
+                  size_fractions=(0.1, 0.25, 0.5, 1.0)),
 }
 # The stopping rule of every autoencoder (lib.models.autoencoder.TrainingSpec): a tenth of the
 # training digits held out; converged once the best held-out MSE has improved by less than 1%
@@ -518,6 +525,144 @@ def length_summary(length: pd.DataFrame) -> pd.DataFrame:
                      "n": len(values)})
     return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "epoch"],
                                           ignore_index=True)
+
+
+def training_subset(data: mnist.Digits, fraction: float, seed: int) -> np.ndarray:
+    """Indices of a class-stratified share of the training digits, nested across shares.
+
+    In every class of the training split, the first ``round(fraction * n_c)``
+    (at least one) of one permutation seeded by ``seed``: a smaller share's
+    digits are part of every larger one's.
+
+    Returns
+    -------
+    ndarray of int, sorted: indices into ``data`` (all of them training digits).
+    """
+    fraction = check_real(fraction, name="fraction", caller="training_subset", low=0.0,
+                          high=1.0, low_open=True)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in range(mnist.N_CLASSES):
+        members = np.flatnonzero((data.split == "train") & (data.labels == label))
+        if len(members):
+            count = max(1, round(fraction * len(members)))
+            keep.append(members[rng.permutation(len(members))[:count]])
+    return np.sort(np.concatenate(keep))
+
+
+def _size_points(config, data) -> np.ndarray:
+    """The digits measured for every share: the test digits of the training-length subset
+    and as many training digits of the smallest share (each in every share's training set)."""
+    points = _evaluated_points(config, data, config.sizes["length_points"])
+    test = points[data.split[points] == "test"]
+    smallest = training_subset(data, min(config.sizes["size_fractions"]), config.seed)
+    count = min(len(points) - len(test), len(smallest))
+    train = np.random.default_rng(config.seed).permutation(smallest)[:count]
+    return np.sort(np.concatenate([test, train]))
+
+
+def training_size(config: Config, models_dir=None) -> pd.DataFrame:
+    """The statistics of Figs 6-7 and the Table 1-2 test slopes against the training digits.
+
+    For every latent dimension of the preset's ``size_dims`` and every seed,
+    a depth-4 autoencoder trained to convergence on each share of
+    ``size_fractions`` of the training digits (:func:`training_subset`, nested
+    and stratified by class; share 1 is the chapter's own model), measured in
+    the state it kept on one set of digits (:func:`_size_points`): the test
+    digits of the training-length subset and as many training digits that
+    every share trained on. Besides the statistics of
+    :func:`training_length`: "test MSE" (mean over the measured test digits).
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, replicate, fraction, n_train, stopped,
+    epochs, statistic, value`` (long form); ``n_train`` counts the digits a
+    model was given, its held-out share included.
+    """
+    data = _digits(config)
+    points = _size_points(config, data)
+    folder = cache_folder(models_dir, "models")
+    cells = [(d, r, f) for d in config.sizes["size_dims"] for r in range(config.sizes["seeds"])
+             for f in config.sizes["size_fractions"]]
+    rows = []
+    for latent_dim, replicate, fraction in tqdm(cells, desc="training-set sizes", disable=None):
+        spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim, replicate)
+        if fraction == 1.0:
+            result = _result(config, data, SEEDED_DEPTH, latent_dim, replicate, models_dir,
+                             progress=False)
+            n_train = len(train)
+        else:
+            subset = training_subset(data, fraction, config.seed)
+            result = trained_autoencoder_result(spec, training, f"{key}[{fraction:g}]",
+                                                data.flat()[subset], cache_dir=folder,
+                                                device=config.device, progress=False)
+            n_train = len(subset)
+        table = _point_table(result.model, data, points)
+        values = {"held-out MSE": result.record.val_loss,
+                  "test MSE": float(table.loc[table["split"] == "test", "mse"].mean()),
+                  **_statistics(table)}
+        rows += [{"latent_dim": latent_dim, "replicate": replicate, "fraction": fraction,
+                  "n_train": n_train, "stopped": result.record.stopped,
+                  "epochs": len(result.history), "statistic": name, "value": value}
+                 for name, value in values.items()]
+    return pd.DataFrame(rows)
+
+
+def size_summary(size: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% t interval over seeds of each statistic of :func:`training_size`.
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, fraction, n_train, statistic, mean,
+    low, high, n`` (``n``: seeds with a value; NaN bounds below two).
+    """
+    rows = []
+    for (d, fraction, n_train, name), group in size.groupby(
+            ["latent_dim", "fraction", "n_train", "statistic"], sort=True):
+        values = group["value"].dropna().to_numpy()
+        mean, low, high = mean_interval(values)
+        rows.append({"latent_dim": d, "fraction": fraction, "n_train": n_train,
+                     "statistic": name, "mean": mean, "low": low, "high": high,
+                     "n": len(values)})
+    return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "n_train"],
+                                          ignore_index=True)
+
+
+def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
+    """Change of each statistic per doubling of the training digits, over seeds.
+
+    Per model sequence (latent dimension and seed), the least-squares slope of
+    the statistic on log2 of ``n_train`` across the shares; then the mean slope
+    and its 95% t interval over seeds, and where a straight line in log2(n)
+    through the full-data mean would put the statistic at ``target`` digits
+    (the paper's 60,000 MNIST training digits): an extrapolation, stated as one,
+    kept at 0 or above for counts and within [0, 1] for shares.
+
+    Returns
+    -------
+    DataFrame with columns ``latent_dim, statistic, per doubling, low, high,
+    at full data, doublings to target, at target``.
+    """
+    target = check_int(target, name="target", caller="size_trends", low=2)
+    rows = []
+    for (d, name), group in size.groupby(["latent_dim", "statistic"], sort=True):
+        slopes = []
+        for _, run in group.dropna(subset=["value"]).groupby("replicate"):
+            if run["n_train"].nunique() >= 2:
+                slopes.append(np.polyfit(np.log2(run["n_train"]), run["value"], 1)[0])
+        mean, low, high = mean_interval(slopes)
+        full = group[group["n_train"] == group["n_train"].max()]
+        at_full = float(full["value"].mean())
+        doublings = float(np.log2(target / full["n_train"].iloc[0]))
+        at_target = at_full + mean * doublings
+        if name.startswith(("small eigenvalues", "omega < 0")):   # a count, a share: >= 0
+            at_target = max(at_target, 0.0)
+        if name.startswith("omega < 0"):
+            at_target = min(at_target, 1.0)
+        rows.append({"latent_dim": d, "statistic": name, "per doubling": mean, "low": low,
+                     "high": high, "at full data": at_full, "doublings to target": doublings,
+                     "at target": at_target})
+    return pd.DataFrame(rows)
 
 
 def _verdict(low, high, *, above=0.0) -> str:
