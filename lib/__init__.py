@@ -10,7 +10,8 @@ checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
 - foundations: :mod:`lib.grid` (parameter grids), :mod:`lib.params` (declared
   chapter parameters), :mod:`lib.derivatives` (autodiff Jacobians and
   Hessians of maps), :mod:`lib.store` (the cache folder, code fingerprints,
-  digests and atomic writes);
+  digests and atomic writes), :mod:`lib.prose` (numbers typed by hand in a
+  chapter's prose, and ranges written as a sentence states them);
 - :mod:`lib.geometry` (geometry of values sampled on a grid),
   :mod:`lib.neighbors` (exact nearest neighbours), :mod:`lib.sampling`
   (train/test splits of a sampled manifold) and :mod:`lib.datasets`

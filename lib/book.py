@@ -499,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--rerun", action="store_true", help="execute every chapter again")
     status = commands.add_parser("status", help="each chapter: fresh, stale (why) or failed")
     status.add_argument("--preset", default="default", choices=("ci", "default", "paper"))
+    commands.add_parser("prose", help="numbers typed by hand in the chapters' prose "
+                                      "(exit 1 when there are any)")
     try:
         argv, pairs = _take_parameters(list(sys.argv[1:] if argv is None else argv))
     except ValueError as error:
@@ -526,6 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "toc":
         print(f"wrote {write_toc(root)}", file=sys.stderr)
         return 0
+    if args.command == "prose":
+        from lib.prose import typed_numbers
+
+        found = 0
+        for chapter in CHAPTERS.values():
+            source = chapter.source(root)
+            for hit in typed_numbers(source.read_text(encoding="utf-8")):
+                print(f"{source.relative_to(root)}:{hit.line}: {hit.number}: {hit.text}")
+                found += 1
+        return 1 if found else 0
     if args.command == "status":
         for slug, state in chapter_states(root=root, preset=args.preset).items():
             print(f"{slug:<24} {state}")

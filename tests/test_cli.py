@@ -256,3 +256,11 @@ def test_bound_scaling_cell_keys_hold_only_what_the_cell_depends_on(tmp_path, mo
     assert with_a[coil] != with_b[coil]
     assert with_a[coil] != on_gpu[coil]
     assert plain[vae] == with_a[vae] != on_gpu[vae]
+
+
+def test_prose_command_lists_typed_numbers_and_fails_on_them(root, capsys):
+    assert book.main(["--root", str(root), "prose"]) == 0
+    slug = next(iter(book.CHAPTERS))
+    (root / "notebooks" / f"{slug}.md").write_text("# fake\n\nThe slope is -2.23 here.\n")
+    assert book.main(["--root", str(root), "prose"]) == 1
+    assert capsys.readouterr().out == f"notebooks/{slug}.md:3: -2.23: The slope is -2.23 here.\n"

@@ -255,16 +255,25 @@ def fitted_orders(table: pd.DataFrame, *, finest: int = 3) -> pd.DataFrame:
     fitted over the ``finest`` smallest steps whose median error is above
     rounding (1e-11): coarser steps are often outside the asymptotic regime,
     and the column ``error at grid spacing`` reports them instead.
+
+    Returns
+    -------
+    DataFrame with columns ``dataset, quantity, order, observed order, error
+    at grid spacing, finer from, finer to``: the steps fitted, as how many
+    times finer than the grid spacing (the largest step) they are.
     """
     keys = ["dataset", "quantity", "order"]
     medians = table.groupby([*keys, "spacing"], sort=False)["error"].median().reset_index()
     rows = []
     for key, part in medians.groupby(keys, sort=False):
         part = part.sort_values("spacing")
+        grid_spacing = float(part["spacing"].iloc[-1])
         at_grid = float(part["error"].iloc[-1])
         part = part[part["error"] > 1e-11].head(finest)
         slope = (np.polyfit(np.log(part["spacing"]), np.log(part["error"]), 1)[0]
                  if len(part) >= 2 else math.nan)
         rows.append(dict(zip(keys, key), **{"observed order": slope,
-                                             "error at grid spacing": at_grid}))
+                                             "error at grid spacing": at_grid,
+                                             "finer from": grid_spacing / part["spacing"].max(),
+                                             "finer to": grid_spacing / part["spacing"].min()}))
     return pd.DataFrame(rows)
