@@ -245,12 +245,16 @@ def test_size_trends_recover_the_change_per_doubling_and_extrapolate_on_the_line
     assert trend["at target"] == pytest.approx(1.0 + 0.3 * 4.0)
 
 
-def test_an_extrapolated_count_stops_at_zero_and_a_share_at_one():
+def test_an_extrapolated_count_or_error_stops_at_zero_and_a_share_at_one():
     size = pd.concat([size_rows("small eigenvalues, latent", -2.0, at_full=3.0),
-                      size_rows("omega < 0, latent, test", 0.2, at_full=0.5)])
+                      size_rows("test MSE", -0.01, at_full=0.02),
+                      size_rows("omega < 0, latent, test", 0.2, at_full=0.5),
+                      size_rows("test slope, trace, latent", -0.5, at_full=0.1)])
     trends = study.size_trends(size).set_index("statistic")["at target"]
     assert trends["small eigenvalues, latent"] == 0.0
+    assert trends["test MSE"] == 0.0
     assert trends["omega < 0, latent, test"] == 1.0
+    assert trends["test slope, trace, latent"] < 0      # a slope may be negative
 
 
 def test_size_summary_is_a_t_interval_over_seeds_per_share():

@@ -636,7 +636,7 @@ def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
     and its 95% t interval over seeds, and where a straight line in log2(n)
     through the full-data mean would put the statistic at ``target`` digits
     (the paper's 60,000 MNIST training digits): an extrapolation, stated as one,
-    kept at 0 or above for counts and within [0, 1] for shares.
+    kept at 0 or above for counts and errors, and within [0, 1] for shares.
 
     Returns
     -------
@@ -655,8 +655,8 @@ def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
         at_full = float(full["value"].mean())
         doublings = float(np.log2(target / full["n_train"].iloc[0]))
         at_target = at_full + mean * doublings
-        if name.startswith(("small eigenvalues", "omega < 0")):   # a count, a share: >= 0
-            at_target = max(at_target, 0.0)
+        if name.startswith(("small eigenvalues", "omega < 0")) or name.endswith("MSE"):
+            at_target = max(at_target, 0.0)     # a count, a share, an error: >= 0
         if name.startswith("omega < 0"):
             at_target = min(at_target, 1.0)
         rows.append({"latent_dim": d, "statistic": name, "per doubling": mean, "low": low,
