@@ -6,7 +6,8 @@ every result it states is computed in the chapter and glued into the sentence
 
 - anything inside a role (``{glue:text}``, ``{cite}``, ``{ref}``, ``{eq}``
   and ``{fixed}``, the book's role for a fixed fact: a value the paper
-  reports, an architecture, a constant of the method), inside math
+  reports, an architecture, a constant of the method, or a measurement the
+  page dates and says it does not rerun), inside math
   (``$...$``, ``$$...$$``, ``{math}`` blocks) and inside inline code;
 - references to numbered things: "Table 1", "Figs. 6-7", "equations (6) and
   (7)", "Theorem 2";

@@ -13,8 +13,8 @@ from lib import book
 from lib.prose import typed_numbers, value_range
 
 # Converted so far: toy-manifolds, grid-geometry, image-manifolds, eigenvalue-predictors,
-# nnk-graphs.
-TYPED_RESULTS_LEFT = {"representation-gap", "bound-scaling", "layer-geometry"}
+# nnk-graphs, layer-geometry.
+TYPED_RESULTS_LEFT = {"representation-gap", "bound-scaling"}
 
 
 def numbers(text):

@@ -1,8 +1,9 @@
 """Sphinx extension: the ``{fixed}`` role, a number the prose may state as typed.
 
 A chapter's results are glued from its run (``{glue:text}``); a fixed fact is
-not a result: a value the reproduced paper reports, an architecture, a
-constant of the method. Marking it ``{fixed}`42`` renders it as plain text
+not a result of the run: a value the reproduced paper reports, an
+architecture, a constant of the method, or a measurement the page dates and
+says it does not rerun. Marking it ``{fixed}`42`` renders it as plain text
 and tells ``lib.prose.typed_numbers`` (and the test built on it) that it was
 typed on purpose.
 """
