@@ -10,7 +10,7 @@ every result it states is computed in the chapter and glued into the sentence
   page dates and says it does not rerun), inside math
   (``$...$``, ``$$...$$``, ``{math}`` blocks) and inside inline code;
 - references to numbered things: "Table 1", "Figs. 6-7", "equations (6) and
-  (7)", "Theorem 2";
+  (7)", "Theorem 2", and names that carry a number: "SO(2)", "the 2-sphere";
 - years, the integers 0 and 1 as constants ("below 0", "near 1") and 95%, the
   confidence level of every interval in the book.
 
@@ -39,6 +39,8 @@ _NUMBERED = re.compile(
     r"\s*\(?\d+[a-z]?\)?(?:\s*(?:,|and|-|–|to)\s*\(?\d+[a-z]?\)?)*")
 _CODE_DIRECTIVES = {"code-cell", "code", "code-block", "math", "raw", "eval-rst"}
 _OPTION = re.compile(r"^:[\w-]+:")
+# Names that carry a number: groups (SO(2), C_4 is math), "the 2-sphere", "a 3-torus".
+_NAMED = re.compile(r"\b(?:SO|SU|GL|SL|O|U)\(\d+\)|\b\d+-(?:spheres?|torus|tori|cubes?|balls?|simplex|simplices)\b")
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 _NUMBER = re.compile(r"(?<![\w.\-/])[-−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?(?!\w)")
 
@@ -117,7 +119,8 @@ def typed_numbers(text: str) -> list[TypedNumber]:
     hits = []
     for number, line in _prose_lines(text):
         visible = line
-        for pattern in (_ROLE, _CODE, _DISPLAY_MATH, _INLINE_MATH, _LINK_TARGET, _NUMBERED):
+        for pattern in (_ROLE, _CODE, _DISPLAY_MATH, _INLINE_MATH, _LINK_TARGET, _NUMBERED,
+                        _NAMED):
             visible = pattern.sub(" ", visible)
         for match in _NUMBER.finditer(visible):
             value = match.group().rstrip(",")

@@ -13,8 +13,8 @@ from lib import book
 from lib.prose import typed_numbers, value_range
 
 # Converted so far: toy-manifolds, grid-geometry, image-manifolds, eigenvalue-predictors,
-# nnk-graphs, layer-geometry.
-TYPED_RESULTS_LEFT = {"representation-gap", "bound-scaling"}
+# nnk-graphs, layer-geometry, representation-gap.
+TYPED_RESULTS_LEFT = {"bound-scaling"}
 
 
 def numbers(text):
@@ -29,6 +29,7 @@ def numbers(text):
     ("The paper's value {fixed}`-0.083` and ours $d = 20$, `epochs=300`.", []),
     ("See Table 1, Figs. 6-7 and equations (6) and (7) of {cite:t}`agarwala2022`.", []),
     ("Measured in 2026, ratio near 1, slope below 0, with 95% intervals.", []),
+    ("SO(2) acts on the 2-sphere and on 3-tori, not on 4 spheres.", ["4"]),
     ("[the data](https://example.org/v2/file-3.csv) and {ref}`ch-2`", []),
 ])
 def test_typed_numbers_finds_results_and_leaves_marked_ones(sentence, expected):
@@ -68,3 +69,30 @@ def test_chapter_prose_has_no_typed_result(slug):
     hits = typed_numbers(source)
     assert not hits, "\n".join(f"line {hit.line}: {hit.number!r} in {hit.text!r}"
                                for hit in hits)
+
+
+def glued_names(source):
+    """Names the prose inserts with {glue}, {glue:text} or {glue:md} (format spec dropped)."""
+    import re
+    return set(re.findall(r"\{glue(?::\w+)?\}`([\w.-]+)", source))
+
+
+def recorded_names(notebook):
+    """Names the executed notebook recorded with myst_nb.glue."""
+    return {output["metadata"]["scrapbook"]["name"] for cell in notebook.cells
+            for output in cell.get("outputs", []) if "scrapbook" in output.get("metadata", {})}
+
+
+def test_glued_names_are_read_without_their_format():
+    assert glued_names("a {glue:text}`slope:.2f` b {glue}`n` {glue:md}`table`") == {
+        "slope", "n", "table"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", list(book.CHAPTERS))
+def test_every_glued_name_is_recorded_by_the_run(built_book, slug):
+    import nbformat
+    chapter = book.CHAPTERS[slug]
+    source = chapter.source(built_book).read_text()
+    recorded = recorded_names(nbformat.read(chapter.executed(built_book), as_version=4))
+    assert glued_names(source) <= recorded, sorted(glued_names(source) - recorded)
