@@ -266,3 +266,12 @@ def test_size_summary_is_a_t_interval_over_seeds_per_share():
         low, high = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
         np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
                                    [values.mean(), low, high], rtol=1e-12)
+
+
+def test_the_per_doubling_view_has_a_column_per_d_and_the_interval_in_each_cell():
+    size = pd.concat([size_rows("test MSE", -0.01, at_full=0.02),
+                      size_rows("test MSE", -0.02, at_full=0.03).assign(latent_dim=2)])
+    view = study.size_trend_view(study.size_trends(size))
+    assert list(view.columns) == ["d = 2", "d = 20"] and list(view.index) == ["test MSE"]
+    assert view.loc["test MSE", "d = 20"].startswith("-0.01 [")
+    assert view.loc["test MSE", "d = 2"].startswith("-0.02 [")

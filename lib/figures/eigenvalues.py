@@ -276,8 +276,10 @@ def _statistic_panels(summary, x, xlabel, *, kept_states):
     dims = sorted(summary["latent_dim"].unique())
     colours = palette([f"d = {d}" for d in dims])
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(11, 5.6))
-        axes = fig.subplots(2, 4, sharex=True)
+        # A statistic per row, latent and input space side by side: narrow enough to be
+        # read at the page's width.
+        fig = new_figure(figsize=(7.5, 9.0))
+        axes = fig.subplots(4, 2, sharex=True)
         for ax, (statistic, label) in zip(axes.ravel(), LENGTH_PANELS):
             for d in dims:
                 colour = colours[f"d = {d}"]
@@ -312,7 +314,7 @@ def _statistic_panels(summary, x, xlabel, *, kept_states):
                 ax.set_xticks(sorted(summary[x].unique()))
             ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-        for ax in axes[1]:
+        for ax in axes[-1]:
             ax.set_xlabel(xlabel)
         handles = marker_handles(colours)
         if kept_states:
@@ -320,7 +322,7 @@ def _statistic_panels(summary, x, xlabel, *, kept_states):
                                             label="state kept"))
         handles += [mpl.lines.Line2D([], [], color="0.3", ls="-", label="test digits"),
                     mpl.lines.Line2D([], [], color="0.3", ls="--", label="training digits")]
-        fig.legend(handles=handles, loc="outside right center")
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4))
     return fig
 
 

@@ -38,7 +38,8 @@ __all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_t
            "training_runs", "regressions", "seed_summary", "interval_table", "class_slopes",
            "trained_model", "paper_comparison", "paper_tables", "paper_table_view", "inside_counts",
            "ranking_scores", "example_spectra", "training_length", "length_summary",
-           "training_subset", "training_size", "size_summary", "size_trends", "claims",
+           "training_subset", "training_size", "size_summary", "size_trends",
+           "size_trend_view", "claims",
            "bound_terms", "mse_bound", "bound_summary"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
@@ -663,6 +664,20 @@ def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
                      "high": high, "at full data": at_full, "doublings to target": doublings,
                      "at target": at_target})
     return pd.DataFrame(rows)
+
+
+def size_trend_view(trends: pd.DataFrame) -> pd.DataFrame:
+    """:func:`size_trends` for the page: per statistic, the change per doubling at each d.
+
+    Rows: statistic; one column per latent dimension, "mean [low, high]"
+    (three significant digits; the CSV of :func:`size_trends` has them all).
+    """
+    text = [f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}]" if np.isfinite(lo) else f"{m:+.3g}"
+            for m, lo, hi in zip(trends["per doubling"], trends["low"], trends["high"])]
+    wide = trends.assign(text=text, d=[f"d = {d}" for d in trends["latent_dim"]]).pivot(
+        index="statistic", columns="d", values="text")
+    wide.columns.name = "per doubling [95%]"
+    return wide[[f"d = {d}" for d in sorted(trends["latent_dim"].unique())]]
 
 
 def _verdict(low, high, *, above=0.0) -> str:
