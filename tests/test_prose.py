@@ -96,3 +96,34 @@ def test_every_glued_name_is_recorded_by_the_run(built_book, slug):
     source = chapter.source(built_book).read_text()
     recorded = recorded_names(nbformat.read(chapter.executed(built_book), as_version=4))
     assert glued_names(source) <= recorded, sorted(glued_names(source) - recorded)
+
+
+def glued_values(notebook):
+    """name -> the text/plain repr myst_nb.glue recorded for it."""
+    return {output["metadata"]["scrapbook"]["name"]:
+            next(v for k, v in output["data"].items() if k.endswith("text/plain"))
+            for cell in notebook.cells for output in cell.get("outputs", [])
+            if "scrapbook" in output.get("metadata", {})}
+
+
+@pytest.mark.slow
+def test_a_new_seed_changes_the_prose_numbers_as_it_changes_the_tables(built_book, tmp_path):
+    """image-manifolds with seed 1 measures other points: its glued error ranges follow its
+    published table, and differ from those of the seed-0 page."""
+    import nbformat
+    import pandas as pd
+    from conftest import copy_book_sources
+
+    root = copy_book_sources(tmp_path)
+    chapter = book.CHAPTERS["image-manifolds"]
+    book.run_chapter(chapter.slug, {"preset": "ci", "seed": 1}, root=root, progress=False)
+    pages = {seed: glued_values(nbformat.read(chapter.executed(where), as_version=4))
+             for seed, where in ((0, built_book), (1, root))}
+    for seed, where in ((0, built_book), (1, root)):
+        orders = pd.read_csv(chapter.outputs(where) / "fd-observed-orders.csv")
+        tangents = orders[(orders["dataset"] == "dsprites") & (orders["quantity"] == "tangents")]
+        assert pages[seed]["ds_tangents_grid"] == repr(
+            value_range(tangents["error at grid spacing"], "{:.0%}")), seed
+        assert pages[seed]["ds_tangents_orders"] == repr(" and ".join(
+            f"{o:.2f}" for o in tangents.sort_values("order")["observed order"])), seed
+    assert pages[0]["ds_tangents_orders"] != pages[1]["ds_tangents_orders"]
