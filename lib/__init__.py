@@ -11,7 +11,8 @@ checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
   chapter parameters), :mod:`lib.derivatives` (autodiff Jacobians and
   Hessians of maps), :mod:`lib.store` (the cache folder, code fingerprints,
   digests and atomic writes), :mod:`lib.prose` (numbers typed by hand in a
-  chapter's prose, and ranges written as a sentence states them);
+  chapter's prose, and ranges written as a sentence states them),
+  :mod:`lib.claims` (verdicts on a paper's claims, computed from intervals);
 - :mod:`lib.geometry` (geometry of values sampled on a grid),
   :mod:`lib.neighbors` (exact nearest neighbours), :mod:`lib.sampling`
   (train/test splits of a sampled manifold) and :mod:`lib.datasets`

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lib import runs
-from lib.chapters import CHAPTERS, Chapter, write_toc
+from lib.chapters import CHAPTERS, Chapter, write_claims_page, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
 __all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "Published", "cached", "publish", "prepare_run",
@@ -446,6 +446,7 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
     if not render:
         return 1 if failed else 0
     write_toc(root)
+    write_claims_page(root)     # the introduction includes it
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
                "--path-output", str(root), "-W", "-n", "--keep-going"]
     status = subprocess.call(command, cwd=root)

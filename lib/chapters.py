@@ -19,7 +19,8 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Chapter", "CHAPTERS", "APPENDIX", "toc_text", "write_toc"]
+__all__ = ["Chapter", "CHAPTERS", "APPENDIX", "CLAIMS_PAGE", "toc_text", "write_toc",
+           "claims_page_text", "write_claims_page"]
 
 
 @dataclass(frozen=True)
@@ -119,4 +120,58 @@ def write_toc(root: Path) -> Path:
     text = toc_text()
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
+    return path
+
+
+#: Where the book-wide claims table is written (under ``book/chapters/``, which holds
+#: generated pages only); the introduction includes it.
+CLAIMS_PAGE = Path("book") / "chapters" / "claims.md"
+
+
+def _cell(value) -> str:
+    """A value as one cell of a Markdown table."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def claims_page_text(root: Path) -> str:
+    """Every chapter's published ``claims`` table (:mod:`lib.claims`) as one Markdown section.
+
+    Per chapter with a ``claims.csv`` among its outputs: a linked heading, its
+    verdict counts and a table of claim, paper, this run and verdict (the
+    criterion is on the chapter's page). Chapters that test no claims, or have
+    not run, are listed as such.
+    """
+    import pandas as pd
+
+    from lib.claims import COLUMNS, VERDICTS, verdict_counts
+
+    lines, missing, total = [], [], dict.fromkeys(VERDICTS, 0)
+    for chapter in CHAPTERS.values():
+        path = chapter.outputs(root) / "claims.csv"
+        table = pd.read_csv(path) if path.is_file() else None
+        if table is None or not set(COLUMNS) <= set(table.columns):
+            missing.append(f"{{doc}}`chapters/{chapter.slug}`")
+            continue
+        counts = verdict_counts(table)
+        total = {v: total[v] + counts[v] for v in VERDICTS}
+        lines += [f"**{{doc}}`chapters/{chapter.slug}`**: "
+                  + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
+                  "| claim | paper | this run | verdict |", "|---|---|---|---|"]
+        lines += [f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.verdict)} |"
+                  for r in table.itertuples()]
+        lines.append("")
+    head = ["Each verdict is computed by the chapter's run from its own intervals, with the "
+            "criterion stated on the chapter's page: "
+            + ", ".join(f"{n} {v}" for v, n in total.items()) + " in all.", ""]
+    if missing:
+        lines += ["Chapters without a claims table (they test none, or have not run): "
+                  + ", ".join(missing) + "."]
+    return "\n".join(head + lines) + "\n"
+
+
+def write_claims_page(root: Path) -> Path:
+    """Write :func:`claims_page_text` to ``root / CLAIMS_PAGE``; return the path."""
+    path = Path(root) / CLAIMS_PAGE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(claims_page_text(root))
     return path

@@ -40,6 +40,7 @@ LAYERS = {
     "lib._arrays": 0, "lib._checks": 0, "lib._lazy": 0,
     # foundations (lib.store and lib.derivatives are issue 16's new modules)
     "lib.grid": 1, "lib.params": 1, "lib.store": 1, "lib.derivatives": 1, "lib.prose": 1,
+    "lib.claims": 1,
     # geometry of sampled values and the data; siblings, so neither imports the other
     "lib.geometry": 2, "lib.neighbors": 2, "lib.sampling": 2, "lib.datasets": 2,
     # what is fitted or run on data

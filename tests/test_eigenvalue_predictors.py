@@ -114,13 +114,6 @@ def test_length_summary_is_a_t_interval_over_seeds_per_epoch_and_the_kept_state(
                                    [values.mean(), low, high], rtol=1e-12)
 
 
-@pytest.mark.parametrize("low, high, above, verdict", [
-    (0.1, 0.3, 0.0, "holds"), (-0.3, -0.1, 0.0, "opposite"), (-0.1, 0.2, 0.0, "not resolved"),
-    (np.nan, np.nan, 0.0, "one seed: no interval"), (-1.9, -1.5, -2.0, "holds")])
-def test_verdicts_read_the_interval_against_the_threshold(low, high, above, verdict):
-    assert study._verdict(low, high, above=above) == verdict
-
-
 def test_bad_comparison_input_is_refused_by_name():
     with pytest.raises(ValueError, match="'epoch' parameter of autoencoder_checkpoint"):
         from lib.models.autoencoder import AutoencoderSpec, TrainingSpec, autoencoder_checkpoint

@@ -404,3 +404,13 @@ def test_chapter_publishes_sane_tables_and_figures(built_book):
     assert degeneracy["degenerate points"].sum() == raw["degenerate points"].sum()
     ranks = pd.read_csv(outputs / "jacobian-ranks.csv")
     assert ((ranks["min rank"] >= 0) & (ranks["max rank"] <= ranks["dim"])).all()
+
+
+def test_claim_verdicts_hold_when_every_class_follows_and_fail_at_half():
+    pooled = pd.DataFrame({"network": ["trained", "trained", "trained", "untrained"],
+                           "claim": ["a", "b", "c", "a"], "quantity": ["x", "y", "z", "x"],
+                           "classes": [4, 4, 4, 4], "following": [4, 3, 2, 4],
+                           "rho min": [0.1, -0.2, -0.5, 0.3], "rho max": [0.9, 0.8, 0.7, 0.9]})
+    table = study.claim_verdicts(pooled)
+    assert table["verdict"].tolist() == ["holds", "inconclusive at these sizes", "does not hold"]
+    assert table["ours"].iloc[1] == "3 of 4 classes; rho -0.20 to 0.80"

@@ -214,3 +214,26 @@ def test_networks_that_stop_early_are_read_at_the_epoch_they_stopped(tmp_path, m
     assert curves.groupby("replicate")["epoch"].max().tolist() == [1, 1]
     assert study.stability(config, tmp_path).set_index("layer").loc["input", "stability"] == 1.0
     assert len(study.rotation_invariance(config, tmp_path)) == 2 * 5
+
+
+def test_claim_verdicts_read_each_claim_by_its_criterion():
+    """Three seeds; every number is chosen so the verdict is known."""
+    rules = study.STOPPING_RULES
+    per_seed = pd.DataFrame([
+        {"replicate": r, "rule": rule, "test error": error}
+        for r, offset in enumerate((-0.001, 0.0, 0.001))
+        for rule, error in ((rules[0], 0.10 + offset), (rules[2], 0.15 + offset),   # +5%: fails
+                            (rules[3], 0.10 + 2 * offset))])                       # 0 +- 0.2%
+    by_channel = pd.DataFrame([
+        {"replicate": r, "epoch": e, "NNK LOO error": loo * e, "test error": 0.1 * e}
+        for r, loo in enumerate((0.04, 0.05, 0.06)) for e in (1, 2, 3)])          # 0.5 of test
+    spreading = pd.DataFrame([
+        {"graph": graph, "k": k, "fraction": 0.1, "repeat": r,
+         "accuracy": 0.9 - (0.01 if graph == "NNK" else 0.1) * k / 40 + 0.001 * r}
+        for graph in ("NNK", "kNN") for k in (5, 10, 20, 40) for r in range(3)])
+    calibration = pd.DataFrame({"family": "point cloud",
+                                "data": ["cube d=1", "cube d=2", "sphere d=1", "sphere d=2"],
+                                "true d": [1, 2, 1, 2], "NNK degree": [2.0, 4.0, 2.0, 1.9]})
+    verdicts = study.claim_verdicts(per_seed, by_channel, spreading, calibration)["verdict"]
+    assert verdicts.tolist() == ["does not hold", "holds", "holds", "holds",
+                                 "inconclusive at these sizes"]

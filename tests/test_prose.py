@@ -120,3 +120,41 @@ def test_a_new_seed_changes_the_prose_numbers_as_it_changes_the_tables(built_boo
         assert pages[seed]["ds_tangents_orders"] == repr(" and ".join(
             f"{o:.2f}" for o in tangents.sort_values("order")["observed order"])), seed
     assert pages[0]["ds_tangents_orders"] != pages[1]["ds_tangents_orders"]
+
+
+# The chapters that test claims of the work they reproduce; the others measure ground truth.
+CLAIM_CHAPTERS = ("representation-gap", "eigenvalue-predictors", "nnk-graphs", "bound-scaling",
+                  "layer-geometry")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", CLAIM_CHAPTERS)
+def test_claim_chapters_publish_a_claims_table_with_a_computed_verdict_per_row(built_book,
+                                                                              slug):
+    import pandas as pd
+
+    from lib.claims import COLUMNS, VERDICTS
+
+    table = pd.read_csv(book.CHAPTERS[slug].outputs(built_book) / "claims.csv")
+    assert list(table.columns) == list(COLUMNS) and len(table)
+    assert table["verdict"].isin(VERDICTS).all() and table["criterion"].notna().all()
+
+
+@pytest.mark.slow
+def test_the_introduction_collects_every_claims_table(built_book):
+    import pandas as pd
+
+    from lib.chapters import CLAIMS_PAGE
+    from lib.claims import VERDICTS
+
+    page = (built_book / CLAIMS_PAGE).read_text()
+    tables = [pd.read_csv(book.CHAPTERS[slug].outputs(built_book) / "claims.csv")
+              for slug in CLAIM_CHAPTERS]
+    total = pd.concat(tables)["verdict"].value_counts()
+    assert ", ".join(f"{total.get(v, 0)} {v}" for v in VERDICTS) + " in all" in page
+    for slug, table in zip(CLAIM_CHAPTERS, tables):
+        assert f"{{doc}}`chapters/{slug}`" in page
+        for claim in table["claim"]:
+            assert " ".join(claim.split()).replace("|", "\\|") in page
+    html = (built_book / "_build" / "html" / "book" / "intro.html").read_text()
+    assert "in all" in html and "eigenvalue-predictors.html" in html

@@ -365,3 +365,22 @@ def test_digit_shift_orbit_is_a_translation_with_zero_fill():
     edge = torch.zeros(28, 28, dtype=torch.float64)
     edge[0, 0] = 1.0                                          # shifted out: lost, not wrapped
     assert float(_shifts(1)(edge.reshape(1, -1)).sum()) == 4.0
+
+
+def test_claim_verdicts_follow_their_stated_criteria():
+    import pandas as pd
+
+    from lib.studies import representation_gap as study
+
+    dimensions = pd.DataFrame({"model": ["sphere d=1", "sphere d=2", "cube d=1", "cube d=2"],
+                               "true d": [1, 2, 1, 2],
+                               "RG slope 95% interval": ["[0.95, 1.05]", "[1.90, 2.10]",
+                                                         "[0.95, 1.05]", "[2.05, 2.30]"]})
+    denoising = pd.DataFrame({"sigma": [0.1, 0.01, 0.01], "ratio": [0.5, 1.004, 0.997]})
+    codebooks = pd.DataFrame({"random": [1.0, 2.0], "random theory": [1.02, 1.9]})  # 5.3% off
+    table = study.claim_verdicts(dimensions, denoising, codebooks)
+    assert table["verdict"].tolist() == ["holds", "does not hold", "holds", "does not hold"]
+    assert study.claim_verdicts(dimensions, denoising, codebooks, tolerance=0.003)[
+        "verdict"].iloc[2] == "does not hold"
+    with pytest.raises(ValueError, match="'tolerance' parameter of claim_verdicts"):
+        study.claim_verdicts(dimensions, denoising, codebooks, tolerance=1.5)

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lib._checks import check_int, check_real
+from lib.claims import side_verdict
 from lib.datasets import mnist
 from lib.stats.intervals import mean_interval
 from lib.stats.regression import eigen_regression, slopes_over_seeds
@@ -82,6 +83,8 @@ SEEDED_DEPTH = 4
 REFERENCE = Path(__file__).resolve().parents[2] / "data" / "reference" / "agarwala2022_tables.csv"
 
 SPACES = {"I": "input", "L": "latent"}
+# The criterion of every claim: where the 95% t interval over the seeded replicates lies.
+SEED_INTERVAL = "95% interval over seeds"
 PREDICTORS = {"log_omega": "log omega", "trace": "trace"}
 
 
@@ -680,38 +683,34 @@ def size_trend_view(trends: pd.DataFrame) -> pd.DataFrame:
     return wide[[f"d = {d}" for d in sorted(trends["latent_dim"].unique())]]
 
 
-def _verdict(low, high, *, above=0.0) -> str:
-    """'holds' if the interval lies above ``above``, 'opposite' if below, else 'not resolved'."""
-    if not np.isfinite(low):
-        return "one seed: no interval"
-    return "holds" if low > above else "opposite" if high < above else "not resolved"
-
-
 def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
            depth: int = SEEDED_DEPTH) -> pd.DataFrame:
     """The paper's observations, each tested on our models at ``depth`` over seeds.
 
     Each row: the claim, the paper's numbers, ours (mean and 95% t interval
-    over the replicates), and a verdict: "holds" when the interval lies on the
-    paper's side, "opposite" when on the other, "not resolved" when it
-    straddles the threshold. Reversal shares are pooled over latent dimensions
-    per replicate; the slopes come from :func:`paper_tables` (``comparison``)
-    and, for their rise with d, from the per-seed fits (``fits``).
+    over the replicates), a verdict of :mod:`lib.claims` ("holds" when the
+    interval lies on the paper's side of the threshold, "does not hold" when
+    on the other, "inconclusive at these sizes" when it straddles it or there
+    is one seed) and the criterion. Reversal shares are pooled over latent
+    dimensions per replicate; the slopes come from :func:`paper_tables`
+    (``comparison``) and, for their rise with d, from the per-seed fits
+    (``fits``).
 
     Returns
     -------
-    DataFrame with columns ``claim, paper, ours, mean, low, high, verdict``.
+    DataFrame with columns ``claim, paper, ours, verdict, criterion, mean,
+    low, high``.
     """
     part = points[points["depth"] == depth]
     dims = sorted(part["latent_dim"].unique())
     low_d, high_d = dims[0], dims[-1]
     rows = []
 
-    def add(claim, paper, values, above=0.0, unit=""):
+    def add(claim, paper, values, criterion):
         mean, low, high = mean_interval(values)
-        rows.append({"claim": claim, "paper": paper,
-                     "ours": f"{mean:.3g}{unit} [{low:.3g}, {high:.3g}]", "mean": mean,
-                     "low": low, "high": high, "verdict": _verdict(low, high, above=above)})
+        rows.append({"claim": claim, "paper": paper, "ours": f"{mean:.3g} [{low:.3g}, {high:.3g}]",
+                     "verdict": side_verdict(low, high), "criterion": criterion, "mean": mean,
+                     "low": low, "high": high})
 
     ones = part[(part["latent_dim"] == high_d) & (part["label"] == 1)]
     mean, low, high = mean_interval(ones.groupby("replicate")["small_L"].mean())
@@ -720,18 +719,19 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
                           f"digit 1 at d = {high_d} (mean count per digit 1 below 2)",
                  "paper": "at most 2 (d = 20)",
                  "ours": f"digit 1: {mean:.3g} [{low:.3g}, {high:.3g}]; all digits: {every:.3g}",
-                 "mean": mean, "low": low, "high": high,
-                 "verdict": _verdict(-high, -low, above=-2.0)})
+                 "verdict": side_verdict(low, high, bound=2.0, side="below"),
+                 "criterion": f"{SEED_INTERVAL} below 2", "mean": mean, "low": low,
+                 "high": high})
     for tag, space in SPACES.items():
         share = part.assign(rev=part[f"sign_{tag}"] < 0).groupby(["replicate", "split"])[
             "rev"].mean().unstack()
         add(f"Fig. 7: more digits reverse orientation (omega < 0) on test than on training "
             f"digits, {space} space (test minus train share)", "more on test",
-            (share["test"] - share["train"]).to_numpy())
+            (share["test"] - share["train"]).to_numpy(), f"{SEED_INTERVAL} above 0")
     both = part.assign(rev_I=part["sign_I"] < 0, rev_L=part["sign_L"] < 0).groupby(
         "replicate")[["rev_I", "rev_L"]].mean()
     add("Fig. 7: more reversal for J_I than for J_L (input minus latent share)", "more for J_I",
-        (both["rev_I"] - both["rev_L"]).to_numpy())
+        (both["rev_I"] - both["rev_L"]).to_numpy(), f"{SEED_INTERVAL} above 0")
     slopes = comparison[comparison["coefficient"] == "test_slope"]
     ours = fits[fits["depth"] == depth].set_index(["space", "predictor", "latent_dim",
                                                    "replicate"])["test_slope"]
@@ -743,15 +743,16 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
             rows.append({"claim": f"Table {table}: the test slope on {predictor}, {space} space, "
                                   f"is positive at d = {high_d}",
                          "paper": f"{b['paper']:.3f}", "ours": f"{b['ours']:.3g} "
-                         f"[{b['low']:.3g}, {b['high']:.3g}]", "mean": b["ours"],
-                         "low": b["low"], "high": b["high"],
-                         "verdict": _verdict(b["low"], b["high"])})
+                         f"[{b['low']:.3g}, {b['high']:.3g}]",
+                         "verdict": side_verdict(b["low"], b["high"]),
+                         "criterion": f"{SEED_INTERVAL} above 0", "mean": b["ours"],
+                         "low": b["low"], "high": b["high"]})
             # The rise with d, seed by seed: each replicate's slope at the largest d minus its
             # slope at the smallest (replicate k of both uses seed + k).
             rise = (ours[space, predictor, high_d] - ours[space, predictor, low_d]).to_numpy()
             add(f"Table {table}: the test slope on {predictor}, {space} space, rises from "
                 f"d = {low_d} to d = {high_d} (difference per seed)",
-                f"{a['paper']:.3f} to {b['paper']:.3f}", rise)
+                f"{a['paper']:.3f} to {b['paper']:.3f}", rise, f"{SEED_INTERVAL} above 0")
     return pd.DataFrame(rows)
 
 

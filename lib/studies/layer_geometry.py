@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lib.claims import VERDICTS, claims_table
 from lib.datasets import testbed
 from lib.estimators.intrinsic_dim import TwoNN
 from lib.geometry.differences import stencil_derivatives
@@ -76,7 +77,7 @@ from lib.store import cache_folder
 __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network", "objective_label", "training_history",
            "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
            "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
-           "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table",
+           "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table", "claim_verdicts",
            "degeneracy_summary"]
 
 PARAMETERS = Specification("layer-geometry", (
@@ -918,6 +919,33 @@ def claim_table(trends: pd.DataFrame, *, by=("dataset", "network")) -> pd.DataFr
                          "at mu min": float(at_mu.min()), "at mu max": float(at_mu.max()),
                          "growth min": float(growth.min()), "growth max": float(growth.max())})
     return pd.DataFrame(rows)
+
+
+def claim_verdicts(claims: pd.DataFrame) -> pd.DataFrame:
+    """The paper's depth claims on the trained networks, as the book's claims table.
+
+    ``claims`` is :func:`claim_table` pooled over data sets (``by=["network"]``).
+    A claim holds when every class follows it (Spearman's rho of the quantity
+    with depth has the claimed sign), does not hold when at most half of the
+    classes do, and is inconclusive in between (:mod:`lib.claims`).
+
+    Returns
+    -------
+    DataFrame with the columns of :data:`lib.claims.COLUMNS`, one row per claim.
+    """
+    rows = []
+    for _, row in claims[claims["network"] == "trained"].iterrows():
+        following, classes = int(row["following"]), int(row["classes"])
+        verdict = (VERDICTS[0] if following == classes
+                   else VERDICTS[1] if 2 * following <= classes else VERDICTS[2])
+        rows.append({"claim": f"{row['claim']} (trained beta-VAE, unit volume per layer)",
+                     "paper": row["claim"],
+                     "ours": f"{following} of {classes} classes; rho {row['rho min']:.2f} to "
+                             f"{row['rho max']:.2f}",
+                     "verdict": verdict,
+                     "criterion": "the sign of Spearman's rho with depth per class: holds when "
+                                  "every class follows, does not hold when at most half do"})
+    return claims_table(rows)
 
 
 def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lib.claims import VERDICTS, claims_table, side_verdict
 from lib.datasets import dsprites, extension, mnist, testbed, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Sphere
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
@@ -49,7 +50,7 @@ __all__ = ["PARAMETERS", "SIZES", "CNN_REL_TOL", "MAX_ANGLE", "STOPPING_RULES", 
            "propagation", "corrupt_labels", "digit_split", "measured_epochs", "layer_epochs",
            "cnn_training", "stability", "rotation_invariance", "channel_rule", "channel_epochs",
            "stopping_epochs", "stopping_summary", "beta_vae_training", "beta_vae_layers",
-           "autoencoder_codes"]
+           "autoencoder_codes", "NONINFERIORITY", "TRACKING", "claim_verdicts"]
 
 PARAMETERS = Specification("nnk-graphs", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -913,3 +914,80 @@ def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataF
                      "TwoNN": TwoNN().fit(codes).dimension_,
                      "LOO error": float(loo_interpolation_error(graph, test.labels, 10).mean)})
     return pd.DataFrame(rows)
+
+
+# A stopping rule without a validation set "loses nothing" when its test error is within
+# one percentage point of the validation rule's (a non-inferiority margin).
+NONINFERIORITY = 0.01
+# The leave-one-out error "tracks" the test error when it moves over a run by at least a
+# quarter of what the test error moves.
+TRACKING = 0.25
+
+
+def claim_verdicts(per_seed: pd.DataFrame, by_channel: pd.DataFrame, spreading: pd.DataFrame,
+                   calibration: pd.DataFrame) -> pd.DataFrame:
+    """The DeepNNK, CW-DeepNNK and NNK claims this chapter tests, as the book's claims table.
+
+    Parameters
+    ----------
+    per_seed : DataFrame
+        :func:`stopping_epochs`.
+    by_channel : DataFrame
+        :func:`channel_epochs`.
+    spreading : DataFrame
+        :func:`propagation`.
+    calibration : DataFrame
+        :func:`calibration`.
+
+    Returns
+    -------
+    DataFrame with the columns of :data:`lib.claims.COLUMNS`. Verdicts from 95%
+    t intervals over seeds (stopping, tracking) or over labelled subsets
+    (propagation), by the criterion in each row; the degree claim from the
+    mean NNK degree per family of point clouds.
+    """
+    rows = []
+    errors = per_seed.pivot(index="replicate", columns="rule", values="test error")
+    for rule, paper in ((STOPPING_RULES[2], "DeepNNK: the LOO NNK error can replace a "
+                                            "validation set for early stopping"),
+                        (STOPPING_RULES[3], "CW-DeepNNK: the channel-wise rule stops "
+                                            "without a validation set")):
+        mean, low, high = mean_interval((errors[rule] - errors[STOPPING_RULES[0]]).to_numpy())
+        rows.append({"claim": f"stopping by the {rule} costs at most "
+                              f"{NONINFERIORITY:.0%} of test error against the validation error",
+                     "paper": paper, "ours": f"{mean:+.1%} [{low:+.1%}, {high:+.1%}]",
+                     "verdict": side_verdict(low, high, bound=NONINFERIORITY, side="below"),
+                     "criterion": "95% interval over seeds of the test-error difference below "
+                                  f"{NONINFERIORITY:.0%}"})
+    spans = by_channel.groupby("replicate")[["NNK LOO error", "test error"]].agg(
+        lambda a: a.max() - a.min())
+    mean, low, high = mean_interval((spans["NNK LOO error"] / spans["test error"]).to_numpy())
+    rows.append({"claim": "the LOO NNK error of the last convolution moves with the test error "
+                          "over a run (span over the test error's span)",
+                 "paper": "DeepNNK: the LOO error tracks the test error",
+                 "ours": f"{mean:.2f} [{low:.2f}, {high:.2f}]",
+                 "verdict": side_verdict(low, high, bound=TRACKING),
+                 "criterion": f"95% interval over seeds above {TRACKING:g}"})
+    labelled = spreading[spreading["fraction"] == spreading["fraction"].max()]
+    k_min = labelled["k"].min()
+    ranges = labelled[labelled["k"] > k_min].groupby(["graph", "repeat"])["accuracy"].agg(
+        lambda a: a.max() - a.min()).unstack("graph")
+    mean, low, high = mean_interval((ranges["NNK"] - ranges["kNN"]).to_numpy())
+    rows.append({"claim": f"label propagation on NNK graphs varies less with k than on kNN "
+                          f"graphs (range of accuracy over k > {k_min}, NNK minus kNN)",
+                 "paper": "NNK: robust to the choice of k",
+                 "ours": f"{mean:+.1%} [{low:+.1%}, {high:+.1%}]",
+                 "verdict": side_verdict(low, high, side="below"),
+                 "criterion": "95% interval over labelled subsets below 0"})
+    clouds = calibration[calibration["family"] == "point cloud"]
+    shapes = clouds.assign(shape=clouds["data"].str.split(" ").str[0])
+    rising = [part.sort_values("true d")["NNK degree"].is_monotonic_increasing
+              for _, part in shapes.groupby("shape")]
+    rows.append({"claim": "the NNK degree rises with the intrinsic dimension on every family "
+                          "of point clouds",
+                 "paper": "NNK degree as a measure of local dimension",
+                 "ours": f"rises on {sum(rising)} of {len(rising)} families",
+                 "verdict": VERDICTS[0] if all(rising) else VERDICTS[1] if not any(rising)
+                 else VERDICTS[2],
+                 "criterion": "mean degree strictly increasing in d on every family"})
+    return claims_table(rows)
