@@ -50,3 +50,20 @@ def test_claims_table_refuses_a_typed_verdict_or_a_missing_column():
     with pytest.raises(ValueError, match=r"Got no \['criterion'\]"):
         claims_table([{k: v for k, v in row().items() if k != "criterion"}])
     assert verdict_counts(pd.DataFrame({"verdict": []})) == {HOLDS: 0, FAILS: 0, OPEN: 0}
+
+
+def test_the_claims_page_collects_each_chapters_table_with_links_and_counts(tmp_path):
+    from lib.chapters import CHAPTERS, claims_page_text, write_claims_page
+
+    first, second, *rest = list(CHAPTERS.values())
+    for chapter, verdicts in ((first, [HOLDS, OPEN]), (second, [FAILS])):
+        chapter.outputs(tmp_path).mkdir(parents=True)
+        claims_table([row(v, claim=f"{chapter.slug} claim {i} | piped")
+                      for i, v in enumerate(verdicts)]).to_csv(
+            chapter.outputs(tmp_path) / "claims.csv", index=False)
+    text = claims_page_text(tmp_path)
+    assert "1 holds, 1 does not hold, 1 inconclusive at these sizes in all" in text
+    assert f"**{{doc}}`chapters/{first.slug}`**: 1 holds, 0 does not hold" in text
+    assert f"| {second.slug} claim 0 \\| piped | p | 1 [0, 2] | does not hold |" in text
+    assert all(f"{{doc}}`chapters/{c.slug}`" in text.split("Chapters without")[1] for c in rest)
+    assert write_claims_page(tmp_path).read_text() == text
