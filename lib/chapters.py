@@ -160,9 +160,7 @@ def claims_page_text(root: Path) -> str:
         lines += [f"| {_cell(r.claim)} | {_cell(r.paper)} | {_cell(r.ours)} | {_cell(r.verdict)} |"
                   for r in table.itertuples()]
         lines.append("")
-    head = ["Each verdict is computed by the chapter's run from its own intervals, with the "
-            "criterion stated on the chapter's page: "
-            + ", ".join(f"{n} {v}" for v, n in total.items()) + " in all.", ""]
+    head = ["In all: " + ", ".join(f"{n} {v}" for v, n in total.items()) + ".", ""]
     if missing:
         lines += ["Chapters without a claims table (they test none, or have not run): "
                   + ", ".join(missing) + "."]

@@ -62,7 +62,7 @@ def test_the_claims_page_collects_each_chapters_table_with_links_and_counts(tmp_
                       for i, v in enumerate(verdicts)]).to_csv(
             chapter.outputs(tmp_path) / "claims.csv", index=False)
     text = claims_page_text(tmp_path)
-    assert "1 holds, 1 does not hold, 1 inconclusive at these sizes in all" in text
+    assert "In all: 1 holds, 1 does not hold, 1 inconclusive at these sizes." in text
     assert f"**{{doc}}`chapters/{first.slug}`**: 1 holds, 0 does not hold" in text
     assert f"| {second.slug} claim 0 \\| piped | p | 1 [0, 2] | does not hold |" in text
     assert all(f"{{doc}}`chapters/{c.slug}`" in text.split("Chapters without")[1] for c in rest)

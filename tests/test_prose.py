@@ -151,10 +151,10 @@ def test_the_introduction_collects_every_claims_table(built_book):
     tables = [pd.read_csv(book.CHAPTERS[slug].outputs(built_book) / "claims.csv")
               for slug in CLAIM_CHAPTERS]
     total = pd.concat(tables)["verdict"].value_counts()
-    assert ", ".join(f"{total.get(v, 0)} {v}" for v in VERDICTS) + " in all" in page
+    assert "In all: " + ", ".join(f"{total.get(v, 0)} {v}" for v in VERDICTS) + "." in page
     for slug, table in zip(CLAIM_CHAPTERS, tables):
         assert f"{{doc}}`chapters/{slug}`" in page
         for claim in table["claim"]:
             assert " ".join(claim.split()).replace("|", "\\|") in page
     html = (built_book / "_build" / "html" / "book" / "intro.html").read_text()
-    assert "in all" in html and "eigenvalue-predictors.html" in html
+    assert "In all: " in html and "eigenvalue-predictors.html" in html
