@@ -337,3 +337,15 @@ def test_table_2_obeys_the_intercept_identity_after_the_flagged_correction(print
     inside = printed_ratio.between(0.13, 0.16)
     assert list(inside[~inside].index) == list(numbers[flagged].index)
     assert corrected_ratio.between(0.13, 0.16).all()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("defined", [0, 1])
+def test_too_few_defined_rows_are_refused_without_a_numpy_warning(defined):
+    """An early epoch can leave no digit with omega > 0: a clear error, no warning on the page."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"split": ["train"] * 30 + ["test"] * 10, "mse": rng.random(40),
+                          "log_omega_L": [np.nan] * (40 - defined) + [1.0] * defined,
+                          "sign_L": [-1.0] * (40 - defined) + [1.0] * defined})
+    with pytest.raises(ValueError, match=f"at least 2 rows. Got {defined} rows instead"):
+        eigen_regression(table, "log_omega_L")

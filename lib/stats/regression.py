@@ -217,9 +217,11 @@ def _fit(table, predictor: str, drop_nonpositive: bool, group: dict | None) -> R
     test = (table["split"].to_numpy() == "test").astype(np.float64)
     for name, values in (("mse", y), (predictor, x[keep])):
         if values.size < 2 or values.std() == 0:
+            # The spread of fewer than 2 rows is not computed: numpy warns on an empty array.
+            spread = f" of spread {values.std():g}" if values.size >= 2 else ""
             raise ValueError(f"The 'table' parameter of {_CALLER} must have a non-constant "
                              f"{name!r} column over at least 2 rows{_where(group)}. "
-                             f"Got {values.size} rows of spread {values.std():g} instead.")
+                             f"Got {values.size} rows{spread} instead.")
     # z(MSE) over every pooled row, z(X) over the rows where X exists, and only then the drop.
     y_z, x_z, t = _zscore(y)[keep], _zscore(x[keep]), test[keep]
     counts = {s: int((t == (s == "test")).sum()) for s in SPLITS}

@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lib._checks import check_int, check_real
-from lib.claims import side_verdict
+from lib.claims import claims_table, side_verdict
 from lib.datasets import mnist
 from lib.stats.intervals import mean_interval
 from lib.stats.regression import eigen_regression, slopes_over_seeds
@@ -698,8 +698,7 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
 
     Returns
     -------
-    DataFrame with columns ``claim, paper, ours, verdict, criterion, mean,
-    low, high``.
+    DataFrame with the columns of :data:`lib.claims.COLUMNS`.
     """
     part = points[points["depth"] == depth]
     dims = sorted(part["latent_dim"].unique())
@@ -734,7 +733,7 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
         (both["rev_I"] - both["rev_L"]).to_numpy(), f"{SEED_INTERVAL} above 0")
     slopes = comparison[comparison["coefficient"] == "test_slope"]
     ours = fits[fits["depth"] == depth].set_index(["space", "predictor", "latent_dim",
-                                                   "replicate"])["test_slope"]
+                                                   "replicate"])["test_slope"].sort_index()
     for predictor, table in (("log omega", 1), ("trace", 2)):
         for space in ("latent", "input"):
             row = slopes[(slopes["table"] == table) & (slopes["space"] == space)].set_index(
@@ -753,7 +752,7 @@ def claims(points: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame,
             add(f"Table {table}: the test slope on {predictor}, {space} space, rises from "
                 f"d = {low_d} to d = {high_d} (difference per seed)",
                 f"{a['paper']:.3f} to {b['paper']:.3f}", rise, f"{SEED_INTERVAL} above 0")
-    return pd.DataFrame(rows)
+    return claims_table(rows)
 
 
 def ranking_scores(points: pd.DataFrame) -> pd.DataFrame:
