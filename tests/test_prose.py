@@ -101,8 +101,9 @@ def glued_values(notebook):
 
 @pytest.mark.slow
 def test_a_new_seed_changes_the_prose_numbers_as_it_changes_the_tables(built_book, tmp_path):
-    """image-manifolds with seed 1 measures other points: its glued error ranges follow its
-    published table, and differ from those of the seed-0 page."""
+    """image-manifolds with seed 1 measures other points: its glued error ranges and its
+    convergence verdict follow its published table, and its orders differ from the seed-0
+    page's."""
     import nbformat
     import pandas as pd
     from conftest import copy_book_sources
@@ -119,6 +120,11 @@ def test_a_new_seed_changes_the_prose_numbers_as_it_changes_the_tables(built_boo
             value_range(tangents["error at grid spacing"], "{:.0%}")), seed
         assert pages[seed]["ds_tangents_orders"] == repr(" and ".join(
             f"{o:.2f}" for o in tangents.sort_values("order")["observed order"])), seed
+        sprites = orders[orders["dataset"] == "dsprites"]     # the verdict, by its criterion
+        at_stencil = ((sprites["observed order"] - sprites["order"]).abs() < 0.3).all()
+        assert pages[seed]["ds_converge"] == repr(
+            "converge at the order of their stencil" if at_stencil
+            else "do not all reach the order of their stencil"), seed
     assert pages[0]["ds_tangents_orders"] != pages[1]["ds_tangents_orders"]
 
 
