@@ -265,3 +265,23 @@ def test_vae_summary_counts_convergence_and_reads_the_interval():
     # b (one run): 0.1 < 0.8 * 0.15 memorises, and |0.15 - 0.1| is not within 10%.
     assert summary.loc["a", "memorises"] and summary.loc["a", "fit_limited"]
     assert summary.loc["b", "memorises"] and not summary.loc["b", "fit_limited"]
+
+
+def test_claim_verdicts_read_each_rate_by_its_criterion():
+    import pandas as pd
+
+    exponents = pd.DataFrame({
+        "error": "hausdorff", "estimator": "local-1", "dataset": ["a", "b", "c"], "dim": 2,
+        "exponent": [-1.1, -0.9, -0.4], "ci_low": [-1.2, -1.0, -0.45],
+        "ci_high": [-1.0, -0.8, -0.35], "theory_noiseless": -1.0, "theory_genovese": -0.5})
+    complexity = pd.DataFrame({"n_required": [100.0, 50.0, 9.0],
+                               "n_measured": [10.0, float("nan"), 9.0]})
+    summary = pd.DataFrame({"dataset": ["x", "y"], "dim": [3, 4], "exponent": [-0.5, 0.1],
+                            "ci_low": [-0.8, -0.2], "ci_high": [-0.2, 0.4]})
+    table = study.claim_verdicts(exponents, complexity, summary)
+    assert table["verdict"].tolist() == [
+        "holds", "holds", "does not hold",              # the interval reaches -1 or not
+        "does not hold",                                # c is flatter than -0.5
+        "holds",                                        # 10x and 1x the points needed
+        "holds", "inconclusive at these sizes"]         # the VAE exponents
+    assert table["ours"].iloc[4] == "1 to 10 times the points needed"

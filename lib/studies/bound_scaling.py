@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lib.claims import VERDICTS, claims_table, side_verdict
 from lib.datasets import dsprites, testbed
 from lib.datasets.toy import Circle, Sphere, Torus
 from lib.stats import rates
@@ -56,7 +57,7 @@ from lib.sweeps import BACKENDS, run_cells
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
            "measure_cell", "cells", "learned_cells", "error_table", "learned_error_table",
            "vae_histories", "vae_summary", "exponent_table", "rate_curves", "sample_complexity",
-           "training_sizes"]
+           "training_sizes", "claim_verdicts"]
 
 def _coil20_files(values: dict) -> list[str]:
     """The COIL-20 files the preset reads: every view of its objects (d = 1 keeps them all)."""
@@ -698,3 +699,60 @@ def sample_complexity(config: Config, errors: pd.DataFrame, *,
         table["n_measured"] = reached
         rows.append(table)
     return pd.concat(rows, ignore_index=True)
+
+
+def claim_verdicts(exponents: pd.DataFrame, complexity: pd.DataFrame,
+                   summary: pd.DataFrame) -> pd.DataFrame:
+    """The rates this chapter tests, as the book's claims table (:mod:`lib.claims`).
+
+    Parameters
+    ----------
+    exponents : DataFrame
+        :func:`exponent_table` of the local projections. Per data set, the
+        first-order projection's Hausdorff proxy falls as n^(-2/d) or faster
+        when the exponent's 95% interval reaches -2/d; every curve beats the
+        minimax shape n^(-2/(2+d)) when every interval lies below it.
+    complexity : DataFrame
+        :func:`sample_complexity`: Niyogi, Smale and Weinberger's sample size
+        is enough when it is at least the measured one wherever an accuracy
+        was reached.
+    summary : DataFrame
+        :func:`vae_summary`: the beta-VAE's error falls with n when its
+        exponent's 95% interval lies below 0.
+
+    Returns
+    -------
+    DataFrame with the columns of :data:`lib.claims.COLUMNS`.
+    """
+    first = exponents[(exponents["error"] == "hausdorff")
+                      & (exponents["estimator"] == "local-1")].sort_values(["dataset", "dim"])
+    rows = [{"claim": f"{row.dataset}, d = {row.dim}: the first-order projection's error falls "
+                      f"as n^(-2/d) or faster",
+             "paper": f"{row.theory_noiseless:.2f} (theory)",
+             "ours": f"{row.exponent:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]",
+             "verdict": VERDICTS[0] if row.ci_low <= row.theory_noiseless else VERDICTS[1],
+             "criterion": "95% interval reaches -2/d"} for row in first.itertuples()]
+    beats = [side_verdict(row.ci_low, row.ci_high, bound=row.theory_genovese, side="below")
+             for row in first.itertuples()]
+    rows.append({"claim": "every error curve falls faster than the minimax shape n^(-2/(2+d))",
+                 "paper": "curves between the rate shapes of theory",
+                 "ours": f"faster on {beats.count(VERDICTS[0])} of {len(beats)} data sets",
+                 "verdict": VERDICTS[0] if beats.count(VERDICTS[0]) == len(beats)
+                 else VERDICTS[1] if VERDICTS[1] in beats else VERDICTS[2],
+                 "criterion": "every 95% interval below -2/(2+d)"})
+    reached = complexity.dropna(subset=["n_measured"])
+    ratios = reached["n_required"] / reached["n_measured"]
+    rows.append({"claim": "Niyogi, Smale and Weinberger's sample size is enough wherever the "
+                          "sweep reached an accuracy",
+                 "paper": "n > b1 (log b2 + log 1/delta)",
+                 "ours": f"{ratios.min():,.0f} to {ratios.max():,.0f} times the points needed"
+                 if len(ratios) else "no accuracy reached",
+                 "verdict": VERDICTS[0] if len(ratios) and (ratios >= 1).all()
+                 else VERDICTS[2] if not len(ratios) else VERDICTS[1],
+                 "criterion": "NSW's n at least the measured n for every accuracy reached"})
+    rows += [{"claim": f"{row.dataset}, d = {row.dim}: the beta-VAE's error falls with n",
+              "paper": "a learned estimator converges",
+              "ours": f"{row.exponent:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]",
+              "verdict": side_verdict(row.ci_low, row.ci_high, side="below"),
+              "criterion": "95% interval below 0"} for row in summary.itertuples()]
+    return claims_table(rows)
