@@ -298,7 +298,8 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
         ``"tcp://host:port"`` or a ``LocalCluster`` (a client is opened and
         closed here), or a ``Client`` (used, not closed).
     progress : bool, default=True
-        Show one tqdm bar over all cells, starting at the cached count.
+        Show one tqdm bar over all cells, starting at the cached count, where
+        stderr is a terminal (not in a notebook's output, which the page shows).
     description : str, optional
         Label of the bar.
 
@@ -359,8 +360,9 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
     from tqdm import tqdm  # plain tqdm: tqdm.auto warns without ipywidgets, which the book lacks
 
     cells = [dict(cell) for cell in cells]
+    # disable=None: a bar only where stderr is a terminal, never in a notebook's output.
     with tqdm(total=len(texts), initial=len(texts) - len(todo), desc=description,
-              disable=not progress) as bar:
+              disable=None if progress else True) as bar:
         for index, result_text in _outputs(function, todo, cells, backend=backend,
                                            n_jobs=n_jobs, scheduler=scheduler):
             if folder is not None:

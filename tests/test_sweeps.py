@@ -10,8 +10,10 @@ tests can see where each cell ran.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -251,7 +253,8 @@ def test_progress_bar_starts_at_cached_count(tmp_path, monkeypatch):
     run_cells(sample_rows, cells[:2], cache_dir=tmp_path / "cache", progress=False)
     run_cells(sample_rows, cells, cache_dir=tmp_path / "cache", description="sweep")
     assert bars[0].kwargs == {"total": 2, "initial": 0, "desc": None, "disable": True}
-    assert bars[1].kwargs == {"total": 6, "initial": 2, "desc": "sweep", "disable": False}
+    # None: tqdm shows the bar only where stderr is a terminal.
+    assert bars[1].kwargs == {"total": 6, "initial": 2, "desc": "sweep", "disable": None}
     assert [bar.updates for bar in bars] == [2, 4]
 
 
@@ -327,3 +330,17 @@ def test_edited_cache_file_is_an_error(tmp_path):
     path.write_text('{"cell": ')
     with pytest.raises(ValueError, match="not valid JSON"):
         cached_results("n", cells, tmp_path / "cache")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_bar_goes_to_a_terminal_never_to_a_page(tmp_path, monkeypatch):
+    """A kernel's stderr is not a terminal: its bar would print into the chapter's page."""
+    cells = make_cells(tmp_path)
+    for stream, shown in ((io.StringIO(), False), (_Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        run_cells(sample_rows, cells, progress=True, description="demo cells")
+        assert ("demo cells" in stream.getvalue()) is shown
