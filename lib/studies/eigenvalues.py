@@ -518,17 +518,24 @@ def length_summary(length: pd.DataFrame) -> pd.DataFrame:
     DataFrame with columns ``latent_dim, stage, epoch, statistic, mean, low,
     high, n``.
     """
-    rows = []
+    keys = ["latent_dim", "stage", "key", "statistic"]
     length = length.assign(key=np.where(length["stage"] == "kept", -1, length["epoch"]))
-    for (d, stage, key, name), group in length.groupby(
-            ["latent_dim", "stage", "key", "statistic"], sort=True):
+    summary = _over_seeds(length, keys).assign(
+        epoch=length.groupby(keys, sort=True)["epoch"].mean().astype(float).to_numpy())
+    return summary[["latent_dim", "stage", "epoch", "statistic", "mean", "low", "high", "n"]
+                   ].sort_values(["latent_dim", "statistic", "epoch"], ignore_index=True)
+
+
+def _over_seeds(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys`` (sorted): mean and 95% t interval of the seeds' ``value``
+    (NaNs left out), and ``n``, how many seeds had one."""
+    rows = []
+    for key, group in table.groupby(keys, sort=True):
         values = group["value"].dropna().to_numpy()
         mean, low, high = mean_interval(values)
-        rows.append({"latent_dim": d, "stage": stage, "epoch": float(group["epoch"].mean()),
-                     "statistic": name, "mean": mean, "low": low, "high": high,
+        rows.append({**dict(zip(keys, key)), "mean": mean, "low": low, "high": high,
                      "n": len(values)})
-    return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "epoch"],
-                                          ignore_index=True)
+    return pd.DataFrame(rows)
 
 
 def training_subset(data: mnist.Digits, fraction: float, seed: int) -> np.ndarray:
@@ -620,16 +627,8 @@ def size_summary(size: pd.DataFrame) -> pd.DataFrame:
     DataFrame with columns ``latent_dim, fraction, n_train, statistic, mean,
     low, high, n`` (``n``: seeds with a value; NaN bounds below two).
     """
-    rows = []
-    for (d, fraction, n_train, name), group in size.groupby(
-            ["latent_dim", "fraction", "n_train", "statistic"], sort=True):
-        values = group["value"].dropna().to_numpy()
-        mean, low, high = mean_interval(values)
-        rows.append({"latent_dim": d, "fraction": fraction, "n_train": n_train,
-                     "statistic": name, "mean": mean, "low": low, "high": high,
-                     "n": len(values)})
-    return pd.DataFrame(rows).sort_values(["latent_dim", "statistic", "n_train"],
-                                          ignore_index=True)
+    summary = _over_seeds(size, ["latent_dim", "fraction", "n_train", "statistic"])
+    return summary.sort_values(["latent_dim", "statistic", "n_train"], ignore_index=True)
 
 
 def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
