@@ -4,9 +4,9 @@ Importing :mod:`lib` has no side effects. Its modules, from the bottom of the
 layer order up (a module imports only from layers below its own; the order is
 checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
 
-- private helpers: :mod:`lib._arrays` (the numpy <-> torch boundary),
-  :mod:`lib._checks` (argument checks that name the parameter) and
-  :mod:`lib._lazy` (packages that import their submodules on first use);
+- private helpers: ``lib._arrays`` (the numpy <-> torch boundary),
+  ``lib._checks`` (argument checks that name the parameter) and
+  ``lib._lazy`` (packages that import their submodules on first use);
 - foundations: :mod:`lib.grid` (parameter grids), :mod:`lib.params` (declared
   chapter parameters), :mod:`lib.derivatives` (autodiff Jacobians and
   Hessians of maps), :mod:`lib.store` (the cache folder, code fingerprints,

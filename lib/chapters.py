@@ -68,6 +68,7 @@ class Chapter:
         return root / "book" / "chapters" / self.slug
 
 
+#: The chapter registry: each :class:`Chapter` by its slug, in book order.
 CHAPTERS = {chapter.slug: chapter for chapter in (
     Chapter("toy-manifolds", "Toy manifolds with closed-form geometry",
             "Ground truth", "toy_manifolds"),

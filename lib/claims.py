@@ -19,7 +19,9 @@ from lib._checks import check_in
 __all__ = ["VERDICTS", "COLUMNS", "side_verdict", "contains_verdict", "claims_table",
            "verdict_counts"]
 
+#: The verdicts a claim can get.
 VERDICTS = ("holds", "does not hold", "inconclusive at these sizes")
+#: Columns of a chapter's ``claims`` table, in order.
 COLUMNS = ("claim", "paper", "ours", "verdict", "criterion")
 
 

@@ -28,9 +28,9 @@ class Derivatives:
 
     Attributes
     ----------
-    jacobian : array of shape (*Q, D, d)
+    jacobian : array of shape ``(*Q, D, d)``
         dx^a / dtheta^i.
-    hessian : array of shape (*Q, D, d, d)
+    hessian : array of shape ``(*Q, D, d, d)``
         d^2 x^a / dtheta^i dtheta^j.
     """
 
@@ -54,7 +54,7 @@ def derivatives(fn: Callable[[torch.Tensor], torch.Tensor], theta, *,
     Returns
     -------
     Derivatives
-        ``jacobian`` (*Q, D, d) and ``hessian`` (*Q, D, d, d).
+        ``jacobian`` ``(*Q, D, d)`` and ``hessian`` ``(*Q, D, d, d)``.
 
     Examples
     --------

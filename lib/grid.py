@@ -233,7 +233,7 @@ class Grid:
 
 
 class Sampled(NamedTuple):
-    """One manifold sampled on a grid: ``values`` (*grid.shape, D) and its ``grid``.
+    """One manifold sampled on a grid: ``values`` ``(*grid.shape, D)`` and its ``grid``.
 
     Geometry functions that take ``(values, grid)`` also take one of these in
     place of both (see :func:`accepts_sampled`), and ``f(*sampled)`` works too.

@@ -83,6 +83,7 @@ SIZE = 20.0
 # scale at the largest value inside the 3-point buffer of its 22-point axis,
 # 0.5 + 18/21 * 0.5 = 13/14; it fixes y and x at the first value inside the
 # buffer (-16 px), but we centre the sprite so no variant crops it.
+#: Values at which a lower-dimensional variant holds the axes it drops.
 FIXED = {"scale": 13 / 14, "y": 0.0, "x": 0.0}
 FREE_AXES = {4: AXES, 3: AXES[:3], 2: AXES[:2], 1: ("rotation",)}
 
@@ -455,7 +456,7 @@ def extended_dsprites(dim: int = 4, *, renderer: DSprites = DSprites(), shapes=S
     Returns
     -------
     ImageManifold
-        ``images`` a tensor (C, *grid.shape, H, W), ``classes`` the shapes,
+        ``images`` a tensor ``(C, *grid.shape, H, W)``, ``classes`` the shapes,
         ``name`` "dsprites". The full paper grid (dim 4) holds 3 x 170,368
         images: 8.4 GB in float32.
 

@@ -160,7 +160,7 @@ class Testbed:
         Returns
         -------
         ImageManifold
-            ``images`` a tensor of shape (C, *grid.shape, H, W) with C =
+            ``images`` a tensor of shape ``(C, *grid.shape, H, W)`` with C =
             ``len(classes)``, ``grid`` and ``classes`` those of the testbed.
         """
         return self._manifold(self.classes, dtype)

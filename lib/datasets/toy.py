@@ -301,7 +301,7 @@ class Ellipsoid(ToyManifold):
 
     With h^2 = x^2/a^4 + y^2/b^4 + z^2/c^4 at the point, the Gaussian curvature is
     K = 1 / (a^2 b^2 c^2 h^4) and the mean curvature (average of the principal
-    curvatures) H = (a^2 + b^2 + c^2 - |x|^2) / (2 a^2 b^2 c^2 h^3).
+    curvatures) ``H = (a^2 + b^2 + c^2 - |x|^2) / (2 a^2 b^2 c^2 h^3)``.
     """
 
     a: float = 1.0
@@ -424,7 +424,7 @@ class Torus(ToyManifold):
 
 @dataclass(frozen=True)
 class Hyperboloid(ToyManifold):
-    r"""Patch |t| <= height of the hyperboloid of one sheet (x^2 + y^2)/a^2 - z^2/c^2 = 1.
+    r"""Patch ``|t| <= height`` of the hyperboloid of one sheet (x^2 + y^2)/a^2 - z^2/c^2 = 1.
 
     x(t, u) = (a cosh t cos u, a cosh t sin u, c sinh t). With
     q(t) = c^2 + (a^2 + c^2) sinh^2 t: volume element a cosh t sqrt(q),

@@ -12,7 +12,7 @@ R^D). From it:
 - :func:`aamari_reach`: the reach of Aamari et al. (2019) with PCA tangents.
 
 All functions are written in torch; they take a numpy array or a tensor and
-return the caller's type, dtype and device (:func:`lib._arrays.as_tensor`).
+return the caller's type, dtype and device (``lib._arrays.as_tensor``).
 Points must be float32 or float64 (integers are taken as float64): torch has
 no float16 QR or SVD on the CPU, so other dtypes raise a TypeError naming
 ``points`` before any work.

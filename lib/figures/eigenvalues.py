@@ -64,7 +64,7 @@ def eigenvalue_differences(points):
 
 
 def arguments(points):
-    """Fig. 3: distribution of the eigenvalues' arguments, latent space per depth and |arg| input."""
+    """Fig. 3: distribution of the eigenvalues' arguments, latent space per depth and ``|arg|`` input."""
     colours = _depths(points)
     bins = np.linspace(-np.pi, np.pi, 73)
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):

@@ -1,6 +1,6 @@
 r"""Central finite differences on a :class:`~lib.grid.Grid`.
 
-Fields are arrays of shape (*grid.shape, *F): the leading ``grid.ndim`` axes
+Fields are arrays of shape ``(*grid.shape, *F)``: the leading ``grid.ndim`` axes
 are the grid, the trailing ones are the field's own (a point in R^D, a
 metric, ...). Periodic axes wrap; an interval axis loses ``order // 2``
 layers at each end, so :func:`gradient` returns values on
@@ -130,7 +130,7 @@ def derivatives(values, grid: Grid, *, order: int = 2):
     Returns
     -------
     lib.derivatives.Derivatives
-        ``jacobian`` (*G', D, k) and ``hessian`` (*G', D, k, k) with
+        ``jacobian`` ``(*G', D, k)`` and ``hessian`` ``(*G', D, k, k)`` with
         ``G' = grid.interior(order // 2).shape``, in the input's array type.
     """
     field, restore = _checked(values, grid, order, "derivatives")
@@ -220,7 +220,7 @@ def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
     Parameters
     ----------
     fn : callable
-        Map from parameters of shape (Q, k) to values of shape (Q, *F), batched, in torch.
+        Map from parameters of shape ``(Q, k)`` to values of shape ``(Q, *F)``, batched, in torch.
     theta : array of shape (k,)
     spacing : sequence of k floats
         Step per axis.
@@ -229,7 +229,7 @@ def stencil_derivatives(fn, theta, spacing, *, order: int = 2):
     Returns
     -------
     lib.derivatives.Derivatives
-        ``jacobian`` (*F, k) and ``hessian`` (*F, k, k), in the type of ``theta``.
+        ``jacobian`` ``(*F, k)`` and ``hessian`` ``(*F, k, k)``, in the type of ``theta``.
 
     Examples
     --------

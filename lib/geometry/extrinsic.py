@@ -1,7 +1,7 @@
 r"""Extrinsic curvature at a point from the first and second derivatives of an immersion.
 
 Inputs are the derivatives of an immersion at query points: the Jacobian
-J (*Q, D, d) and the Hessian H (*Q, D, d, d), from autodiff
+J ``(*Q, D, d)`` and the Hessian H ``(*Q, D, d, d)``, from autodiff
 (:func:`lib.derivatives.derivatives`) or from finite differences
 (:func:`lib.geometry.differences.derivatives`). The metric and volume element
 of J alone are in :mod:`lib.geometry.pointwise`. The formulas hold in any

@@ -47,6 +47,7 @@ from lib.grid import Grid
 __all__ = ["COLUMNS", "DEGENERATE", "MIN_BUFFER", "class_measures", "degenerate_metric",
            "scaled_measures"]
 
+#: Columns of the table :func:`class_measures` returns, in order.
 COLUMNS = ("class", "volume", "curvature", "curvature+", "curvature-", "min reach",
            "reach integral", "class distance", "degenerate points")
 DEGENERATE = ("raise", "nan")
@@ -162,7 +163,7 @@ def class_measures(values, grid: Grid, *, buffer: int = MIN_BUFFER, reach_stride
     ----------
     values : mapping or iterable of (label, array) pairs
         For each class, its points :math:`x(\theta)` as an array of shape
-        (*grid.shape, D), numpy or torch on any device (every class on the
+        ``(*grid.shape, D)``, numpy or torch on any device (every class on the
         same device and with the same D), or a zero-argument callable that
         returns one. Callables and iterators are consumed one class at a
         time and each class's array is released once it is measured, so a

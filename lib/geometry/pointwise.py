@@ -2,7 +2,7 @@ r"""Geometry at a point from the Jacobian of an immersion.
 
 The input is the Jacobian :math:`J = \partial x / \partial\theta` of an
 immersion :math:`\theta \mapsto x(\theta) \in \mathbb{R}^D` at query points,
-an array of shape (*Q, D, d): exact, from autodiff
+an array of shape ``(*Q, D, d)``: exact, from autodiff
 (:func:`lib.derivatives.derivatives`), or estimated, from finite differences
 (:func:`lib.geometry.differences.gradient`). Each quantity here is algebraic in
 J at one point; nothing looks at neighbouring points:
@@ -32,7 +32,7 @@ __all__ = ["checked_jacobian", "metric_from_jacobian", "volume_element_from_jaco
 
 
 def checked_jacobian(jacobian, *, caller: str):
-    """``jacobian`` as a tensor of shape (*Q, D, d) with D >= d, refusing other shapes by name.
+    """``jacobian`` as a tensor of shape ``(*Q, D, d)`` with D >= d, refusing other shapes by name.
 
     Parameters
     ----------
@@ -45,7 +45,7 @@ def checked_jacobian(jacobian, *, caller: str):
     -------
     jacobian : torch.Tensor of shape (*Q, D, d)
     restore : callable
-        Gives a result back in the type of ``jacobian`` (see :func:`lib._arrays.as_tensor`).
+        Gives a result back in the type of ``jacobian`` (see ``lib._arrays.as_tensor``).
 
     Examples
     --------

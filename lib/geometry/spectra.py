@@ -73,7 +73,7 @@ class Spectra:
     sign_input, sign_latent : float64 arrays of shape (N,)
         Sign of the volume form omega = det: +1, -1 or 0 (slogdet).
     logabs_input, logabs_latent : float64 arrays of shape (N,)
-        log |omega| (-inf where omega = 0).
+        ``log |omega|`` (-inf where omega = 0).
     """
 
     eig_input: np.ndarray
@@ -104,7 +104,7 @@ class Spectra:
             Index ``point`` (0..N-1); columns ``eig_I_1..eig_I_d``,
             ``eig_L_1..eig_L_d`` (complex), ``trace_I``, ``trace_L``,
             ``sign_I``, ``sign_L``, ``log_omega_I``, ``log_omega_L``.
-            ``log_omega`` is log |omega| where omega > 0 and NaN where
+            ``log_omega`` is ``log |omega|`` where omega > 0 and NaN where
             omega <= 0, since log omega is defined only there (the regressions
             of the chapter drop those points, and count them).
         """
@@ -223,7 +223,7 @@ def autoencoder_spectra(encoder: Callable, decoder: Callable, x, *, batch_size: 
     Returns
     -------
     Spectra
-        numpy arrays: eigenvalues (N, d) complex128; traces, signs, log |omega| (N,).
+        numpy arrays: eigenvalues (N, d) complex128; traces, signs, ``log |omega|`` (N,).
 
     Examples
     --------
@@ -412,7 +412,7 @@ def geometric_mean(sign, logabs, d: int, *, signed: bool = False) -> np.ndarray:
     sign : array of shape (N,)
         Sign of omega, in {-1, 0, 1} (``Spectra.sign_input`` or ``sign_latent``).
     logabs : array of shape (N,)
-        log |omega|, real: finite or -inf (-inf where sign is 0, or where
+        :math:`\log|\omega|`, real: finite or -inf (-inf where sign is 0, or where
         omega underflows); NaN and +inf raise a ValueError.
     d : int
         Latent dimension (the number of eigenvalues in the product), d >= 1.

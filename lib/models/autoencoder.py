@@ -121,7 +121,7 @@ class AutoencoderSpec:
 
     @property
     def layer_widths(self) -> tuple[int, ...]:
-        """Widths of the encoder from input to latent: (D, *hidden_widths, d)."""
+        """Widths of the encoder from input to latent: ``(D, *hidden_widths, d)``."""
         return (self.input_dim, *self.hidden_widths, self.latent_dim)
 
 

@@ -109,14 +109,15 @@ def convergence(config: Config) -> pd.DataFrame:
     Measures: total volume of the charted region (the same trapezoid rule on
     the same sub-grid for estimate and truth, so only the stencil's error
     remains); scalar curvature, max absolute error over the sub-grid relative
-    to the largest |S|, by the intrinsic route (Christoffel symbols, three
+    to the largest ``|S|``, by the intrinsic route (Christoffel symbols, three
     nested differences) and the extrinsic route (second fundamental form and
     Gauss equation); reach, relative error of the grid minimum.
 
     Returns
     -------
-    DataFrame with columns ``manifold, measure, method, order, level, spacing,
-    error, seconds``.
+    DataFrame
+        With columns ``manifold, measure, method, order, level, spacing,
+        error, seconds``.
     """
     rows = []
     for index, bed in enumerate(testbed()):
@@ -208,7 +209,7 @@ def baselines(config: Config) -> pd.DataFrame:
     The point cloud is drawn uniformly in volume (``toy.Torus.sample``) with
     as many points as the grid has, then embedded like the grid. Point-cloud
     methods: kNN volume, quadratic-fit curvature (median absolute error,
-    relative to max |S|), Aamari reach with local-PCA tangents, and the
+    relative to max ``|S|``), Aamari reach with local-PCA tangents, and the
     TwoNN and Levina-Bickel intrinsic dimension (the grid knows d = 2).
 
     Returns

@@ -147,14 +147,15 @@ def class_geometry(config: Config) -> pd.DataFrame:
     positive and negative parts (S clipped to its 1%/99% quantiles); the
     minimum and the integral of the local reach (every ``reach_stride``-th
     point per axis as queries and candidates, tangents from the full grid,
-    the paper's protocol); and the mean distance |x_a(theta) - x_b(theta)| to
+    the paper's protocol); and the mean distance ``|x_a(theta) - x_b(theta)|`` to
     every other class at equal parameters.
 
     Returns
     -------
-    DataFrame with columns ``dataset, dim, class, volume, curvature,
-    curvature+, curvature-, min reach, reach integral, class distance``, all
-    on the raw (unscaled) images; see :func:`scaled_geometry`.
+    DataFrame
+        With columns ``dataset, dim, class, volume, curvature,
+        curvature+, curvature-, min reach, reach integral, class distance``, all
+        on the raw (unscaled) images; see :func:`scaled_geometry`.
     """
     parts = []
     for source in _sources(config):
@@ -201,13 +202,14 @@ def tangent_convergence(config: Config) -> pd.DataFrame:
     the grid's stencils evaluated at one point) are compared with the autodiff values
     of the renderer, in float64: the relative Frobenius error of the tangents
     J, the relative error of the volume element, and the error of the scalar
-    curvature by the Gauss equation relative to the exact |S| (one stencil
+    curvature by the Gauss equation relative to the exact ``|S|`` (one stencil
     deep, so it needs only the stencil's points around the centre).
 
     Returns
     -------
-    DataFrame with columns ``dataset, class, point, order, level, spacing,
-    quantity, error``; ``spacing`` is the largest step over the axes.
+    DataFrame
+        With columns ``dataset, class, point, order, level, spacing,
+        quantity, error``; ``spacing`` is the largest step over the axes.
     """
     rng = np.random.default_rng(config.seed)
     sizes = config.sizes
@@ -258,9 +260,10 @@ def fitted_orders(table: pd.DataFrame, *, finest: int = 3) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``dataset, quantity, order, observed order, error
-    at grid spacing, finer from, finer to``: the steps fitted, as how many
-    times finer than the grid spacing (the largest step) they are.
+    DataFrame
+        With columns ``dataset, quantity, order, observed order, error
+        at grid spacing, finer from, finer to``: the steps fitted, as how many
+        times finer than the grid spacing (the largest step) they are.
     """
     keys = ["dataset", "quantity", "order"]
     medians = table.groupby([*keys, "spacing"], sort=False)["error"].median().reset_index()

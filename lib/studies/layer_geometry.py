@@ -404,7 +404,7 @@ def grid_layer_measures(model: torch.nn.Module, classes, grid: Grid, *, image_sh
         Its layers are read by :func:`lib.models.taps.layer_taps` (eval mode, no gradients).
     classes : mapping of str to array of shape (*grid.shape, D), or to a callable returning one
         The inputs of each class on the grid, flattened; the model gets them
-        reshaped to (N, *image_shape) in its dtype. The ``"input"`` layer is
+        reshaped to ``(N, *image_shape)`` in its dtype. The ``"input"`` layer is
         measured on these values as given.
     grid : Grid
     image_shape : tuple of int

@@ -160,8 +160,9 @@ def calibration(config: Config, data: list) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``family, data, true d, NNK degree, d from degree,
-    NNK local PCA d, TwoNN, MLE (k=10)``.
+    DataFrame
+        With columns ``family, data, true d, NNK degree, d from degree,
+        NNK local PCA d, TwoNN, MLE (k=10)``.
     """
     k = config.n_neighbors
     # Up to one dimension above the largest true d, so overestimates can be read off too;
@@ -193,9 +194,10 @@ def solver_comparison(config: Config, data: list, nodes: int = 300) -> pd.DataFr
 
     Returns
     -------
-    DataFrame with columns ``data, exact degree, reference degree, nodes missed,
-    largest error gap, smallest error gap`` (reference minus exact error; the
-    smallest is >= 0 up to rounding, since the exact solution is optimal).
+    DataFrame
+        With columns ``data, exact degree, reference degree, nodes missed,
+        largest error gap, smallest error gap`` (reference minus exact error; the
+        smallest is >= 0 up to rounding, since the exact solution is optimal).
     """
     k = config.n_neighbors
     rows = []
@@ -419,8 +421,9 @@ def layer_epochs(config: Config, checkpoint_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``replicate, epoch, layer, depth, NNK degree,
-    polytope diameter, LOO error, test error, train error``.
+    DataFrame
+        With columns ``replicate, epoch, layer, depth, NNK degree,
+        polytope diameter, LOO error, test error, train error``.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     digits = digit_split(config)
@@ -465,11 +468,12 @@ def cnn_training(config: Config, checkpoint_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``seed, augmentation, stopped, epochs, best epoch,
-    train error, clean train error, memorised, test error, best test error``:
-    ``best epoch`` is
-    that of the lowest held-out loss, ``best test error`` the lowest test
-    error over all epochs trained.
+    DataFrame
+        With columns ``seed, augmentation, stopped, epochs, best epoch,
+        train error, clean train error, memorised, test error, best test error``:
+        ``best epoch`` is
+        that of the lowest held-out loss, ``best test error`` the lowest test
+        error over all epochs trained.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     digits = digit_split(config)
@@ -550,8 +554,9 @@ def rotation_invariance(config: Config, checkpoint_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``augmentation, layer, depth, orbit spread,
-    own-orbit neighbours, rotated accuracy``.
+    DataFrame
+        With columns ``augmentation, layer, depth, orbit spread,
+        own-orbit neighbours, rotated accuracy``.
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     digits = digit_split(config)
@@ -605,9 +610,10 @@ def channel_rule(errors, patience: int) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with one row per epoch: ``epoch`` (1-based), ``improved
-    channels`` (channels whose best fell at that epoch, counting only
-    channels not yet frozen), ``frozen channels`` (frozen after that epoch).
+    DataFrame
+        With one row per epoch: ``epoch`` (1-based), ``improved
+        channels`` (channels whose best fell at that epoch, counting only
+        channels not yet frozen), ``frozen channels`` (frozen after that epoch).
 
     Examples
     --------
@@ -651,12 +657,13 @@ def channel_epochs(config: Config, checkpoint_dir=None, layer: str = "conv2") ->
 
     Returns
     -------
-    DataFrame with one row per seed and epoch: ``replicate, epoch, NNK LOO
-    error, channel LOO error`` (mean over channels), ``channel overlap`` (mean
-    Jaccard of the channels' neighbourhoods over pairs of channels),
-    ``channels, improved channels, frozen channels, validation loss,
-    validation error, test error, train error (running)`` (the mean over the
-    epoch's batches, from the training history).
+    DataFrame
+        With one row per seed and epoch: ``replicate, epoch, NNK LOO
+        error, channel LOO error`` (mean over channels), ``channel overlap`` (mean
+        Jaccard of the channels' neighbourhoods over pairs of channels),
+        ``channels, improved channels, frozen channels, validation loss,
+        validation error, test error, train error (running)`` (the mean over the
+        epoch's batches, from the training history).
     """
     checkpoint_dir = cache_folder(checkpoint_dir, "checkpoints")
     digits = digit_split(config)
@@ -720,10 +727,11 @@ def stopping_epochs(table: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``replicate, rule, epoch, test error, rule
-    stopped`` (whether the rule itself would have ended the run before its
-    last epoch: True for the minimum-based rules whenever the minimum is not
-    the last epoch; for the channel-wise rule, whether every channel froze).
+    DataFrame
+        With columns ``replicate, rule, epoch, test error, rule
+        stopped`` (whether the rule itself would have ended the run before its
+        last epoch: True for the minimum-based rules whenever the minimum is not
+        the last epoch; for the channel-wise rule, whether every channel froze).
     """
     columns = {STOPPING_RULES[0]: "validation error", STOPPING_RULES[1]: "validation loss",
                STOPPING_RULES[2]: "NNK LOO error", STOPPING_RULES[5]: "test error"}
@@ -756,9 +764,10 @@ def stopping_summary(per_seed: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
 
     Returns
     -------
-    DataFrame with columns ``rule, seeds, epoch, epoch low, epoch high, test
-    error, test error low, test error high, stopped`` (seeds on which the
-    rule ended the run itself), in the order of ``STOPPING_RULES``.
+    DataFrame
+        With columns ``rule, seeds, epoch, epoch low, epoch high, test
+        error, test error low, test error high, stopped`` (seeds on which the
+        rule ended the run itself), in the order of ``STOPPING_RULES``.
     """
     level = check_real(confidence, name="confidence", caller="stopping_summary", low=0.0,
                        high=1.0, low_open=True, high_open=True)
@@ -823,10 +832,11 @@ def beta_vae_layers(config: Config, models_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``dataset, true d, layer, depth, part, points,
-    NNK degree`` (mean), ``NNK local PCA d`` (median), ``polytope diameter``
-    (median, chordal), ``LOO error`` (the class, interpolated from the NNK
-    neighbours) and ``TwoNN``.
+    DataFrame
+        With columns ``dataset, true d, layer, depth, part, points,
+        NNK degree`` (mean), ``NNK local PCA d`` (median), ``polytope diameter``
+        (median, chordal), ``LOO error`` (the class, interpolated from the NNK
+        neighbours) and ``TwoNN``.
     """
     import torch
 
@@ -884,8 +894,9 @@ def autoencoder_codes(config: Config, autoencoders, models_dir=None) -> pd.DataF
 
     Returns
     -------
-    DataFrame with columns ``latent d, NNK degree, NNK local PCA d, TwoNN,
-    LOO error``.
+    DataFrame
+        With columns ``latent d, NNK degree, NNK local PCA d, TwoNN,
+        LOO error``.
     """
     import torch
 
@@ -941,10 +952,11 @@ def claim_verdicts(per_seed: pd.DataFrame, by_channel: pd.DataFrame, spreading: 
 
     Returns
     -------
-    DataFrame with the columns of :data:`lib.claims.COLUMNS`. Verdicts from 95%
-    t intervals over seeds (stopping, tracking) or over labelled subsets
-    (propagation), by the criterion in each row; the degree claim from the
-    mean NNK degree per family of point clouds.
+    DataFrame
+        With the columns of :data:`lib.claims.COLUMNS`. Verdicts from 95%
+        t intervals over seeds (stopping, tracking) or over labelled subsets
+        (propagation), by the criterion in each row; the degree claim from the
+        mean NNK degree per family of point clouds.
     """
     rows = []
     errors = per_seed.pivot(index="replicate", columns="rule", values="test error")

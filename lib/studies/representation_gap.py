@@ -126,8 +126,9 @@ def dimension_table(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``model, true d, RG slope, RG slope 95% interval,
-    TwoNN, MLE (k=10)``.
+    DataFrame
+        With columns ``model, true d, RG slope, RG slope 95% interval,
+        TwoNN, MLE (k=10)``.
     """
     rng = np.random.default_rng(config.seed)
     rows = []
@@ -287,8 +288,9 @@ def rotation_symmetry(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``d, order, n, gap, no-group exponent,
-    quotient exponent``; order 1 is the plain curve.
+    DataFrame
+        With columns ``d, order, n, gap, no-group exponent,
+        quotient exponent``; order 1 is the plain curve.
     """
     sizes = config.sizes
     rng = np.random.default_rng(config.seed)
@@ -331,9 +333,10 @@ def codebook_constants(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``d, codes, random, random theory`` (finite n), ``k-means,
-    optimal theory, ratio, ratio theory``; ``optimal theory`` is NaN where
-    unknown (the bounds are in ``optimal lower``, ``optimal upper``).
+    DataFrame
+        With columns ``d, codes, random, random theory`` (finite n), ``k-means,
+        optimal theory, ratio, ratio theory``; ``optimal theory`` is NaN where
+        unknown (the bounds are in ``optimal lower``, ``optimal upper``).
     """
     rng = np.random.default_rng(config.seed)
     n_queries = 4 * config.sizes["queries"]

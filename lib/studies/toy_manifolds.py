@@ -86,10 +86,11 @@ def closed_form_table(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with a ``quantity`` column (d, D, total volume, volume by
-    quadrature, total Gaussian curvature, Gauss-Bonnet by quadrature, Euler
-    characteristic, reach, reach (Aamari, exact tangents), max rel. error
-    volume element, max abs. error scalar curvature) and one column per manifold.
+    DataFrame
+        With a ``quantity`` column (d, D, total volume, volume by
+        quadrature, total Gaussian curvature, Gauss-Bonnet by quadrature, Euler
+        characteristic, reach, reach (Aamari, exact tangents), max rel. error
+        volume element, max abs. error scalar curvature) and one column per manifold.
     """
     rows = []
     resolution, reach_resolution = config.sizes["resolution"], config.sizes["reach_resolution"]
@@ -197,9 +198,10 @@ def quadrature_convergence(config: Config) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``manifold, quantity, resolution, spacing, relative error``.
-    Total curvature errors are taken relative to 4 pi on closed surfaces of
-    zero Euler characteristic.
+    DataFrame
+        With columns ``manifold, quantity, resolution, spacing, relative error``.
+        Total curvature errors are taken relative to 4 pi on closed surfaces of
+        zero Euler characteristic.
     """
     rows = []
     for name, manifold in family(config).items():
