@@ -39,6 +39,7 @@ from contextlib import closing
 from pathlib import Path
 
 from lib._checks import check_in, check_int
+from lib._progress import progress_bar
 from lib.store import canonical_json, digest, write_atomic
 
 __all__ = ["BACKENDS", "cached_results", "cell_key", "run_cells"]
@@ -357,12 +358,11 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
             else:
                 todo.append(index)
 
-    from tqdm import tqdm  # plain tqdm: tqdm.auto warns without ipywidgets, which the book lacks
-
     cells = [dict(cell) for cell in cells]
-    # disable=None: a bar only where stderr is a terminal, never in a notebook's output.
-    with tqdm(total=len(texts), initial=len(texts) - len(todo), desc=description,
-              disable=None if progress else True) as bar:
+    # show=None: a bar only where stderr is a terminal (or relayed by the chapter runner),
+    # never in a notebook's output.
+    with progress_bar(total=len(texts), initial=len(texts) - len(todo), desc=description,
+                      show=None if progress else False) as bar:
         for index, result_text in _outputs(function, todo, cells, backend=backend,
                                            n_jobs=n_jobs, scheduler=scheduler):
             if folder is not None:

@@ -37,7 +37,7 @@ LIB = PROJECT / "lib"
 #: Units of one layer are siblings: they do not import each other.
 LAYERS = {
     # private helpers, importing nothing from lib
-    "lib._arrays": 0, "lib._checks": 0, "lib._lazy": 0,
+    "lib._arrays": 0, "lib._checks": 0, "lib._lazy": 0, "lib._progress": 0,
     # foundations (lib.store and lib.derivatives are issue 16's new modules)
     "lib.grid": 1, "lib.params": 1, "lib.store": 1, "lib.derivatives": 1, "lib.prose": 1,
     "lib.claims": 1,
@@ -273,3 +273,19 @@ def test_package_docstring_names_every_public_module(package):
             if not path.name.startswith("_")
             and (path.suffix == ".py" or (path / "__init__.py").is_file())}
     assert held <= named, f"not named in the docstring of {name}: {sorted(held - named)}"
+
+
+# --- the API reference ----------------------------------------------------------------
+
+
+def test_api_reference_documents_every_public_module_in_layer_order():
+    """book/api.md lists each public module once, from the lowest layer to the highest."""
+    listed = re.findall(r"^\.\. automodule:: (\S+)", (PROJECT / "book" / "api.md").read_text(),
+                        flags=re.MULTILINE)
+    public = {module_name(path) for path in lib_modules()
+              if not any(part.startswith("_") and part != "__init__.py"
+                         for part in path.relative_to(LIB).parts)}
+    assert len(listed) == len(set(listed)), "a module is listed twice"
+    assert set(listed) == public, (sorted(public - set(listed)), sorted(set(listed) - public))
+    layers = [LAYERS[unit(module)] if module != "lib" else -1 for module in listed]
+    assert layers == sorted(layers), [(m, l) for m, l in zip(listed, layers)]

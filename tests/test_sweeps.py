@@ -230,7 +230,7 @@ def test_failed_write_leaves_no_temporary(tmp_path, monkeypatch):
 
 
 def test_progress_bar_starts_at_cached_count(tmp_path, monkeypatch):
-    import tqdm
+    from lib import sweeps
 
     bars = []
 
@@ -248,13 +248,13 @@ def test_progress_bar_starts_at_cached_count(tmp_path, monkeypatch):
         def update(self, n=1):
             self.updates += n
 
-    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    monkeypatch.setattr(sweeps, "progress_bar", Recorder)
     cells = make_cells(tmp_path, seeds=range(3))
     run_cells(sample_rows, cells[:2], cache_dir=tmp_path / "cache", progress=False)
     run_cells(sample_rows, cells, cache_dir=tmp_path / "cache", description="sweep")
-    assert bars[0].kwargs == {"total": 2, "initial": 0, "desc": None, "disable": True}
-    # None: tqdm shows the bar only where stderr is a terminal.
-    assert bars[1].kwargs == {"total": 6, "initial": 2, "desc": "sweep", "disable": None}
+    assert bars[0].kwargs == {"total": 2, "initial": 0, "desc": None, "show": False}
+    # None: a bar only where stderr is a terminal, or relayed by the chapter runner.
+    assert bars[1].kwargs == {"total": 6, "initial": 2, "desc": "sweep", "show": None}
     assert [bar.updates for bar in bars] == [2, 4]
 
 

@@ -42,6 +42,7 @@ import torch
 from torch.func import grad
 
 from lib._arrays import as_tensor
+from lib._progress import progress_bar
 from lib._checks import check_in, check_int, check_real
 from lib.datasets import extension
 from lib.datasets.solids import SHAPES
@@ -51,6 +52,7 @@ from lib.derivatives import Derivatives, derivatives as _derivatives
 __all__ = ["OBJECTS", "ROTATION_INVARIANT", "Turntable", "extended_turntable", "turntable_views"]
 
 BLOCK = 2**18   # samples shaded together (angles x pixels x samples along the ray)
+#: Names of the turntable objects, the classes of the set.
 OBJECTS: tuple[str, ...] = tuple(SHAPES)
 ROTATION_INVARIANT: tuple[str, ...] = ()
 
@@ -212,7 +214,7 @@ class Turntable:
 
         Returns
         -------
-        array of shape (*Q, out_size, out_size), in the type of ``theta``.
+        array of shape ``(*Q, out_size, out_size)``, in the type of ``theta``.
         """
         caller = "Turntable.images"
         check_in(dim, (1, 2, 3), name="dim", caller=caller)
@@ -254,9 +256,9 @@ class Turntable:
 
     def derivatives(self, obj: str, theta, *, dim: int = 3, out_size: int = 64,
                     scales: int = 22) -> Derivatives:
-        """Exact Jacobian (*Q, D, dim) and Hessian (*Q, D, dim, dim) of :meth:`image_function`.
+        """Exact Jacobian ``(*Q, D, dim)`` and Hessian ``(*Q, D, dim, dim)`` of :meth:`image_function`.
 
-        ``theta`` has shape (*Q, dim), numpy or torch; D = out_size**2.
+        ``theta`` has shape ``(*Q, dim)``, numpy or torch; ``D = out_size**2``.
         """
         return _derivatives(self.image_function(obj, dim=dim, out_size=out_size, scales=scales),
                             theta)
@@ -328,7 +330,7 @@ def extended_turntable(dim: int = 3, *, renderer: Turntable = Turntable(), objec
     Returns
     -------
     ImageManifold
-        ``images`` (C, *grid.shape, out_size, out_size) tensor, ``grid =
+        ``images`` ``(C, *grid.shape, out_size, out_size)`` tensor, ``grid =
         extension_grid(dim, ...)``, ``classes = objects``, ``name = "turntable"``.
 
     Examples
@@ -351,10 +353,7 @@ def extended_turntable(dim: int = 3, *, renderer: Turntable = Turntable(), objec
     angles = torch.as_tensor(axes["view"].values).to(dtype=dtype, device=device)
     scale_values = torch.as_tensor(np.asarray(scale_values), dtype=dtype, device=device)
     rotation_values = torch.as_tensor(np.asarray(rotation_values), dtype=dtype, device=device)
-    iterator = objects
-    if progress:
-        from tqdm import tqdm  # plain tqdm: tqdm.auto warns without ipywidgets, which the book lacks
-        iterator = tqdm(objects, desc="turntable")
+    iterator = progress_bar(objects, desc="turntable", show=progress)
     # filled in place: the default set alone is 2 GB in float32
     images = torch.empty(len(objects), *grid.shape, out_size, out_size, dtype=dtype, device=device)
     for k, obj in enumerate(iterator):

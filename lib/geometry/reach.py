@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 from lib._arrays import as_tensor
+from lib._progress import progress_bar
 from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_grid_field, check_int,
                          check_real, check_shape)
 from lib.geometry.differences import gradient
@@ -71,7 +71,7 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
     exact_neighbours : int, default=16
         For this many nearest candidates of each query the ratio is recomputed
         from explicit differences y - x and the residual y - x - Q Q^T (y - x),
-        since the Gram-matrix route loses about eps |x|^2 / d(y - x, T)^2 of
+        since the Gram-matrix route loses about ``eps |x|^2 / d(y - x, T)^2`` of
         relative accuracy, which matters only for the nearest candidates.
     progress : bool, default=False
         Show a tqdm bar over query chunks.
@@ -165,7 +165,7 @@ def _local_reach(queries, tangents, candidates, *, memory_budget, exact_neighbou
     local = torch.empty(q_count, dtype=torch.float64, device=x.device)
     witness = torch.empty(q_count, dtype=torch.long, device=x.device)
     starts = range(0, q_count, chunk)
-    for start in tqdm(starts, desc="reach", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc="reach", show=progress, leave=False):
         stop = min(start + chunk, q_count)
         q = qc[start:stop]                                                  # (c, D, k)
         # Q^T (y - x) as (c, k, M): contiguous along M, so the reductions below stream.

@@ -35,6 +35,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from lib._checks import check_int
+from lib._progress import progress_bar
 from lib.models._shared import check_device, check_type, seeds as split_seeds
 from lib.models.training import (Convergence, Monitor, TrainingResult, batch_stream, check_data,
                                  check_options, eval_steps, make_optimizer)
@@ -131,8 +132,6 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     >>> [r.record.stopped for r in results]
     ['converged', 'converged', 'converged']
     """
-    from tqdm import tqdm  # plain tqdm: tqdm.auto needs ipywidgets, which the book lacks
-
     caller = "train_ensemble"
     check_options(caller, criterion=criterion, optimizer=optimizer, learning_rate=learning_rate,
                   batch_size=batch_size, schedule=schedule, augment=augment, val_fn=val_fn,
@@ -212,8 +211,8 @@ def train_ensemble(factory: Callable, loss_fn: Callable, train_data, val_data=No
     evaluate([0.0] * len(active), 0)
     total = torch.zeros(len(active), dtype=torch.float64, device=device)
     count = 0
-    bar = tqdm(total=criterion.max_steps, desc=f"ensemble of {len(seeds)}", unit="step",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=criterion.max_steps, desc=f"ensemble of {len(seeds)}", unit="step",
+                       show=progress, leave=False)
     while active and step < criterion.max_steps:
         step += 1
         objective.train()

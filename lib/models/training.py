@@ -57,6 +57,7 @@ import pandas as pd
 import torch
 
 from lib._checks import check_in, check_int, check_real
+from lib._progress import progress_bar
 from lib.models._shared import check_device, check_type, seeds
 
 __all__ = ["OPTIMIZERS", "STOP_REASONS", "Convergence", "Monitor", "TrainingRecord",
@@ -389,8 +390,6 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     >>> result.record.stopped, round(result.record.val_loss, 3)
     ('converged', 0.13)
     """
-    from tqdm import tqdm  # plain tqdm: tqdm.auto needs ipywidgets, which the book lacks
-
     caller = "train"
     check_options(caller, criterion=criterion, optimizer=optimizer, learning_rate=learning_rate,
                   batch_size=batch_size, schedule=schedule, augment=augment, val_fn=val_fn,
@@ -437,8 +436,8 @@ def train(model, loss_fn: Callable, train_data, val_data=None, *, criterion: Con
     start = time.perf_counter()
     best_state = None
     step = 0
-    bar = tqdm(total=criterion.max_steps, desc="train", unit="step", disable=not progress,
-               leave=False)
+    bar = progress_bar(total=criterion.max_steps, desc="train", unit="step", show=progress,
+                       leave=False)
     model.eval()
     evaluate(0, 0.0, 0)
     # Losses are summed where they live and read once per evaluation: a read per step
