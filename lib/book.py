@@ -37,15 +37,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from lib import runs
+from lib._progress import PROGRESS_ENV, latest
 from lib.chapters import CHAPTERS, Chapter, write_claims_page, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
-__all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "Published", "cached", "publish", "prepare_run",
-           "run_chapter", "chapter_states", "build_book", "main"]
+__all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "Published", "cached", "publish", "settings",
+           "prepare_run", "run_chapter", "chapter_states", "build_book", "main"]
 
 #: Environment variables naming folders a kernel reads; relative values are made absolute
 #: before the kernel starts in ``book/chapters/<chapter>/`` (lib.datasets.mnist, .coil20).
@@ -98,8 +100,11 @@ class Published:
     """
 
     def __init__(self, name: str, files: list[str], *, image: str | None = None,
-                 table=None):
+                 table=None, width: float | None = None):
         self.name, self.files, self.image, self.table = name, files, image, table
+        #: A figure's width in inches: the page shows it at that size (96 CSS px per inch),
+        #: narrower only when the column is, so its text renders at the size it was set in.
+        self.width = width
         #: The page's path to this chapter's outputs folder (the kernel runs inside it).
         self.folder = Path.cwd().name
 
@@ -110,7 +115,9 @@ class Published:
 
     def _repr_markdown_(self) -> str:
         if self.image:
-            body = f"![{self.name}]({self.folder}/{self.image})"
+            body = (f"```{{image}} {self.folder}/{self.image}\n:alt: {self.name}\n"
+                    f":width: {round(self.width * CSS_PX_PER_INCH)}px\n"
+                    f":class: book-figure\n```")
         else:   # an HTML block: no blank line inside it, one after it
             body = "\n".join(line for line in self.table.to_html().splitlines() if line.strip())
         return f"{body}\n\n{self._links()}\n"
@@ -137,6 +144,56 @@ class Published:
         return keep_links
 
 
+def settings(mapping: Mapping):
+    """A preset's sizes as a two-column table, ``setting`` and ``value``, for :func:`publish`.
+
+    Nested mappings become dotted names (``training.max_steps``); sequences
+    are listed with commas; numbers as :func:`format` ``g`` writes them, so
+    ``0.001`` stays ``0.001``. The page then shows a table instead of a dict's repr.
+
+    >>> settings({"seeds": 2, "training": {"rel_tol": 0.02, "sizes": (8, 16)}})
+                setting  value
+    0             seeds      2
+    1  training.rel_tol   0.02
+    2    training.sizes  8, 16
+    """
+    import pandas as pd
+
+    def text(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return ", ".join(text(item) for item in value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        return format(value, "g") if isinstance(value, float) else str(value)
+
+    def rows(prefix, value):
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                yield from rows(f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            yield prefix, text(value)
+
+    return pd.DataFrame(list(rows("", mapping)), columns=["setting", "value"])
+
+
+#: CSS pixels per inch: a figure is shown at its size in inches times this.
+CSS_PX_PER_INCH = 96
+
+
+def smallest_text(figure) -> float:
+    """The smallest font size, in points, of any visible non-empty text of ``figure``.
+
+    Tick labels, titles, legend entries and annotations alike: the figure's
+    least legible text, which :func:`publish` records in the PNG.
+    """
+    from matplotlib.text import Text
+
+    figure.draw_without_rendering()    # tick labels get their text only when drawn
+    sizes = [text.get_fontsize() for text in figure.findobj(Text)
+             if text.get_visible() and text.get_text().strip()]
+    return float(min(sizes)) if sizes else float("nan")
+
+
 def publish(result, name: str, *, data=None):
     """Save a figure (PNG, SVG, CSV of ``data``) or a table (CSV) beside the chapter; show it.
 
@@ -156,7 +213,10 @@ def publish(result, name: str, *, data=None):
     if isinstance(result, Figure):
         import matplotlib as mpl
 
-        result.savefig(f"{name}.png", dpi=150)
+        width, smallest = result.get_size_inches()[0], smallest_text(result)
+        # The browser test reads these back to check the text's size as rendered.
+        result.savefig(f"{name}.png", dpi=150,
+                       metadata={"Width (in)": f"{width:g}", "Smallest text (pt)": f"{smallest:g}"})
         # Same parameters, same bytes: an SVG otherwise carries the time it was written
         # (<dc:date>) and clip-path ids salted with a random uuid on every save.
         with mpl.rc_context({"svg.hashsalt": name}):
@@ -168,7 +228,7 @@ def publish(result, name: str, *, data=None):
                                 f"None. Got {type(data).__name__} instead.")
             _flat(data).to_csv(f"{name}.csv", index=False)
             files.append(f"{name}.csv")
-        return Published(name, files, image=f"{name}.png")
+        return Published(name, files, image=f"{name}.png", width=width)
     if isinstance(result, pd.DataFrame):
         result = _flat(result)
         result.to_csv(f"{name}.csv", index=False)
@@ -256,15 +316,23 @@ def prepare_run(slug: str, parameters: dict | None = None, *,
 
 
 @contextmanager
-def _kernel_environment(root: Path):
-    """Absolute folders in the environment the kernel inherits; the cache under ``root`` by default."""
-    saved = {name: os.environ.get(name) for name in PATH_VARIABLES}
+def _kernel_environment(root: Path, progress: Path | None = None):
+    """Absolute folders in the environment the kernel inherits; the cache under ``root`` by default.
+
+    ``progress`` is the file the kernel's progress bars are relayed to
+    (:data:`lib._progress.PROGRESS_ENV`), read by the runner's heartbeat.
+    """
+    saved = {name: os.environ.get(name) for name in (*PATH_VARIABLES, PROGRESS_ENV)}
     try:
         for name, value in saved.items():
-            if value:
+            if value and name in PATH_VARIABLES:
                 os.environ[name] = str(Path(value).expanduser().absolute())
         if not saved[CACHE_ENV]:
             os.environ[CACHE_ENV] = str(root / "data" / "cache")
+        if progress is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = str(progress)
         yield
     finally:
         for name, value in saved.items():
@@ -293,15 +361,21 @@ def _say(text: str) -> None:
 
 
 @contextmanager
-def _heartbeat(label: str, expected: float | None, every: float):
-    """Print ``label``'s elapsed (and expected) time every ``every`` seconds while it runs."""
+def _heartbeat(label: str, expected: float | None, every: float, relay: Path | None = None):
+    """Print ``label``'s elapsed (and expected) time every ``every`` seconds while it runs.
+
+    With ``relay``, each line ends with the latest state of the kernel's
+    progress bars (:func:`lib._progress.latest`), e.g. ``autoencoders: 5/20``.
+    """
     done = threading.Event()
     started = time.perf_counter()
 
     def beat():
         while not done.wait(every):
             known = f", about {_clock(expected)} expected" if expected else ""
-            _say(f"{label}: {_clock(time.perf_counter() - started)} elapsed{known}")
+            state = latest(relay) if relay is not None else ""
+            _say(f"{label}: {_clock(time.perf_counter() - started)} elapsed{known}"
+                 + (f"; {state}" if state else ""))
 
     thread = threading.Thread(target=beat, daemon=True)
     if every > 0:
@@ -322,18 +396,50 @@ def _move_into_place(notebook: Path, outputs: Path, chapter: Chapter, root: Path
     os.replace(notebook, chapter.executed(root))
 
 
-def _append_provenance(notebook: Path, text: str) -> None:
-    """End the executed notebook with a markdown cell (tag ``provenance``) holding ``text``.
+#: The tag :func:`_finish_page` gives every code cell: sphinx-book-theme widens such a cell
+#: over the right margin on wide screens and hides the page's contents panel (which
+#: lives in that margin) while one is in view.
+WIDE_TAG = "full-width"
 
-    A markdown cell, not a code cell: the notebook stays what papermill
-    executed, valid for nbformat, and re-running it adds no output.
+
+def _finish_page(notebook: Path, text: str) -> None:
+    """Tag every code cell :data:`WIDE_TAG`; end the notebook with its provenance ``text``.
+
+    Code cells are wide so that a line of code, a table and a figure drawn
+    10.5 inches wide fit without a scroll bar or shrunken text
+    (``book/_static/book.css``); prose keeps the theme's reading width. The
+    provenance is a markdown cell (tag ``provenance``), not a code cell: the
+    notebook stays what papermill executed, valid for nbformat, and re-running
+    it adds no output.
     """
     import nbformat
 
     executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if cell.cell_type == "code" and WIDE_TAG not in tags:
+            tags.append(WIDE_TAG)
     executed.cells.append(nbformat.v4.new_markdown_cell(text, metadata={"tags": ["provenance"]}))
     nbformat.validate(executed)
     nbformat.write(executed, notebook)
+
+
+def _local_kernel(folder: str):
+    """A kernel manager whose kernel talks over sockets in ``folder``, not TCP ports.
+
+    The kernel runs on this machine only: IPC keeps its traffic off the
+    network, and ipykernel's warning about unencrypted TCP out of the terminal.
+    The folder's path is short (under the system's temporary folder) because a
+    Unix socket's path is limited to about 100 characters.
+    """
+    from jupyter_client.manager import KernelManager
+
+    class LocalKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**{"transport": "ipc", "ip": os.path.join(folder, "kernel"),
+                                **kwargs})
+
+    return LocalKernelManager
 
 
 def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
@@ -374,16 +480,19 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
     scratch = Path(tempfile.mkdtemp(prefix=f".run-{chapter.slug}-", dir=folder))
     notebook, outputs = scratch / chapter.executed(root).name, scratch / chapter.slug
     outputs.mkdir()
+    relay = scratch / "progress.txt"
     try:
-        with _kernel_environment(root):
+        with _kernel_environment(root, relay):
             cache = cache_dir()
             expected = runs.expected_seconds(chapter.slug, everything.get("preset"), cache)
             every = float(os.environ.get("MANIFOLD_BOOK_HEARTBEAT", "60")) if progress else 0
             started = time.perf_counter()
             try:
-                with _heartbeat(label, expected, every):
+                with _heartbeat(label, expected, every, relay), \
+                        tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
                     papermill.execute_notebook(paired, notebook, parameters=values, cwd=outputs,
-                                               kernel_name="python3", progress_bar=False)
+                                               kernel_name="python3", progress_bar=False,
+                                               kernel_manager_class=_local_kernel(sockets))
             except Exception as error:
                 runs.record_failure(chapter, root, inputs, error)
                 kept = ("previous page kept: " + str(chapter.executed(root))
@@ -392,7 +501,7 @@ def run_chapter(slug: str, parameters: dict | None = None, *, root: Path = PROJE
                     from error
             seconds = time.perf_counter() - started
             made = runs.provenance(inputs, seconds, root)
-            _append_provenance(notebook, runs.provenance_markdown(made, chapter.slug))
+            _finish_page(notebook, runs.provenance_markdown(made, chapter.slug))
             _move_into_place(notebook, outputs, chapter, root, scratch)
             runs.record_success(chapter, root, inputs, seconds, cache, made)
     finally:

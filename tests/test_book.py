@@ -75,7 +75,7 @@ def test_published_views_link_their_files_and_show_flags_as_yes_no(tmp_path, mon
     monkeypatch.chdir(folder)
     view = book.publish(clipped_figure(), "line", data=pd.DataFrame({"x": [0, 1]}))
     text = view._repr_markdown_()
-    assert text.startswith("![line](a-chapter/line.png)")
+    assert text.startswith("```{image} a-chapter/line.png\n")
     for suffix in ("PNG", "SVG", "CSV"):
         assert f"{{download}}`{suffix} <a-chapter/line.{suffix.lower()}>`" in text
     assert (folder / "line.csv").read_text() == "x\n0\n1\n"
@@ -99,3 +99,42 @@ def test_publish_writes_pivot_tables_with_their_labels(tmp_path, monkeypatch):
     long = pd.DataFrame({"d": [2, 2, 4, 4], "space": ["in", "out"] * 2, "v": [1, 2, 3, 4]})
     book.publish(long.pivot(index="d", columns="space", values="v"), "wide")
     assert (tmp_path / "wide.csv").read_text() == "d,in,out\n2,1,2\n4,3,4\n"
+
+
+def test_publish_records_the_width_and_the_smallest_text_for_the_page(tmp_path, monkeypatch):
+    """The PNG carries what the browser test needs; the page shows the figure at its width."""
+    from PIL import Image
+
+    folder = tmp_path / "a-chapter"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    fig = Figure(figsize=(6.5, 3))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 0])
+    ax.set_title("a title", fontsize=12)
+    ax.tick_params(axis="x", labelsize=7)   # tick labels exist only once the figure is drawn
+    assert book.smallest_text(fig) == 7.0
+    view = book.publish(fig, "line")
+    with Image.open(folder / "line.png") as image:
+        assert image.text["Width (in)"] == "6.5" and image.text["Smallest text (pt)"] == "7"
+        assert image.size[0] == 6.5 * 150
+    text = view._repr_markdown_()
+    assert text.startswith("```{image} a-chapter/line.png\n")
+    assert f":width: {round(6.5 * book.CSS_PX_PER_INCH)}px" in text
+    assert ":class: book-figure" in text
+
+
+def test_a_figure_is_never_wider_than_the_page_allows():
+    from lib.figures._style import MAX_WIDTH, new_figure
+
+    assert new_figure(figsize=(30, 4)).get_size_inches().tolist() == [MAX_WIDTH, 4]
+    assert new_figure(figsize=(6, 4)).get_size_inches().tolist() == [6, 4]
+
+
+def test_settings_show_a_presets_sizes_as_a_table():
+    table = book.settings({"image_size": 32, "training": {"max_steps": 16000, "rel_tol": 0.02,
+                                                          "learning_rate": 1e-3},
+                           "objects": ("duck", "car"), "flag": True})
+    assert dict(zip(table["setting"], table["value"])) == {
+        "image_size": "32", "training.max_steps": "16000", "training.rel_tol": "0.02",
+        "training.learning_rate": "0.001", "objects": "duck, car", "flag": "True"}

@@ -103,3 +103,50 @@ def test_chapter_links_its_files_and_ends_with_its_provenance(built_book, page, 
     assert "preset: ci" in text
     assert {".ipynb", ".md"} <= {Path(unquote(urlparse(href).path)).suffix
                                   for _, href in links}
+
+
+#: The reader's window of these checks: a common laptop screen.
+WINDOW = {"width": 1280, "height": 800}
+#: The smallest text a figure may show as rendered, in CSS points (issue 24).
+SMALLEST_TEXT_PT = 8.0
+
+
+def _published_figure_text(path: Path) -> tuple[float, float]:
+    """The width in inches and the smallest font size in points lib.book.publish wrote."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return float(image.text["Width (in)"]), float(image.text["Smallest text (pt)"])
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_tables_and_code_fit_the_column_and_figure_text_is_legible(built_book, page,
+                                                                   page_name):
+    """At 1280 px no table or code cell scrolls sideways, and no figure text renders under 8 pt.
+
+    A figure's text renders at its size in points times the figure's shown
+    width over its drawn width (96 CSS px per inch); a CSS point is 4/3 px.
+    """
+    from urllib.parse import unquote, urlparse
+
+    page.set_viewport_size(WINDOW)
+    page.goto((built_book / "_build" / "html" / f"{page_name}.html").as_uri())
+    page.wait_for_load_state("load")
+    overflowing = page.evaluate("""() => Array.from(document.querySelectorAll(
+        'article table, article pre, article div.cell_output, article div.output'))
+      .filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1)
+      .map(el => [el.tagName, el.id || el.className, el.scrollWidth, el.clientWidth,
+                  el.textContent.trim().slice(0, 60)])""")
+    assert not overflowing, f"wider than the column (scrolls sideways): {overflowing}"
+
+    figures = page.eval_on_selector_all(
+        "img.book-figure", "els => els.map(e => [e.src, e.getBoundingClientRect().width])")
+    small = []
+    for source, shown in figures:
+        width, smallest = _published_figure_text(Path(unquote(urlparse(source).path)))
+        rendered = smallest * shown / (width * 96)
+        if rendered < SMALLEST_TEXT_PT:
+            small.append((Path(source).name, round(rendered, 2)))
+    assert not small, f"figures whose smallest text renders under {SMALLEST_TEXT_PT} pt: {small}"
+    if page_name.startswith("book/chapters/"):
+        assert figures, "no published figure on a chapter page"

@@ -31,6 +31,30 @@ def test_chapter_executed_without_errors_and_shows_parameters(built_book, slug):
     assert len(injected) == 1 and 'preset = "ci"' in injected[0].source
 
 
+@pytest.mark.parametrize("slug", list(book.CHAPTERS))
+def test_chapter_shows_no_raw_reprs_or_stray_output(built_book, slug):
+    """What a page shows is a figure, a table, markdown or HTML: never a bare repr or a log.
+
+    A dict, tuple or string as a cell's value (text/plain only), a DataFrame
+    shown by pandas (all its digits, no CSV link: tables go through
+    ``book.publish``), and anything printed to stdout or stderr (warnings,
+    progress bars), would reach the page as is.
+    """
+    notebook = nbformat.read(book.CHAPTERS[slug].executed(built_book), as_version=4)
+    raw, streams = [], []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.output_type == "stream":
+                streams.append((index, output.name, output.text[:120]))
+            elif output.output_type in ("execute_result", "display_data") and \
+                    set(output.data) <= {"text/plain"}:
+                raw.append((index, output.data.get("text/plain", "")[:120]))
+            elif 'class="dataframe"' in output.get("data", {}).get("text/html", ""):
+                raw.append((index, cell.source[:120]))
+    assert not raw, f"cells whose value reaches the page as a bare repr: {raw}"
+    assert not streams, f"cells printing into the page: {streams}"
+
+
 def test_toy_chapter_writes_png_svg_and_csv(built_book):
     outputs = book.CHAPTERS["toy-manifolds"].outputs(built_book)
     for name in TOY_OUTPUTS:

@@ -86,6 +86,26 @@ def test_paper_tables_compare_every_coefficient_with_a_t_interval_over_seeds():
     assert counts.loc["test_ind"].tolist() == [1, 0]
 
 
+def test_the_page_view_of_a_paper_table_is_one_row_per_coefficient_and_d():
+    """Long, so that it fits the page: the paper's coefficient order, inside as yes/no/–."""
+    offsets = {"Intercept": 2.4, "slope": -2.4, "test_ind": 2.6, "interaction": -2.6,
+               "test_slope": 0.0}
+    comparison = study.paper_tables(fits_around(PAPER_LATENT_LOG_OMEGA_D2, offsets))
+    unknown = comparison.assign(latent_dim=3, paper=np.nan, inside=False)
+    view = study.paper_table_view(pd.concat([unknown, comparison]), 1)
+    assert list(view.columns) == ["space", "coefficient", "d", "ours", "95% interval",
+                                  "paper", "inside"]
+    assert list(view["coefficient"]) == [name for name in COEFFICIENTS for _ in (2, 3)]
+    assert list(view["d"]) == [2, 3] * len(COEFFICIENTS)
+    known = view[view["d"] == 2].set_index("coefficient")
+    assert [known.loc[name, "inside"] for name in COEFFICIENTS] == \
+        ["yes" if abs(offsets[name]) < 2.5 else "no" for name in COEFFICIENTS]
+    assert (view.loc[view["d"] == 3, "inside"] == "–").all()
+    row = comparison.set_index("coefficient").loc["slope"]
+    assert known.loc["slope", "95% interval"] == f"[{row['low']:.3g}, {row['high']:.3g}]"
+    assert study.paper_table_view(comparison, 2).empty
+
+
 def test_a_single_seed_is_compared_through_its_own_fit_interval():
     fits = fits_around(PAPER_LATENT_LOG_OMEGA_D2, dict.fromkeys(COEFFICIENTS, 50.0),
                        replicates=1)   # 0.5 away, each fit's interval +-1: all inside

@@ -180,3 +180,27 @@ def test_the_executed_page_ends_with_its_provenance(project):
     record = json.loads(runs.record_path(chapter, project).read_text())
     assert record["provenance"]["parameters"]["preset"] == "ci"
     assert (chapter.outputs(project) / "marker.txt").read_text() == "first toy-manifolds ci"
+
+
+def test_a_chapters_progress_bars_reach_the_terminal_not_the_page(project, capsys,
+                                                                   monkeypatch):
+    """The kernel's bars are relayed to the runner's heartbeat; the page gets none of them."""
+    import nbformat
+
+    loop = ("import time\nfrom lib._progress import progress_bar\n"
+            "for _ in progress_bar(range(4), desc='tiny loop'):\n    time.sleep(1.0)")
+    _source(project, "toy-manifolds", "looping ", extra=loop)
+    monkeypatch.setenv("MANIFOLD_BOOK_HEARTBEAT", "0.5")
+    capsys.readouterr()
+    notebook = book.run_chapter("toy-manifolds", {"preset": "ci"}, root=project)
+    err = capsys.readouterr().err
+    beats = [line for line in err.splitlines() if "elapsed" in line]
+    assert any("tiny loop" in line and "/4" in line for line in beats), err
+    cells = nbformat.read(notebook, as_version=4).cells
+    # Every code cell is wide on the page (the theme's full-width tag), the prose is not.
+    assert all(book.WIDE_TAG in cell.metadata.get("tags", []) for cell in cells
+               if cell.cell_type == "code")
+    assert not any(book.WIDE_TAG in cell.metadata.get("tags", []) for cell in cells
+                   if cell.cell_type == "markdown")
+    assert not [output for cell in cells if cell.cell_type == "code"
+                for output in cell.outputs if output.output_type == "stream"]

@@ -10,8 +10,23 @@ STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytic
          "legend.fontsize": 9, "font.size": 10}
 
 
+#: The widest figure, in inches. The page shows a figure at its drawn size (96 CSS px per
+#: inch, :func:`lib.book.publish`) up to the width of a code cell's output, about 920 px
+#: in a 1280-px window: a 10.5-inch figure (1008 px) is shown at 0.91 of its size, so its
+#: 9-pt text (the smallest :data:`STYLE` sets) still reads at 8 pt or more.
+MAX_WIDTH = 10.5
+
+
 def new_figure(**kwargs) -> Figure:
-    """A Figure not registered with pyplot, so notebooks display it once."""
+    """A Figure not registered with pyplot, so notebooks display it once.
+
+    A ``figsize`` wider than :data:`MAX_WIDTH` is narrowed to it: a figure
+    whose panels grow with the data (more cases at a larger preset) shares the
+    page's width instead of shrinking its text below legibility.
+    """
+    if "figsize" in kwargs:
+        width, height = kwargs["figsize"]
+        kwargs["figsize"] = (min(width, MAX_WIDTH), height)
     return Figure(layout="constrained", **kwargs)
 
 

@@ -76,8 +76,9 @@ def estimator_comparison(errors, cases, *, estimators=("local-1", "local-2", "be
     """Median error (band: min to max over seeds) per estimator, one panel per (data set, d)."""
     colours = palette([ESTIMATOR_LABELS[e] for e in estimators])
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(max(6.0, 3.4 * len(cases) + 0.4), 3.6))
-        axes = _panels(fig, len(cases), columns=len(cases))
+        rows = int(np.ceil(len(cases) / 3))
+        fig = new_figure(figsize=(max(6.0, 3.4 * min(3, len(cases)) + 0.4), 3.0 * rows + 0.6))
+        axes = _panels(fig, len(cases), columns=3)
         for ax, (dataset, dim) in zip(axes, cases):
             for estimator in estimators:
                 part = errors[(errors.dataset == dataset) & (errors.dim == dim)
@@ -135,7 +136,7 @@ def exponent_chart(exponents, *, estimators=("local-1", "local-2")):
             ax.set_xticks(range(len(cases)), cases, rotation=40, ha="right")
             ax.set(title=titles.get(error, error), ylabel="exponent b in error ~ n^b")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
+        fig.legend(handles, labels, loc="outside lower center", ncols=3)
     return fig
 
 

@@ -23,7 +23,7 @@ def _image_axes(ax, image, title=None):
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
 
 
 def gallery(thumbnails: dict, *, columns: int = 10):
@@ -62,16 +62,23 @@ def axis_sweeps(sweeps):
 
 
 def class_geometry(table):
-    """Per-class geometry after rescaling to unit total volume: one bar panel per measurement."""
+    """Per-class geometry after rescaling to unit total volume: four bar panels per data set.
+
+    Two by two per data set, so that each panel is wide enough for its class
+    names at the page's smallest text size.
+    """
     datasets = list(dict.fromkeys(table["dataset"]))
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(10, 2.2 + 1.9 * len(datasets)))
-        axes = fig.subplots(len(datasets), len(GEOMETRY), squeeze=False)
-        for row, dataset in zip(axes, datasets):
+        fig = new_figure(figsize=(8.5, 5.4 * len(datasets) + 0.5))
+        subfigures = np.atleast_1d(fig.subfigures(len(datasets), 1))
+        for subfigure, dataset in zip(subfigures, datasets):
             part = table[table["dataset"] == dataset]
             labels = list(part["class"])
             positions = np.arange(len(labels))
-            for ax, (column, title) in zip(row, GEOMETRY):
+            subfigure.suptitle(f"{dataset} (d = {int(part['dim'].iloc[0])})", x=0.01,
+                               ha="left")
+            axes = subfigure.subplots(2, 2, sharex=True)
+            for ax, (column, title) in zip(axes.flat, GEOMETRY):
                 if column == "curvature":
                     ax.bar(positions, part["curvature+"], color="tab:red", label="positive part")
                     ax.bar(positions, part["curvature-"], color="tab:blue", label="negative part")
@@ -80,11 +87,9 @@ def class_geometry(table):
                     ax.axhline(0, color="0.3", lw=0.8)
                 else:
                     ax.bar(positions, part[column], color="0.55")
-                ax.set_xticks(positions, labels, rotation=90 if len(labels) > 4 else 0,
-                              fontsize=7 if len(labels) > 4 else 9)
+                ax.set_xticks(positions, labels, rotation=90 if len(labels) > 4 else 0)
                 ax.set_title(title)
-            row[0].set_ylabel(f"{dataset} (d = {int(part['dim'].iloc[0])})")
-        handles, names = axes[0, 1].get_legend_handles_labels()
+        handles, names = fig.axes[1].get_legend_handles_labels()
         fig.legend(handles, names, loc="outside lower center", ncols=3)
     return fig
 

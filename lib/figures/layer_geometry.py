@@ -41,7 +41,7 @@ def _depth_axis(ax, layers, *, labels: bool):
         ax.axvline(depth, color="0.25", lw=0.9, ls=":")
     ax.set_xlim(layers["depth"].min() - 0.5, layers["depth"].max() + 0.5)
     ax.set_xticks(layers["depth"], [_short(name) for name in layers["layer"]] if labels else [],
-                  rotation=90, fontsize=8)
+                  rotation=90, fontsize=9)
     ax.grid(axis="x", visible=False)
 
 
@@ -72,7 +72,7 @@ def _log(ax):
     ax.set_yscale("log")
     ax.yaxis.set_minor_formatter(mpl.ticker.LogFormatterSciNotation(
         labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.tick_params(axis="y", which="minor", labelsize=9)
 
 
 def _legend_panel(ax, colours, extra):
@@ -101,7 +101,7 @@ def layer_profiles(measures, dataset: str):
     layers = _layers(table)
     colours = palette(dict.fromkeys(table["class"]))
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(11, 6.6))
+        fig = new_figure(figsize=(10.5, 7.2))
         axes = fig.subplots(2, 3, sharex=True)
         for ax, (column, scale, title, yscale) in zip(axes.flat, PANELS):
             part = table[table["scale"] == scale]
@@ -136,8 +136,8 @@ def twonn_profiles(measures):
     table = measures[measures["scale"] == "raw"]
     datasets = list(dict.fromkeys(table["dataset"]))
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(5 * len(datasets) + 2.4, 3.8))
-        grid = fig.add_gridspec(1, len(datasets) + 1, width_ratios=[5] * len(datasets) + [2.2])
+        fig = new_figure(figsize=(4.2 * len(datasets) + 1.8, 4.0))
+        grid = fig.add_gridspec(1, len(datasets) + 1, width_ratios=[4.2] * len(datasets) + [1.8])
         for index, dataset in enumerate(datasets):
             ax = fig.add_subplot(grid[0, index])
             part = table[table["dataset"] == dataset]
@@ -152,7 +152,7 @@ def twonn_profiles(measures):
             ax.set(ylim=(0, 1.15 * top), title=f"{dataset}",
                    ylabel="TwoNN dimension" if index == 0 else "")
             _depth_axis(ax, _layers(part), labels=True)
-            ax.legend(loc="lower left", fontsize=8, ncols=2)
+            ax.legend(loc="lower left", ncols=2)
         legend = fig.add_subplot(grid[0, -1])
         handles = [mpl.lines.Line2D([], [], color="0.2", ls=style, label=f"{kind}")
                    for kind, style in STYLES.items()]

@@ -176,8 +176,8 @@ def beta_vae_layers(table):
     colours = palette(datasets)
     metrics = ("NNK degree", "NNK local PCA d", "TwoNN", "LOO error")
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
-        fig = new_figure(figsize=(11, 3.6))
-        axes = fig.subplots(1, len(metrics), sharex=True)
+        fig = new_figure(figsize=(8.5, 7.4))
+        axes = fig.subplots(2, 2, sharex=True).ravel()
         for ax, metric in zip(axes, metrics):
             for dataset, part in table.groupby("dataset", sort=False):
                 part = part.sort_values("depth")
@@ -185,10 +185,10 @@ def beta_vae_layers(table):
                         color=colours[dataset])
                 if metric in ("NNK local PCA d", "TwoNN"):
                     ax.axhline(part["true d"].iloc[0], color=colours[dataset], ls=":", lw=1)
-            ax.set(title=metric, xlabel="layer")
+            ax.set(title=metric)
         layers = table.drop_duplicates("depth").sort_values("depth")
         for ax in axes:
-            ax.set_xticks(layers["depth"], layers["layer"], rotation=90, fontsize=7)
+            ax.set_xticks(layers["depth"], layers["layer"], rotation=90)
         handles = marker_handles(colours) + [mpl.lines.Line2D([], [], color="0.3", ls=":",
                                                               label="true d")]
         fig.legend(handles=handles, loc="outside right center")

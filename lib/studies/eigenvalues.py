@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from lib._checks import check_int, check_real
+from lib._progress import progress_bar
 from lib.claims import claims_table, side_verdict
 from lib.datasets import mnist
 from lib.stats.intervals import mean_interval
@@ -212,18 +212,19 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
 
     Returns
     -------
-    DataFrame with columns ``depth, latent_dim, replicate, final_loss, point,
-    split, label, mse, r1, r2`` and, for each space tag in (I, L):
-    ``trace_, sign_, log_omega_`` (NaN where omega <= 0), ``arithmetic_``
-    (trace / d), ``geometric_`` (|omega|^(1/d)), ``small_`` (count of
-    |lambda| < 0.1) and ``arg_`` (array of the d arguments).
+    DataFrame
+        With columns ``depth, latent_dim, replicate, final_loss, point,
+        split, label, mse, r1, r2`` and, for each space tag in (I, L):
+        ``trace_, sign_, log_omega_`` (NaN where omega <= 0), ``arithmetic_``
+        (trace / d), ``geometric_`` (``|omega|^(1/d)``), ``small_`` (count of
+        ``|lambda| < 0.1``) and ``arg_`` (array of the d arguments).
     """
     from joblib import Parallel, delayed
 
     models_dir = cache_folder(models_dir, "models")   # the same folder for every worker
     cells = _cells(config)
     tables = Parallel(n_jobs=n_jobs)(delayed(_model_table)(config, *cell, models_dir)
-                                     for cell in tqdm(cells, desc="autoencoders", disable=None))
+                                     for cell in progress_bar(cells, desc="autoencoders"))
     columns = ["depth", "latent_dim", "replicate", "final_loss"]
     result = pd.concat(tables, ignore_index=True)
     return result[columns + [c for c in result.columns if c not in columns]]
@@ -269,9 +270,10 @@ def regressions(points: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``depth, latent_dim, replicate, space, predictor``
-    and those of :meth:`~lib.stats.regression.RegressionResult.as_row`
-    (``nobs``, ``dropped``, each coefficient with ``_se``, ``_low``, ``_high``).
+    DataFrame
+        With columns ``depth, latent_dim, replicate, space, predictor``
+        and those of :meth:`~lib.stats.regression.RegressionResult.as_row`
+        (``nobs``, ``dropped``, each coefficient with ``_se``, ``_low``, ``_high``).
     """
     rows = []
     for (depth, d, replicate), table in points.groupby(["depth", "latent_dim", "replicate"]):
@@ -288,9 +290,10 @@ def seed_summary(fits: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``depth, latent_dim, space, predictor, coefficient,
-    mean, std, low, high, n``; only the models trained with at least three
-    seeds (depth 4 at ``default``), empty when there are none.
+    DataFrame
+        With columns ``depth, latent_dim, space, predictor, coefficient,
+        mean, std, low, high, n``; only the models trained with at least three
+        seeds (depth 4 at ``default``), empty when there are none.
     """
     keys = ["depth", "latent_dim", "space", "predictor"]
     rows = [_seed_interval(group).assign(**dict(zip(keys, key)))
@@ -327,8 +330,9 @@ def class_slopes(points: pd.DataFrame, depth: int) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, label, space, predictor, test_slope,
-    test_slope_low, test_slope_high, dropped``.
+    DataFrame
+        With columns ``latent_dim, label, space, predictor, test_slope,
+        test_slope_low, test_slope_high, dropped``.
     """
     part = points[(points["depth"] == depth) & (points["replicate"] == 0)]
     rows = []
@@ -369,10 +373,11 @@ def paper_tables(fits: pd.DataFrame, depth: int = SEEDED_DEPTH) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``table`` (1: log omega, 2: trace), ``space,
-    latent_dim, coefficient`` (Intercept, slope, test_ind, interaction,
-    test_slope), ``paper, ours, low, high, n`` (seeds; 1 for a single fit),
-    ``inside``; NaN ``paper`` (and ``inside`` False) where the paper has no row.
+    DataFrame
+        With columns ``table`` (1: log omega, 2: trace), ``space,
+        latent_dim, coefficient`` (Intercept, slope, test_ind, interaction,
+        test_slope), ``paper, ours, low, high, n`` (seeds; 1 for a single fit),
+        ``inside``; NaN ``paper`` (and ``inside`` False) where the paper has no row.
     """
     paper = pd.read_csv(REFERENCE)
     rows = []
@@ -402,20 +407,29 @@ def paper_tables(fits: pd.DataFrame, depth: int = SEEDED_DEPTH) -> pd.DataFrame:
 
 
 def paper_table_view(comparison: pd.DataFrame, table: int) -> pd.DataFrame:
-    """One of :func:`paper_tables`' tables for the page: per coefficient, ours, paper, inside.
+    """One of :func:`paper_tables`' tables for the page, long enough to fit its column.
 
-    Rows (space, d); for each coefficient three columns: ours as
-    "mean [low, high]", the paper's value, and whether it lies inside.
+    One row per (space, coefficient, d): ours (the mean), its 95% interval
+    as "[low, high]", the paper's value and whether it lies inside ("yes",
+    "no", or "–" where the paper prints none). Coefficients in the paper's
+    order, so that a coefficient's rows across d read together.
     """
     part = comparison[comparison["table"] == table]
-    text = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-            for m, lo, hi in zip(part["ours"], part["low"], part["high"])]
-    part = part.assign(**{"ours [95%]": text, "in": np.where(part["inside"], "yes", "no")})
-    wide = part.pivot(index=["space", "latent_dim"], columns="coefficient",
-                      values=["ours [95%]", "paper", "in"])
-    wide = wide.swaplevel(0, 1, axis=1)
-    columns = [(c, v) for c in COEFFICIENTS for v in ("ours [95%]", "paper", "in")]
-    return wide[columns]
+    order = {name: rank for rank, name in enumerate(COEFFICIENTS)}
+    part = part.sort_values(["space", "coefficient", "latent_dim"],
+                            key=lambda column: column.map(order) if column.name == "coefficient"
+                            else column)
+    return pd.DataFrame({
+        "space": part["space"].to_numpy(),
+        "coefficient": part["coefficient"].to_numpy(),
+        "d": part["latent_dim"].to_numpy(),
+        "ours": part["ours"].to_numpy(),
+        "95% interval": [f"[{low:.3g}, {high:.3g}]"
+                         for low, high in zip(part["low"], part["high"])],
+        "paper": part["paper"].to_numpy(),
+        "inside": np.where(part["paper"].isna(), "–",
+                           np.where(part["inside"], "yes", "no")),
+    })
 
 
 def inside_counts(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -423,8 +437,9 @@ def inside_counts(comparison: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame indexed by ``coefficient`` (and "all"), columns ``compared``
-    (values the paper prints at the dimensions we train), ``inside``.
+    DataFrame
+        Indexed by ``coefficient`` (and "all"), columns ``compared``
+        (values the paper prints at the dimensions we train), ``inside``.
     """
     known = comparison[comparison["paper"].notna()]
     counts = known.groupby("coefficient", sort=False)["inside"].agg(["size", "sum"])
@@ -477,8 +492,9 @@ def training_length(config: Config, models_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, replicate, stage, epoch, statistic,
-    value`` (long form).
+    DataFrame
+        With columns ``latent_dim, replicate, stage, epoch, statistic,
+        value`` (long form).
     """
     data = _digits(config)
     points = _evaluated_points(config, data, config.sizes["length_points"])
@@ -515,8 +531,9 @@ def length_summary(length: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, stage, epoch, statistic, mean, low,
-    high, n``.
+    DataFrame
+        With columns ``latent_dim, stage, epoch, statistic, mean, low,
+        high, n``.
     """
     keys = ["latent_dim", "stage", "key", "statistic"]
     length = length.assign(key=np.where(length["stage"] == "kept", -1, length["epoch"]))
@@ -586,9 +603,10 @@ def training_size(config: Config, models_dir=None) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, replicate, fraction, n_train, stopped,
-    epochs, statistic, value`` (long form); ``n_train`` counts the digits a
-    model was given, its held-out share included.
+    DataFrame
+        With columns ``latent_dim, replicate, fraction, n_train, stopped,
+        epochs, statistic, value`` (long form); ``n_train`` counts the digits a
+        model was given, its held-out share included.
     """
     data = _digits(config)
     points = _size_points(config, data)
@@ -596,7 +614,7 @@ def training_size(config: Config, models_dir=None) -> pd.DataFrame:
     cells = [(d, r, f) for d in config.sizes["size_dims"] for r in range(config.sizes["seeds"])
              for f in config.sizes["size_fractions"]]
     rows = []
-    for latent_dim, replicate, fraction in tqdm(cells, desc="training-set sizes", disable=None):
+    for latent_dim, replicate, fraction in progress_bar(cells, desc="training-set sizes"):
         spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim, replicate)
         if fraction == 1.0:
             result = _result(config, data, SEEDED_DEPTH, latent_dim, replicate, models_dir,
@@ -624,8 +642,9 @@ def size_summary(size: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, fraction, n_train, statistic, mean,
-    low, high, n`` (``n``: seeds with a value; NaN bounds below two).
+    DataFrame
+        With columns ``latent_dim, fraction, n_train, statistic, mean,
+        low, high, n`` (``n``: seeds with a value; NaN bounds below two).
     """
     summary = _over_seeds(size, ["latent_dim", "fraction", "n_train", "statistic"])
     return summary.sort_values(["latent_dim", "statistic", "n_train"], ignore_index=True)
@@ -643,8 +662,9 @@ def size_trends(size: pd.DataFrame, *, target: int = 60_000) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, statistic, per doubling, low, high,
-    at full data, doublings to target, at target``.
+    DataFrame
+        With columns ``latent_dim, statistic, per doubling, low, high,
+        at full data, doublings to target, at target``.
     """
     target = check_int(target, name="target", caller="size_trends", low=2)
     rows = []
@@ -765,8 +785,9 @@ def ranking_scores(points: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``depth, latent_dim, replicate, space, predictor,
-    test digits, spearman, auc top decile``.
+    DataFrame
+        With columns ``depth, latent_dim, replicate, space, predictor,
+        test digits, spearman, auc top decile``.
     """
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
@@ -795,9 +816,10 @@ def example_spectra(config: Config, models_dir=None, depth: int = 4, latent_dim:
 
     Returns
     -------
-    DataFrame: ``point, split, label, mse``, the columns of
-    :meth:`lib.geometry.spectra.Spectra.as_table` with each complex eigenvalue
-    split into ``_re`` and ``_im``, and ``sign``/``log_omega`` per space.
+    DataFrame
+        ``point, split, label, mse``, the columns of
+        :meth:`lib.geometry.spectra.Spectra.as_table` with each complex eigenvalue
+        split into ``_re`` and ``_im``, and ``sign``/``log_omega`` per space.
     """
     data = _digits(config)
     latent_dim = min(latent_dim, max(config.sizes["latent_dims"]))
@@ -846,11 +868,12 @@ def bound_terms(encoder, decoder, x, v) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame, one row per point: ``residual`` :math:`|r(x)|`, ``residual
-    moved`` :math:`|r(x+v)|`, ``step`` :math:`|v|`, ``rho`` (the bound's
-    term), ``first order`` :math:`|(J_\mathcal{I} - I) v|` (exact),
-    ``orthogonality`` (max :math:`|\langle u_i, u_j\rangle|`, i != j; 0 for
-    orthonormal eigenvectors).
+    DataFrame
+        One row per point: ``residual`` :math:`|r(x)|`, ``residual
+        moved`` :math:`|r(x+v)|`, ``step`` :math:`|v|`, ``rho`` (the bound's
+        term), ``first order`` :math:`|(J_\mathcal{I} - I) v|` (exact),
+        ``orthogonality`` (max :math:`|\langle u_i, u_j\rangle|`, i != j; 0 for
+        orthonormal eigenvectors).
 
     Examples
     --------
@@ -906,10 +929,11 @@ def mse_bound(config: Config, models_dir=None, *, pairs: int = 200) -> pd.DataFr
 
     Returns
     -------
-    DataFrame: :func:`bound_terms`' columns plus ``latent_dim``, ``norm``
-    (:math:`|x'|`), ``holds``
-    (:math:`|r(x')| \\le |r(x)| + \\rho`), ``holds first order``
-    (:math:`|r(x')| \\le |r(x)| + |(J_I - I) v|`).
+    DataFrame
+        :func:`bound_terms`' columns plus ``latent_dim``, ``norm``
+        (:math:`|x'|`), ``holds``
+        (:math:`|r(x')| \\le |r(x)| + \\rho`), ``holds first order``
+        (:math:`|r(x')| \\le |r(x)| + |(J_I - I) v|`).
     """
     import copy
 
@@ -940,8 +964,9 @@ def bound_summary(bound: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``latent_dim, pairs, share holds, share holds first
-    order, median orthogonality, median rho / first order, median step / norm``.
+    DataFrame
+        With columns ``latent_dim, pairs, share holds, share holds first
+        order, median orthogonality, median rho / first order, median step / norm``.
     """
     rows = []
     for d, part in bound.groupby("latent_dim"):
