@@ -3,6 +3,8 @@
 - :mod:`lib.models.autoencoder`: MLP autoencoders (the eigenvalue chapter);
 - :mod:`lib.models.beta_vae`: the convolutional beta-VAE of Burgess et al.;
 - :mod:`lib.models.cnn`: a small CNN classifier with a checkpoint per epoch;
+- :mod:`lib.models.denoiser`: denoisers trained on a finite sample, with and
+  without a symmetry built in (the Representation Gap chapter);
 - :mod:`lib.models.training`: one training engine, a seeded minibatch loop
   that keeps the best state and stops when the validation loss has converged
   (:class:`~lib.models.training.Convergence`), with a record of why it stopped;
