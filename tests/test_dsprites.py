@@ -336,3 +336,31 @@ BAD_CALLS = [
 def test_bad_input_names_the_parameter(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_periodic_translations_compose_and_wrap_around():
+    """Translating by a then b is translating by a + b, and by the image size is nothing."""
+    from lib.datasets.dsprites import DSprites, periodic_translations
+
+    sprite = DSprites(image_size=16)
+    offsets = np.array([[0.0, 0.0], [0.3, 1.7], [2.0, 16.0 + 1.7 - 1.7], [0.3 + 16, 1.7 - 32]])
+    images = periodic_translations("heart", offsets, renderer=sprite)
+    np.testing.assert_allclose(images[3], images[1], atol=1e-12)      # whole periods
+    np.testing.assert_allclose(images[2], np.roll(images[0], 2, axis=0), atol=1e-12)
+    # The mass (the zero frequency) does not move; a fractional shift is band-limited.
+    np.testing.assert_allclose(images.sum(axis=(1, 2)), images[0].sum(), rtol=1e-12)
+    twice = periodic_translations("heart", [[0.6, 3.4]], renderer=sprite)[0]
+    spectrum = np.fft.fft2(images[1])      # its Nyquist row and column are zero
+    frequency = np.fft.fftfreq(16) * 16
+    again = np.real(np.fft.ifft2(spectrum * np.exp(-2j * np.pi / 16 * (
+        frequency[:, None] * 0.3 + frequency[None, :] * 1.7))))
+    np.testing.assert_allclose(again, twice, atol=1e-12)
+
+
+@pytest.mark.parametrize("offsets, match", [([[0.0]], "'offsets' parameter of periodic"),
+                                             ([[np.nan, 0.0]], "'offsets' parameter")])
+def test_periodic_translations_refuse_bad_offsets(offsets, match):
+    from lib.datasets.dsprites import periodic_translations
+
+    with pytest.raises(ValueError, match=match):
+        periodic_translations("heart", offsets)

@@ -74,7 +74,7 @@ from lib.derivatives import Derivatives, derivatives as _autodiff
 from lib.grid import Axis, Grid
 
 __all__ = ["SHAPES", "AXES", "SIZE", "FIXED", "DSprites", "dsprites_grid", "full_parameters",
-           "extended_dsprites"]
+           "extended_dsprites", "periodic_translations"]
 
 SHAPES = ("square", "ellipse", "heart")
 AXES = ("scale", "rotation", "y", "x")
@@ -502,3 +502,57 @@ def extended_dsprites(dim: int = 4, *, renderer: DSprites = DSprites(), shapes=S
                 flat[index, start:start + step] = renderer._translated(
                     shape, pose[start:start + step], shift_y, shift_x)
     return ImageManifold(images, grid, shapes, "dsprites")
+
+
+def periodic_translations(shape: str, offsets, *, renderer: DSprites = DSprites()):
+    """One sprite at the centre, translated by ``offsets`` pixels with wrap-around.
+
+    The translation is exact and periodic: the image's discrete Fourier
+    transform times the phase ramp of the offset (band-limited interpolation
+    between pixels; for an even size the sprite's Nyquist frequency is
+    dropped, so that translations compose exactly). Integer offsets are
+    cyclic shifts (``torch.roll``), so
+    the set of all translates is invariant under the group of cyclic shifts,
+    a manifold of dimension the number of free axes (a circle for one, a
+    torus for two).
+
+    Parameters
+    ----------
+    shape : {"square", "ellipse", "heart"}
+    offsets : array of shape (M, 2)
+        Offsets (y, x) in pixels, any real values (taken modulo the image size).
+    renderer : DSprites, default=DSprites()
+        Draws the centred, upright sprite at the scale of :data:`FIXED`.
+
+    Returns
+    -------
+    ndarray of shape (M, H, W)
+        float64 grey values; ringing of the interpolation can leave them
+        slightly outside [0, 1].
+
+    Examples
+    --------
+    >>> sprite = DSprites(image_size=16)
+    >>> images = periodic_translations("heart", [[0.0, 0.0], [0.0, 3.0], [2.0, 0.5]],
+    ...                                renderer=sprite)
+    >>> images.shape, bool(np.allclose(images[1], np.roll(images[0], 3, axis=1)))
+    ((3, 16, 16), True)
+    """
+    caller = "periodic_translations"
+    check_in(shape, SHAPES, name="shape", caller=caller)
+    offsets = np.asarray(offsets, dtype=np.float64)
+    check_shape(offsets.shape, (None, 2), name="offsets", caller=caller, describe="(M, 2)")
+    check_finite(offsets, name="offsets", caller=caller)
+    pose = np.array([[FIXED["scale"], 0.0, 0.0, 0.0]])      # upright, centred
+    centred = np.asarray(renderer.render(shape, pose), dtype=np.float64)[0]
+    size = centred.shape[0]
+    spectrum = np.fft.fft2(centred)
+    if size % 2 == 0:
+        # A real image's Nyquist row and column cannot move by a fraction of a pixel and stay
+        # real: without them translations compose exactly (a then b is a + b).
+        spectrum[size // 2, :] = 0
+        spectrum[:, size // 2] = 0
+    frequency = np.fft.fftfreq(size) * size
+    phase = np.exp(-2j * np.pi / size * (frequency[None, :, None] * offsets[:, 0, None, None]
+                                         + frequency[None, None, :] * offsets[:, 1, None, None]))
+    return np.real(np.fft.ifft2(spectrum[None] * phase))
