@@ -38,6 +38,7 @@ Truth and tolerances:
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.special import softmax
@@ -384,3 +385,96 @@ def test_claim_verdicts_follow_their_stated_criteria():
         "verdict"].iloc[2] == "does not hold"
     with pytest.raises(ValueError, match="'tolerance' parameter of claim_verdicts"):
         study.claim_verdicts(dimensions, denoising, codebooks, tolerance=1.5)
+
+
+# --- trained denoisers (the study's sweep) --------------------------------------------
+
+
+def _cell(**changes):
+    cell = dict(family="torus", dim=1, architecture="MLP", n=32, seed=0, sigma=1e-3, pool=64,
+                queries=3000, image_size=8, width=8, depth=1, channels=2, conv_depth=1,
+                max_steps=20, eval_every=10)
+    return {**cell, **changes}
+
+
+def test_a_cell_measures_the_optimal_gap_at_its_small_noise_limit_rg():
+    """At sigma = 1e-3 on a circle of radius 1 (spacing ~0.2), the optimal gap is RG_n.
+
+    The optimal empirical denoiser sends a noisy point to its nearest training
+    point (softmax weights of width sigma^2), so test minus train error is
+    the mean squared distance to the nearest training point, to O(sigma^2).
+    """
+    from lib.studies.representation_gap import denoiser_cell
+
+    (row,) = denoiser_cell(**_cell())
+    assert row["optimal gap"] == pytest.approx(row["RG"], rel=1e-2)
+    assert row["optimal train"] < 1e-5
+    assert row["gap"] == row["test error"] - row["train error"]
+    assert row["stopped"] in ("converged", "budget") and row["steps"] <= 20
+
+
+def test_a_cell_measures_rg_up_to_its_architectures_group():
+    """SO(2) on the first circle of the Clifford torus leaves one circle: a far smaller RG."""
+    from lib.studies.representation_gap import denoiser_cell
+
+    plain, = denoiser_cell(**_cell(dim=2, n=64, queries=500))
+    turned, = denoiser_cell(**_cell(dim=2, n=64, queries=500, architecture="MLP, canonicalized"))
+    assert turned["group"].startswith("SO(2)") and math.isnan(turned["optimal gap"])
+    # The quotient is a circle of length L = 2 pi carrying 64 points: E RG = L^2 / (2 (n+1)(n+2))
+    # = 4.6e-3, against 4 pi / n = 0.2 for the whole torus (one training set: within 2x).
+    assert 0.5 < turned["RG"] / ((2 * math.pi) ** 2 / (2 * 65 * 66)) < 2
+    assert 0.5 < plain["RG"] / (4 * math.pi / 64) < 2
+
+
+def test_cyclic_shifts_make_the_image_orbit_set_and_its_gap_smaller():
+    from lib.studies.representation_gap import denoiser_cell
+
+    common = dict(family="heart", dim=1, n=8, pool=8, queries=200, sigma=0.05)
+    plain, = denoiser_cell(**_cell(**common, architecture="conv + coordinates"))
+    shifted, = denoiser_cell(**_cell(**common, architecture="circular conv"))
+    assert shifted["group"] == "cyclic shifts"
+    assert shifted["RG"] < plain["RG"] / 4          # 8 shifts of 8 images fill the circle
+
+
+def test_trained_exponents_recover_known_slopes_and_where_the_network_generalizes():
+    from lib.studies.representation_gap import trained_exponents
+
+    rng = np.random.default_rng(0)
+    n = np.array([16, 32, 64, 128, 256, 512])
+    rows = []
+    for seed in range(4):
+        wobble = np.exp(0.02 * rng.standard_normal(len(n)))
+        rg = 3.0 * n ** -1.0 * wobble
+        trained = np.where(n < 100, rg, 1e-3 * rg)          # memorises, then generalizes
+        rows += [dict(family="torus", dim=2, architecture="MLP", group="none", sigma=0.1,
+                      n=int(size), seed=seed, gap=t, **{"gap se": 1e-6 * r,
+                                                         "optimal gap": r, "RG": r})
+                 for size, t, r in zip(n, trained, rg)]
+    table = trained_exponents(pd.DataFrame(rows)).iloc[0]
+    assert table["theory"] == -1.0
+    assert table["RG low"] < -1.0 < table["RG high"] and table["RG seeds"] == 4
+    assert table["optimal exponent"] == pytest.approx(-1.0, abs=0.02)
+    assert table["trained exponent"] < -2                 # the drop at n = 128
+    assert table["generalizes from n"] == 128
+    # A gap within twice its standard error of zero is noise: not fitted.
+    noisy = pd.DataFrame(rows).assign(**{"gap se": lambda t: t["gap"]})
+    assert trained_exponents(noisy).iloc[0]["trained seeds"] == 0
+
+
+def test_trained_claims_read_the_best_measured_noise_level_by_their_criterion():
+    from lib.studies.representation_gap import trained_claim_rows
+
+    base = dict(family="torus", d=2, architecture="MLP", group="none", theory=-1.0)
+    exponents = pd.DataFrame([
+        dict(base, sigma=0.02, **{"trained exponent": np.nan, "trained low": np.nan,
+                                  "trained high": np.nan, "trained seeds": 0}),
+        dict(base, sigma=0.2, **{"trained exponent": -1.3, "trained low": -1.6,
+                                 "trained high": -1.05, "trained seeds": 3}),
+        dict(base, architecture="MLP, canonicalized", group="SO(2) on the first circle",
+             theory=-2.0, sigma=0.2, **{"trained exponent": -1.9, "trained low": -2.2,
+                                        "trained high": -1.7, "trained seeds": 3})])
+    plain, turned = trained_claim_rows(exponents)
+    assert "sigma = 0.2" in plain["claim"] and plain["verdict"] == "does not hold"
+    assert turned["verdict"] == "holds" and "quotient" in turned["claim"]
+    only_unfitted = trained_claim_rows(exponents.iloc[:1])
+    assert only_unfitted[0]["verdict"] == "inconclusive at these sizes"

@@ -8,7 +8,7 @@ import seaborn as sns
 
 from lib.figures._style import STYLE, marker_handles, new_figure, palette
 
-__all__ = ["law_ratios", "denoiser_limit", "symmetry", "rotation_symmetry"]
+__all__ = ["law_ratios", "denoiser_limit", "symmetry", "rotation_symmetry", "trained_gaps"]
 
 
 def law_ratios(table):
@@ -97,4 +97,65 @@ def rotation_symmetry(table):
         handles += [mpl.lines.Line2D([], [], color="black", ls="--", label="slope −2/d"),
                     mpl.lines.Line2D([], [], color="black", ls=":", label="slope −2/(d−1)")]
         fig.legend(handles=handles, loc="outside right center")
+    return fig
+
+
+def trained_gaps(table):
+    """Test-minus-train error of trained denoisers against n, beside RG_n and the optimal one.
+
+    One panel per (family, d, sigma) of
+    :func:`lib.studies.representation_gap.trained_denoisers`; per
+    architecture (colour), the trained network's gap
+    (median over seeds, dots), the optimal empirical denoiser's gap (dotted)
+    and RG_n up to the architecture's group (thin line). A gap within twice
+    its standard error of zero (the network generalizes: its test error is
+    its training error, within noise) is drawn on the panel's floor as an
+    open triangle.
+    """
+    panels = list(dict.fromkeys(zip(table["family"], table["dim"], table["sigma"])))
+    architectures = list(dict.fromkeys(table["architecture"]))
+    colours = palette(architectures)
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(3.4 * columns + 0.4, 2.9 * rows + 0.9))
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        for ax, (family, dim, sigma) in zip(axes, panels):
+            part = table[(table["family"] == family) & (table["dim"] == dim)
+                         & (table["sigma"] == sigma)]
+            medians = part.groupby(["architecture", "n"], sort=False)[
+                ["gap", "gap se", "optimal gap", "RG"]].median()
+            values = medians[["gap", "optimal gap", "RG"]].to_numpy()
+            positive = values[values > 0]
+            floor = positive.min() / 3 if len(positive) else 1e-6
+            for architecture in dict.fromkeys(part["architecture"]):
+                curve = medians.loc[architecture]
+                colour = colours[architecture]
+                above = (curve["gap"] > 2 * curve["gap se"]) & (curve["gap"] > floor)
+                ax.plot(curve.index[above], curve["gap"][above], "o-", color=colour, ms=4)
+                ax.plot(curve.index[~above], np.full((~above).sum(), floor), "v", color=colour,
+                        mfc="none", ms=6)
+                ax.plot(curve.index, curve["RG"], "-", color=colour, lw=0.8, alpha=0.7)
+                if curve["optimal gap"].notna().any():
+                    ax.plot(curve.index, curve["optimal gap"].clip(lower=floor), ":",
+                            color=colour, lw=1.4)
+            ax.set(xscale="log", yscale="log", xlabel="training points n",
+                   title=f"{family}, d = {dim}, sigma = {sigma:g}")
+            sizes = sorted(part["n"].unique())
+            step = max(1, len(sizes) // 4)        # at most about four labels per axis
+            ax.set_xticks(sizes[::step], [str(size) for size in sizes[::step]])
+            ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+            if ax in axes[::columns]:
+                ax.set_ylabel("test - train error")
+        handles = marker_handles(colours)
+        handles += [mpl.lines.Line2D([], [], color="0.3", marker="o", label="trained (median)"),
+                    mpl.lines.Line2D([], [], color="0.3", ls=":", lw=1.4,
+                                     label="optimal empirical denoiser"),
+                    mpl.lines.Line2D([], [], color="0.3", lw=0.8,
+                                     label="RG$_n$ up to the group"),
+                    mpl.lines.Line2D([], [], color="0.3", marker="v", mfc="none", ls="",
+                                     label="gap within 2 SE of 0 (at the floor)")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
