@@ -104,12 +104,19 @@ def test_denoising_error_is_seeded_and_exact_for_the_identity():
     # Per point: 0.25 chi^2_16 / 2, sd 0.25 sqrt(32) / 2 = 0.71; over 2000 points 0.0158.
     assert mean == first and spread == pytest.approx(0.25 * math.sqrt(32) / 2 / math.sqrt(2000),
                                                      rel=0.1)
+    # Over draws of the noise on fixed points: per draw 0.25 chi^2_16000 / 2000, sd 0.022;
+    # over 50 draws 0.0032.
+    _, by_draws = denoising_error(identity, clean, 0.5, seed=3, repeats=50, standard_error=True,
+                                  spread="draws")
+    assert by_draws == pytest.approx(0.25 * math.sqrt(2 * 16000) / 2000 / math.sqrt(50), rel=0.3)
 
 
 @pytest.mark.parametrize("call, match", [
     (lambda: MLPDenoiser(0), "'dim' parameter of MLPDenoiser"),
     (lambda: ConvDenoiser(channels=0), "'channels' parameter of ConvDenoiser"),
     (lambda: denoising_error(MLPDenoiser(2), torch.zeros(3, 2), 0.0), "'sigma' parameter"),
+    (lambda: denoising_error(MLPDenoiser(2), torch.zeros(3, 2), 0.1, spread="seeds"),
+     "'spread' parameter of denoising_error"),
     (lambda: train_denoiser(MLPDenoiser(2), torch.zeros(3, 2), -1.0,
                             criterion=Convergence()), "'sigma' parameter of train_denoiser"),
 ])

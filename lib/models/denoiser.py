@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from lib._checks import check_int, check_real
+from lib._checks import check_in, check_int, check_real
 from lib.models._shared import seeded_layer, seeds
 from lib.models.training import Convergence, TrainingResult, train
 
@@ -226,7 +226,7 @@ def train_denoiser(model: torch.nn.Module, points, sigma: float, *, criterion: C
 @torch.no_grad()
 def denoising_error(model: torch.nn.Module, clean, sigma: float, *, seed: int = 0,
                     repeats: int = 4, batch_size: int = 4096,
-                    standard_error: bool = False):
+                    standard_error: bool = False, spread: str = "points"):
     """Mean squared error of ``model`` on ``clean`` points, each noised ``repeats`` times.
 
     Parameters
@@ -242,9 +242,14 @@ def denoising_error(model: torch.nn.Module, clean, sigma: float, *, seed: int = 
     batch_size : int, default=4096
         Points per forward pass.
     standard_error : bool, default=False
-        Also return the standard error of the mean: the spread of the
-        per-point errors (each averaged over its draws) over the square root
-        of the number of points.
+        Also return the standard error of the mean.
+    spread : {"points", "draws"}, default="points"
+        What the standard error is over. "points": the points are a sample
+        of a law (a test set): the spread of the per-point errors (each
+        averaged over its draws) over the square root of the number of
+        points. "draws": the points are fixed (a training set) and only the
+        noise is random: the spread of the per-draw errors (each averaged
+        over the points) over the square root of ``repeats``.
 
     Returns
     -------
@@ -254,21 +259,24 @@ def denoising_error(model: torch.nn.Module, clean, sigma: float, *, seed: int = 
     caller = "denoising_error"
     check_real(sigma, name="sigma", caller=caller, low=0.0, low_open=True)
     check_int(repeats, name="repeats", caller=caller, low=1)
+    check_in(spread, ("points", "draws"), name="spread", caller=caller)
     clean = torch.as_tensor(clean)
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else clean.device
     generator = torch.Generator().manual_seed(int(seed))
-    per_point = torch.zeros(len(clean), dtype=torch.float64)
+    errors = torch.zeros(repeats, len(clean), dtype=torch.float64)
     model.eval()
-    for _ in range(repeats):
+    for draw in range(repeats):
         noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
         for start in range(0, len(clean), batch_size):
             x = clean[start:start + batch_size]
             y = (x + sigma * noise[start:start + batch_size]).to(device)
             error = ((model(y).cpu() - x) ** 2).flatten(1).sum(1)
-            per_point[start:start + len(x)] += error.double() / repeats
-    mean = float(per_point.mean()) if len(clean) else math.nan
+            errors[draw, start:start + len(x)] = error.double()
+    mean = float(errors.mean()) if len(clean) else math.nan
     if not standard_error:
         return mean
-    spread = float(per_point.std()) / math.sqrt(len(clean)) if len(clean) > 1 else math.nan
-    return mean, spread
+    means = errors.mean(0) if spread == "points" else errors.mean(1)
+    error_of_mean = (float(means.std()) / math.sqrt(len(means)) if len(means) > 1
+                     else math.nan)
+    return mean, error_of_mean

@@ -613,7 +613,8 @@ def denoiser_cell(*, family: str, dim: int, architecture: str, n: int, seed: int
     -------
     list of dict
         One row: the cell's keys, ``train error, test error, gap, gap se``
-        (the gap's standard error over points) of the network, ``optimal
+        (the gap's standard error: over query points for the test error, over
+        noise draws for the training error) of the network, ``optimal
         train, optimal test, optimal gap``, ``RG``,
         ``stopped, steps, seconds`` of its training.
     """
@@ -660,8 +661,10 @@ def _denoiser_row(*, family, dim, architecture, n, seed, sigma, pool, queries, i
     result = train_denoiser(model, as_points, sigma, criterion=rule,
                             batch_size=min(n, 64), learning_rate=2e-3, seed=seed)
     train_repeats = max(repeats, math.ceil(2000 / n))
+    # The training points are fixed: only the noise draws make the training error uncertain.
     train_error, train_se = denoising_error(result.model, as_points, sigma, seed=seed + 1,
-                                            repeats=train_repeats, standard_error=True)
+                                            repeats=train_repeats, standard_error=True,
+                                            spread="draws")
     test_error, test_se = denoising_error(result.model, as_queries, sigma, seed=seed + 2,
                                           repeats=repeats, standard_error=True)
 
