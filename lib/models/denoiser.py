@@ -218,8 +218,7 @@ def train_denoiser(model: torch.nn.Module, points, sigma: float, *, criterion: C
                             device=clean.device)
         return clean, clean + sigma * noise
 
-    return train(model, lambda m, batch, step: denoising_loss(m, batch, step), (points,),
-                 (points, fixed), criterion=criterion, batch_size=batch_size,
+    return train(model, denoising_loss, (points,), (points, fixed), criterion=criterion, batch_size=batch_size,
                  learning_rate=learning_rate, augment=add_noise, seed=seed, device=device)
 
 

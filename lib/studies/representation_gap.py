@@ -13,6 +13,7 @@ divide RG by k^(2/d), while a continuous group lowers d by its dimension?
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -571,7 +572,7 @@ def _cyclic_shifts(image_size: int, dim: int):
         images = points.reshape(len(points), image_size, image_size)
         return torch.stack([torch.roll(images, shift, dims=(1, 2)).reshape(len(points), -1)
                             for shift in shifts])
-    return act, len(shifts)
+    return act
 
 
 def _plane_orbit_distance(queries, train):
@@ -581,11 +582,26 @@ def _plane_orbit_distance(queries, train):
     return radius + ((queries[:, None, 2:] - train[None, :, 2:]) ** 2).sum(-1)
 
 
+@contextmanager
+def _one_thread():
+    """Torch on one thread inside, the caller's count restored after.
+
+    As a decorator of :func:`denoiser_cell`: ``n_jobs`` cells run at once, one per core.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _empirical_errors(support: np.ndarray, train: np.ndarray, queries: np.ndarray,
-                      sigma: float, rng: np.random.Generator, repeats: int) -> tuple[float, float]:
+                      sigma: float, rng: np.random.Generator, *, train_repeats: int,
+                      repeats: int) -> tuple[float, float]:
     """Training and test error of the optimal empirical denoiser on ``support``."""
     errors = []
-    for clean, times in ((train, max(repeats, math.ceil(2000 / len(train)))), (queries, repeats)):
+    for clean, times in ((train, train_repeats), (queries, repeats)):
         total = 0.0
         for _ in range(times):
             noisy = clean + sigma * rng.standard_normal(clean.shape)
@@ -594,6 +610,7 @@ def _empirical_errors(support: np.ndarray, train: np.ndarray, queries: np.ndarra
     return errors[0], errors[1]
 
 
+@_one_thread()
 def denoiser_cell(*, family: str, dim: int, architecture: str, n: int, seed: int, sigma: float,
                   pool: int, queries: int, image_size: int, width: int, depth: int,
                   channels: int, conv_depth: int, max_steps: int, eval_every: int,
@@ -618,22 +635,6 @@ def denoiser_cell(*, family: str, dim: int, architecture: str, n: int, seed: int
         train, optimal test, optimal gap``, ``RG``,
         ``stopped, steps, seconds`` of its training.
     """
-    # One thread per network (config.n_jobs cells train at once, one per core); the
-    # caller's thread count is restored on the way out.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _denoiser_row(family=family, dim=dim, architecture=architecture, n=n, seed=seed,
-                             sigma=sigma, pool=pool, queries=queries, image_size=image_size,
-                             width=width, depth=depth, channels=channels,
-                             conv_depth=conv_depth, max_steps=max_steps,
-                             eval_every=eval_every, repeats=repeats)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _denoiser_row(*, family, dim, architecture, n, seed, sigma, pool, queries, image_size,
-                  width, depth, channels, conv_depth, max_steps, eval_every, repeats):
     from lib.models.denoiser import (ConvDenoiser, MLPDenoiser, PlaneCanonicalized,
                                      denoising_error, train_denoiser)
     from lib.models.training import Convergence
@@ -670,13 +671,15 @@ def _denoiser_row(*, family, dim, architecture, n, seed, sigma, pool, queries, i
 
     rng = np.random.default_rng([seed, n, 7])
     if group == "cyclic shifts":
-        act, _ = _cyclic_shifts(image_size, dim)
+        act = _cyclic_shifts(image_size, dim)
         gap = representation_gap(train, query_points, sizes=[n], group=act).gap[0]
         orbit = act(torch.as_tensor(train)).reshape(-1, width_d).numpy()
-        optimal = _empirical_errors(orbit, train, query_points, sigma, rng, repeats)
+        optimal = _empirical_errors(orbit, train, query_points, sigma, rng,
+                                    train_repeats=train_repeats, repeats=repeats)
     elif group == "none":
         gap = representation_gap(train, query_points, sizes=[n]).gap[0]
-        optimal = _empirical_errors(train, train, query_points, sigma, rng, repeats)
+        optimal = _empirical_errors(train, train, query_points, sigma, rng,
+                                    train_repeats=train_repeats, repeats=repeats)
     else:
         gap = representation_gap(train, query_points, sizes=[n],
                                  orbit_distance=_plane_orbit_distance).gap[0]
