@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib as mpl
+import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
@@ -28,6 +29,16 @@ def new_figure(**kwargs) -> Figure:
         width, height = kwargs["figsize"]
         kwargs["figsize"] = (min(width, MAX_WIDTH), height)
     return Figure(layout="constrained", **kwargs)
+
+
+def panel_grid(fig, count: int, *, columns: int = 4):
+    """``count`` axes in rows of at most ``columns``, flattened; the unused ones hidden."""
+    columns = min(columns, count)
+    rows = int(np.ceil(count / columns))
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False).ravel())
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return axes[:count]
 
 
 def palette(names) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import seaborn as sns
 
 from lib.figures import _training
-from lib.figures._style import STYLE, new_figure, palette
+from lib.figures._style import STYLE, new_figure, palette, panel_grid
 
 __all__ = ["error_curves", "estimator_comparison", "exponent_chart", "training_curves"]
 
@@ -22,15 +22,6 @@ ESTIMATOR_LABELS = {"local-1": "local projection, order 1", "local-2": "local pr
 
 def _title(dataset, dim):
     return f"{dataset}, d = {dim}"
-
-
-def _panels(fig, count, *, columns=4):
-    columns = min(columns, count)
-    rows = int(np.ceil(count / columns))
-    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False).ravel())
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    return axes[:count]
 
 
 def _log_axes(ax, *, ylabel):
@@ -50,7 +41,7 @@ def error_curves(errors, curves, cases, *, estimator="local-1", error="hausdorff
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
         fig = new_figure(figsize=(max(7.0, 2.6 * min(4, len(cases)) + 0.4),
                                   2.6 * int(np.ceil(len(cases) / 4)) + 0.9))
-        axes = _panels(fig, len(cases))
+        axes = panel_grid(fig, len(cases))
         for ax, (dataset, dim) in zip(axes, cases):
             part = errors[(errors.dataset == dataset) & (errors.dim == dim)
                           & (errors.estimator == estimator)]
@@ -78,7 +69,7 @@ def estimator_comparison(errors, cases, *, estimators=("local-1", "local-2", "be
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
         rows = int(np.ceil(len(cases) / 3))
         fig = new_figure(figsize=(max(6.0, 3.4 * min(3, len(cases)) + 0.4), 3.0 * rows + 0.6))
-        axes = _panels(fig, len(cases), columns=3)
+        axes = panel_grid(fig, len(cases), columns=3)
         for ax, (dataset, dim) in zip(axes, cases):
             for estimator in estimators:
                 part = errors[(errors.dataset == dataset) & (errors.dim == dim)

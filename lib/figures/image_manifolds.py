@@ -80,6 +80,7 @@ def class_geometry(table):
             axes = subfigure.subplots(2, 2, sharex=True)
             for ax, (column, title) in zip(axes.flat, GEOMETRY):
                 if column == "curvature":
+                    curvature_axes = ax
                     ax.bar(positions, part["curvature+"], color="tab:red", label="positive part")
                     ax.bar(positions, part["curvature-"], color="tab:blue", label="negative part")
                     ax.scatter(positions, part["curvature"], color="black", s=12, zorder=3,
@@ -89,7 +90,7 @@ def class_geometry(table):
                     ax.bar(positions, part[column], color="0.55")
                 ax.set_xticks(positions, labels, rotation=90 if len(labels) > 4 else 0)
                 ax.set_title(title)
-        handles, names = fig.axes[1].get_legend_handles_labels()
+        handles, names = curvature_axes.get_legend_handles_labels()
         fig.legend(handles, names, loc="outside lower center", ncols=3)
     return fig
 

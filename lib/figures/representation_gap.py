@@ -6,7 +6,7 @@ import matplotlib as mpl
 import numpy as np
 import seaborn as sns
 
-from lib.figures._style import STYLE, marker_handles, new_figure, palette
+from lib.figures._style import STYLE, marker_handles, new_figure, palette, panel_grid
 
 __all__ = ["law_ratios", "denoiser_limit", "symmetry", "rotation_symmetry", "trained_gaps"]
 
@@ -119,9 +119,7 @@ def trained_gaps(table):
     rows = int(np.ceil(len(panels) / columns))
     with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
         fig = new_figure(figsize=(3.4 * columns + 0.4, 2.9 * rows + 0.9))
-        axes = fig.subplots(rows, columns, squeeze=False).ravel()
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
+        axes = panel_grid(fig, len(panels), columns=columns)
         for ax, (family, dim, sigma) in zip(axes, panels):
             part = table[(table["family"] == family) & (table["dim"] == dim)
                          & (table["sigma"] == sigma)]
