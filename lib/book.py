@@ -416,9 +416,8 @@ def _finish_page(notebook: Path, text: str) -> None:
 
     executed = nbformat.read(notebook, as_version=4)
     for cell in executed.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if cell.cell_type == "code" and WIDE_TAG not in tags:
-            tags.append(WIDE_TAG)
+        if cell.cell_type == "code" and WIDE_TAG not in cell.metadata.get("tags", []):
+            cell.metadata.setdefault("tags", []).append(WIDE_TAG)
     executed.cells.append(nbformat.v4.new_markdown_cell(text, metadata={"tags": ["provenance"]}))
     nbformat.validate(executed)
     nbformat.write(executed, notebook)
