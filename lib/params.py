@@ -144,18 +144,25 @@ class Device(Choice):
     """A torch device name among ``choices``; any but ``"cpu"`` must be one torch sees.
 
     torch is imported only to check a device other than the CPU, so that
-    validating the default costs nothing.
+    validating the default costs nothing. Where the chapter runs its units on
+    a Dask cluster at a scheduler address (parameters ``backend`` and
+    ``scheduler``), the GPU is the workers', checked on each of them
+    (:func:`lib.sweeps.run_cells`), not on this machine.
     """
 
-    def validate(self, value, caller):
-        value = super().validate(value, caller)
-        if value.startswith("cuda"):
-            import torch
+    def check_together(self, values: dict, caller: str) -> None:
+        value = values[self.name]
+        if not value.startswith("cuda"):
+            return
+        if values.get("backend") == "dask" and values.get("scheduler"):
+            return       # the cluster's workers check CUDA where each unit runs
+        import torch
 
-            if not torch.cuda.is_available():
-                raise ValueError(f"The {self.name!r} parameter of {caller} must be 'cpu' on a "
-                                 f"machine where torch sees no CUDA GPU. Got {value!r} instead.")
-        return value
+        if not torch.cuda.is_available():
+            raise ValueError(f"The {self.name!r} parameter of {caller} must be 'cpu' on a "
+                             f"machine where torch sees no CUDA GPU (or name a Dask scheduler "
+                             f"whose workers have one, with backend 'dask'). Got {value!r} "
+                             f"instead.")
 
 
 @dataclass(frozen=True)

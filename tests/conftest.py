@@ -1,8 +1,12 @@
-"""Shared fixtures: a built copy of the book at the ci preset, and Chromium launch options."""
+"""Shared fixtures: a built copy of the book at the ci preset, Chromium launch options, Dask workers."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,39 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def dask_scheduler():
+    """A Dask scheduler with no workers; the test starts its own with :func:`start_worker`."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@contextlib.contextmanager
+def start_worker(address: str, *, code: Path = PROJECT, folder: Path, env: dict | None = None):
+    """A ``dask worker`` process joined to ``address``, running in ``folder``.
+
+    Its working folder and Dask's local directory are ``folder``; it imports
+    ``lib`` from ``code`` (another checkout for a worker with other code) and
+    sees only the environment variables given in ``env`` besides the basics,
+    so it shares no cache folder with the test unless told.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    environment = {**keep, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1",
+                   "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
+         "--nthreads", "1", "--local-directory", str(folder), "--no-dashboard",
+         "--name", folder.name],
+        cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -10,9 +10,11 @@ tests can see where each cell ran.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -138,6 +140,85 @@ def test_dask_worker_processes_match_sequential(tmp_path):
     # Written here, from the results: the sequential backend reads every cell back.
     assert run_cells(sample_rows, cells, cache_dir=tmp_path / "cache", progress=False) == results
     assert len(calls_in(calls)) == len(cells)
+
+
+def test_dask_without_a_scheduler_starts_a_local_cluster_of_n_jobs_processes(tmp_path):
+    pytest.importorskip("distributed")
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    cells = make_cells(calls, seeds=range(4))
+    results = run_cells(functools.partial(sample_rows, delay=0.2), cells, backend="dask",
+                        n_jobs=2, namespace="delayed", cache_dir=tmp_path / "cache",
+                        progress=False)
+    assert results == expected(cells)
+    processes = {pid for pid, _ in calls_in(calls)}
+    assert os.getpid() not in processes and 1 <= len(processes) <= 2
+
+
+def write_note(name: str, text: str, store: str) -> str:
+    """A cell that writes two files in its folder ``store`` and returns where that folder was."""
+    (Path(store) / "notes").mkdir(parents=True, exist_ok=True)
+    (Path(store) / "notes" / f"{name}.txt").write_text(text)
+    (Path(store) / f"{name}.done").write_text("")
+    return store
+
+
+def test_files_written_on_dask_workers_come_back_to_the_callers_folder(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    store = tmp_path / "store"
+    (store / "notes").mkdir(parents=True)
+    (store / "notes" / "kept.txt").write_text("already here")
+    cells = [{"name": "a", "text": "alpha"}, {"name": "b", "text": "beta"},
+             {"name": "kept", "text": "from the worker"}]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        where = run_cells(write_note, cells, backend="dask", scheduler=cluster,
+                          folders={"store": store}, progress=False)
+    # The workers wrote into folders of their own, not into ours ...
+    assert all(Path(folder) != store and not Path(folder).is_relative_to(store)
+               for folder in where)
+    # ... and their files came back, except where ours already had one.
+    assert (store / "notes" / "a.txt").read_text() == "alpha"
+    assert (store / "notes" / "b.txt").read_text() == "beta"
+    assert (store / "notes" / "kept.txt").read_text() == "already here"
+    assert sorted(p.name for p in store.glob("*.done")) == ["a.done", "b.done", "kept.done"]
+    # Locally the folder is passed as given.
+    assert run_cells(write_note, cells[:1], folders={"store": store}, progress=False) == [
+        str(store)]
+
+
+def test_a_dask_worker_running_other_code_is_refused(tmp_path, dask_scheduler):
+    from conftest import PROJECT, start_worker
+    from lib.sweeps import WorkerMismatch, worker_environment
+
+    other = tmp_path / "other"
+    shutil.copytree(PROJECT / "lib", other / "lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "lib" / "store.py", "a") as handle:   # lib.sweeps imports it
+        handle.write("\n# an edit made on the worker's machine only\n")
+    cells = [{"cell": {"seed": seed}} for seed in range(3)]
+    with start_worker(dask_scheduler, code=other, folder=tmp_path / "worker"):
+        with pytest.raises(WorkerMismatch, match=r"code fingerprint .* on the worker"):
+            run_cells(cell_key, cells, backend="dask", scheduler=dask_scheduler,
+                      cache_dir=tmp_path / "cache", progress=False, worker_timeout=60)
+    assert not any((tmp_path / "cache").rglob("*.json"))       # nothing ran, nothing cached
+    with start_worker(dask_scheduler, folder=tmp_path / "same"):
+        assert run_cells(cell_key, cells, backend="dask", scheduler=dask_scheduler,
+                         progress=False, worker_timeout=60) == [
+            cell_key(c["cell"]) for c in cells]
+    assert worker_environment("lib.sweeps")["code"] is not None
+
+
+def test_worker_environment_names_what_differs():
+    from lib.sweeps import _differences, worker_environment
+
+    mine = worker_environment("lib.sweeps")
+    theirs = {**mine, "packages": {**mine["packages"], "torch": "0.0"}, "code": "0" * 12}
+    found = _differences(theirs, mine)
+    assert any("torch 0.0 on the worker" in text for text in found)
+    assert any("code fingerprint 000000000000 on the worker" in text for text in found)
+    assert _differences(mine, mine) == []
+    assert worker_environment(None)["code"] is None
 
 
 # --- cache ----------------------------------------------------------------------------
@@ -272,7 +353,11 @@ def test_backends_constant():
     ({"backend": "loky", "n_jobs": 1.5}, "n_jobs"),
     ({"backend": "sequential", "n_jobs": 2}, "n_jobs"),
     ({"backend": "dask", "n_jobs": 2, "scheduler": "tcp://127.0.0.1:1"}, "n_jobs"),
-    ({"backend": "dask"}, "scheduler"),
+    ({"backend": "dask", "n_jobs": -1}, "n_jobs"),
+    ({"folders": {"seed": "x"}}, "folders"),
+    ({"folders": {"models_dir": 3}}, "folders"),
+    ({"gpu": 1}, "gpu"),
+    ({"worker_timeout": 0}, "worker_timeout"),
     ({"backend": "dask", "scheduler": 42}, "scheduler"),
     ({"backend": "loky", "scheduler": "tcp://127.0.0.1:8786"}, "scheduler"),
     ({"namespace": "a"}, "namespace"),
@@ -344,3 +429,19 @@ def test_the_progress_bar_goes_to_a_terminal_never_to_a_page(tmp_path, monkeypat
         monkeypatch.setattr(sys, "stderr", stream)
         run_cells(sample_rows, cells, progress=True, description="demo cells")
         assert ("demo cells" in stream.getvalue()) is shown
+
+
+def test_a_gpu_cell_asks_dask_for_a_gpu_and_checks_cuda_on_its_worker(tmp_path):
+    """Cells with gpu=True need the resource 'GPU' (a local cluster declares one per worker)
+    and torch's CUDA on the worker that runs them; here there is none, so the worker refuses
+    before computing anything."""
+    pytest.importorskip("distributed")
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal cannot be shown")
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU .* but torch sees none there"):
+        run_cells(sample_rows, make_cells(calls, seeds=range(1)), backend="dask", gpu=True,
+                  progress=False)
+    assert calls_in(calls) == []
