@@ -1,6 +1,8 @@
 """The bound-scaling study: sampler, rates on closed-form manifolds, backends, chapter sizes."""
 
+import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -285,3 +287,59 @@ def test_claim_verdicts_read_each_rate_by_its_criterion():
         "holds",                                        # 10x and 1x the points needed
         "holds", "inconclusive at these sizes"]         # the VAE exponents
     assert table["ours"].iloc[4] == "1 to 10 times the points needed"
+
+
+# --- the plan of a run ---------------------------------------------------------------------
+
+PRESETS = ("ci", "default", "paper")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_plan_runs_every_cell_of_both_sweeps_and_is_built_at_once(preset):
+    config = study.Config(preset=preset)
+    start = time.perf_counter()
+    stages = study.plan(config)
+    assert time.perf_counter() - start < 1.0
+    rates, vae, local = [stage for stage in stages if stage.parallel]
+    assert rates.units == len(study.cells(config))
+    assert vae.units + local.units == len(study.learned_cells(config))
+    # The beta-VAEs train to their budget; the local projections do not train.
+    assert vae.steps == config.sizes["vae"]["training"]["max_steps"]
+    assert rates.steps == local.steps == 0 and rates.flops > 0 and local.flops > 0
+    renders = [stage for stage in stages if not stage.parallel]
+    assert [stage.units for stage in renders] == [len(config.sizes["vae"]["cases"]),
+                                                  len(config.cases())]
+
+
+def test_plan_counts_the_cells_in_the_sweep_cache(tmp_path, monkeypatch):
+    from lib.store import cache_folder
+    from lib.sweeps import cell_key
+
+    monkeypatch.setenv("MANIFOLD_BOOK_CACHE", str(tmp_path))
+    config = study.Config(preset="ci")
+
+    def cached():
+        return [stage.cached for stage in study.plan(config) if stage.parallel]
+
+    assert cached() == [0, 0, 0] and not any(tmp_path.iterdir())    # a plan writes nothing
+    folder = cache_folder(None, "sweeps", code_of=study.__name__) / "bound-scaling.measure_cell"
+    folder.mkdir(parents=True)
+    vae = next(cell for cell in study.learned_cells(config) if cell["estimator"] == "beta-vae")
+    for cell in (study.cells(config)[5], vae):
+        (folder / f"{cell_key(cell)}.json").write_text(json.dumps({"cell": cell, "result": []}))
+    assert cached() == [1, 1, 0]
+
+
+def test_plan_costs_more_at_each_larger_preset_and_with_more_workers():
+    from lib.plans import Speed, stage_seconds
+
+    speed = Speed(rate=8e10, overhead=5e-4)
+    plans = [study.plan(study.Config(preset=preset)) for preset in PRESETS]
+    seconds = [sum(stage.units * stage_seconds(stage, speed) for stage in stages)
+               for stages in plans]
+    peaks = [max(stage.peak_bytes for stage in stages) for stages in plans]
+    assert seconds[0] < seconds[1] < seconds[2] and peaks[0] <= peaks[1] <= peaks[2]
+    # Each worker renders the data sets it meets: four workers render more than one.
+    alone = plans[1][0]
+    four = study.plan(study.Config(preset="default", backend="loky", n_jobs=4))[0]
+    assert four.units == alone.units and four.flops > alone.flops

@@ -89,6 +89,15 @@ CASES = [
     ("bound-scaling", [("backend", "dask"), ("scheduler", "10.0.0.5:8786"), ("n_jobs", "4")],
      "'n_jobs' parameter of chapter 'bound-scaling' must be 1 when a scheduler address"),
     ("eigenvalue-predictors", [("digits", "mnist")], "MNIST_DIR unset"),
+    ("eigenvalue-predictors", [("n_jobs", "2")], "'n_jobs' parameter of chapter "
+                                                 "'eigenvalue-predictors' must be 1 with backend "
+                                                 "'sequential'"),
+    ("eigenvalue-predictors", [("device", "cuda"), ("backend", "dask")],
+     "'device' parameter of chapter 'eigenvalue-predictors' must be 'cpu' on a machine where "
+     "torch sees no CUDA GPU"),
+    ("representation-gap", [("scheduler", "tcp://10.0.0.5:8786")],
+     "'scheduler' parameter of chapter 'representation-gap' must be '' (empty) unless backend "
+     "is 'dask'. Got 'tcp://10.0.0.5:8786' with backend 'loky'"),
     ("representation-gap", [("digits", "mnist")], "MNIST_DIR unset"),
     ("toy-manifolds", [("radius", "-inf")], "'radius' parameter of chapter 'toy-manifolds' must "
                                             "be a float in [0.01, 100.0]. Got -inf"),

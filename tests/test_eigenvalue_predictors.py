@@ -288,3 +288,65 @@ def test_the_per_doubling_view_has_a_column_per_d_and_the_interval_in_each_cell(
     assert list(view.columns) == ["d = 2", "d = 20"] and list(view.index) == ["test MSE"]
     assert view.loc["test MSE", "d = 20"].startswith("-0.01 [")
     assert view.loc["test MSE", "d = 2"].startswith("-0.02 [")
+
+
+# --- the sweep on a Dask cluster --------------------------------------------------------
+
+
+def _chapter_tables(config, root):
+    kwargs = dict(models_dir=root / "models", sweep_dir=root / "sweeps")
+    return {"points": study.point_tables(config, progress=False, **kwargs),
+            "length": study.training_length(config, **kwargs),
+            "size": study.training_size(config, **kwargs)}
+
+
+def test_the_paper_grid_is_one_independent_cell_per_autoencoder():
+    """Spreading the paper preset needs nothing but its cells: one per network, all distinct."""
+    from lib.sweeps import cell_key
+
+    sizes = study.SIZES["paper"]
+    paper = study.Config(preset="paper")
+    cells, shares = study.model_cells(paper), study.size_cells(paper)
+    dims, depths = len(sizes["latent_dims"]), len(sizes["depths"])
+    assert len(cells) == dims * (depths - 1) + dims * sizes["seeds"]       # 19 x 2 + 19 x 3
+    assert len(shares) == len(sizes["size_dims"]) * sizes["seeds"] * (
+        len(sizes["size_fractions"]) - 1)
+    assert len({cell_key(c) for c in cells + shares}) == len(cells) + len(shares)
+    assert all(c["preset"] == "paper" and c["device"] == "cpu" for c in cells + shares)
+
+
+@pytest.mark.slow
+def test_the_ci_sweep_on_two_dask_workers_in_their_own_folders_gives_the_sequential_tables(
+        tmp_path, dask_scheduler):
+    """Two ``dask worker`` processes, each with its own working folder and book cache, run the
+    chapter's ci sweep; the tables equal the sequential run's, and the weights the workers
+    trained come back, byte for byte, into this process's weight cache."""
+    from conftest import start_worker
+
+    sequential = _chapter_tables(study.Config(preset="ci"), tmp_path / "sequential")
+    workers = [tmp_path / name for name in ("worker-a", "worker-b")]
+    with start_worker(dask_scheduler, folder=workers[0],
+                      env={"MANIFOLD_BOOK_CACHE": str(workers[0] / "cache")}), \
+            start_worker(dask_scheduler, folder=workers[1],
+                         env={"MANIFOLD_BOOK_CACHE": str(workers[1] / "cache")}):
+        config = study.Config(preset="ci", backend="dask", scheduler=dask_scheduler)
+        spread = _chapter_tables(config, tmp_path / "dask")
+    for name, table in sequential.items():
+        pd.testing.assert_frame_equal(spread[name], table, check_exact=True)
+    weights = sorted(p.name for p in (tmp_path / "sequential" / "models").glob("*.pt"))
+    assert weights and weights == sorted(p.name for p in (tmp_path / "dask" / "models").glob("*.pt"))
+    for name in weights:
+        assert ((tmp_path / "dask" / "models" / name).read_bytes()
+                == (tmp_path / "sequential" / "models" / name).read_bytes())
+    # The workers kept nothing in their own caches or folders: their files went to the client.
+    assert not any(folder.joinpath("cache").exists() for folder in workers)
+
+
+def test_cuda_is_checked_on_the_cluster_workers_when_a_scheduler_is_given(monkeypatch):
+    """A login node without a GPU may send cuda cells to a cluster; run locally it may not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = study.Config(preset="ci", device="cuda", backend="dask",
+                          scheduler="tcp://10.0.0.5:8786")
+    assert config.device == "cuda"
+    with pytest.raises(ValueError, match="'device' parameter of chapter 'eigenvalue-predictors'"):
+        study.Config(preset="ci", device="cuda", backend="dask")

