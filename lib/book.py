@@ -6,6 +6,8 @@ anywhere inside the project's environment)::
     python -m lib.book list
     python -m lib.book toc                         # writes _toc.yml from the registry
     python -m lib.book run toy-manifolds -p radius 3 -p seed 1
+    python -m lib.book run eigenvalue-predictors -p preset paper --dry-run   # the plan only
+    python -m lib.book plan                        # every chapter's plan at every preset
     python -m lib.book status --preset default     # each chapter: fresh, stale (why) or failed
     python -m lib.book build --preset default      # runs chapters not fresh, renders the book
     python -m lib.book build --preset ci --rerun   # reruns every chapter first
@@ -25,6 +27,12 @@ parameters or the ``lib`` code they reach changed: :mod:`lib.runs`), printing
 ``[k/n]``, elapsed and expected times, then renders the executed notebooks
 with Jupyter Book 1 without re-executing them, after writing ``_toc.yml``
 from the registry.
+
+``run --dry-run`` prints the run's plan instead (:func:`chapter_plan`): its
+units, how many are cached, and the estimated time and peak memory, computing
+nothing; ``run`` refuses to start a run whose estimated peak memory on this
+machine exceeds ``--memory-budget`` (GiB; this machine's memory by default)
+unless given ``--over-budget``.
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ from lib.chapters import CHAPTERS, Chapter, write_claims_page, write_toc
 from lib.store import CACHE_ENV, PROJECT_ROOT, cache_dir, library_fingerprint
 
 __all__ = ["Chapter", "CHAPTERS", "ChapterFailed", "Published", "cached", "publish", "settings",
-           "prepare_run", "run_chapter", "chapter_states", "build_book", "main"]
+           "prepare_run", "chapter_plan", "plan_text", "all_plans_text", "check_memory",
+           "run_chapter",
+           "chapter_states", "build_book", "main"]
 
 #: Environment variables naming folders a kernel reads; relative values are made absolute
 #: before the kernel starts in ``book/chapters/<chapter>/`` (lib.datasets.mnist, .coil20).
@@ -315,6 +325,91 @@ def prepare_run(slug: str, parameters: dict | None = None, *,
     return chapter, values, root
 
 
+# --- plans: what a run will cost, before it runs ------------------------------------------
+
+def _workers(values: dict) -> tuple[int, bool]:
+    """Units of a parallel stage at once on this machine, and whether they run elsewhere."""
+    backend = values.get("backend", "sequential")
+    if backend == "dask" and values.get("scheduler"):
+        return 1, True
+    return (values.get("n_jobs", 1) if backend != "sequential" else 1), False
+
+
+def chapter_plan(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
+                 speed=None):
+    """The plan of a chapter run, computing nothing: :func:`lib.plans.plan_table` of its stages.
+
+    The parameters are checked as for :func:`run_chapter`; the study's
+    ``plan(config)`` lists its stages (units, cached, cost model), timed at
+    ``speed`` (default :func:`lib.plans.machine_speed`, measured once per
+    process) on the workers the run would use here (``n_jobs`` with a local
+    backend). With a Dask scheduler address, the parallel stages run on the
+    cluster: their time is for one worker and their memory is not this
+    machine's.
+
+    Returns
+    -------
+    table : DataFrame
+        :func:`lib.plans.plan_table`'s columns.
+    values : dict
+        Every parameter of the run, defaults filled in.
+    """
+    import importlib
+
+    from lib.plans import machine_speed, plan_table
+
+    chapter, values, root = prepare_run(slug, parameters, root=root)
+    everything = {**chapter.parameters.defaults, **values}
+    study = importlib.import_module(chapter.module)
+    with _kernel_environment(root):          # the cache folder the run would read
+        stages = study.plan(study.Config(**everything))
+    workers, remote = _workers(everything)
+    return plan_table(stages, speed or machine_speed(), workers=workers,
+                      remote=remote), everything
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def plan_text(slug: str, table, values: dict, *, budget: float) -> str:
+    """A chapter's plan (:func:`chapter_plan`) as the text ``run --dry-run`` prints."""
+    workers, remote = _workers(values)
+    where = (f"on the Dask cluster at {values['scheduler']} (times for one worker there)"
+             if remote else f"{workers} unit{'s' * (workers > 1)} at once on this machine"
+             if values.get("backend", "sequential") != "sequential" else "in this process")
+    shown = table.assign(**{
+        "seconds per unit": [("" if v != v else f"{v:,.1f}") for v in table["seconds per unit"]],
+        "seconds": [f"{v:,.0f}" for v in table["seconds"]],
+        "peak MiB per unit": [f"{v:,.0f}" for v in table["peak MiB per unit"]],
+        "peak MiB": [f"{v:,.0f}" for v in table["peak MiB"]]})
+    total = table.iloc[-1]
+    lines = [f"{slug} at preset {values.get('preset')!r}, {where}. A plan: nothing was computed.",
+             "", shown.to_string(index=False), "",
+             f"Estimated: {_duration(total['seconds'])} for the units left to compute, on this "
+             f"machine's measured speed; training is costed at its budget, so runs that stop "
+             f"on convergence take less. Peak memory here {total['peak MiB'] / 1024:.1f} GiB of "
+             f"a {budget / 2**30:.1f} GiB budget.",
+             "GPU: no step time measured on a GPU yet; with -p device cuda the training stages "
+             "run there and this CPU estimate does not apply."]
+    return "\n".join(lines)
+
+
+def check_memory(table, budget: float) -> None:
+    """Refuse a run whose estimated peak memory here (:func:`chapter_plan`) exceeds ``budget`` bytes."""
+    peak = float(table.iloc[-1]["peak MiB"]) * 2**20
+    if peak > budget:
+        raise ValueError(f"The '--memory-budget' option of lib.book must be at least the run's "
+                         f"estimated peak memory on this machine, {peak / 2**30:.1f} GiB. Got "
+                         f"{budget / 2**30:.1f} GiB instead: fewer workers (-p n_jobs), a Dask "
+                         f"cluster (-p backend dask -p scheduler ...), a smaller preset, or "
+                         f"--over-budget to run anyway (see --dry-run).")
+
+
 @contextmanager
 def _kernel_environment(root: Path, progress: Path | None = None):
     """Absolute folders in the environment the kernel inherits; the cache under ``root`` by default.
@@ -561,6 +656,41 @@ def build_book(*, root: Path = PROJECT_ROOT, preset: str = "default", rerun: boo
     return 1 if failed else status
 
 
+def all_plans_text(*, root: Path = PROJECT_ROOT, presets=("ci", "default", "paper")) -> str:
+    """One line per chapter and preset: units, left to compute, estimated time, peak memory."""
+    import pandas as pd
+
+    from lib.plans import machine_speed
+
+    speed, rows = machine_speed(), []
+    for slug in CHAPTERS:
+        for preset in presets:
+            table, _ = chapter_plan(slug, {"preset": preset}, root=root, speed=speed)
+            stages, total = table.iloc[:-1], table.iloc[-1]
+            worst = stages.loc[stages["peak MiB per unit"].idxmax(), "stage"] if len(stages) else ""
+            rows.append({"chapter": slug, "preset": preset, "units": int(total["units"]),
+                         "to compute": int(total["to compute"]),
+                         "estimated": _duration(total["seconds"]),
+                         "peak MiB": f"{total['peak MiB']:,.0f}", "largest unit": worst})
+    return (pd.DataFrame(rows).to_string(index=False)
+            + f"\n\nAt this machine's measured speed ({speed.rate / 1e9:.0f} GFLOP/s sustained, "
+              f"{speed.overhead * 1e3:.2f} ms per optimiser step), each chapter's default "
+              f"parameters; training costed at its budget. Details: python -m lib.book run "
+              f"CHAPTER -p preset PRESET --dry-run.")
+
+
+def _gib(text: str) -> float:
+    """``--memory-budget`` in GiB, as bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"The '--memory-budget' option of lib.book must be a "
+                                         f"number of GiB in (0, inf). Got {text!r} instead.")
+    return value * 2**30
+
+
 PARAMETER_FLAGS = ("-p", "--parameter")
 
 
@@ -603,6 +733,18 @@ def main(argv: list[str] | None = None) -> int:
     # Read by _take_parameters before argparse sees argv; declared here for --help.
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="set a parameter (once each)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the run's plan (units, cached, estimated time and peak memory) "
+                          "and compute nothing")
+    run.add_argument("--memory-budget", type=_gib, default=None, metavar="GIB",
+                     help="refuse a run whose estimated peak memory here exceeds GIB "
+                          "(default: this machine's memory)")
+    run.add_argument("--over-budget", action="store_true",
+                     help="run even when the estimated peak memory exceeds the budget")
+    plan = commands.add_parser("plan", help="every chapter's plan at every preset (computes "
+                                            "nothing)")
+    plan.add_argument("--preset", choices=("ci", "default", "paper"), action="append",
+                      help="only these presets (repeatable)")
     build = commands.add_parser("build", help="run chapters that are not fresh, then render the book")
     build.add_argument("--preset", default="default", choices=("ci", "default", "paper"))
     build.add_argument("--rerun", action="store_true", help="execute every chapter again")
@@ -651,7 +793,22 @@ def main(argv: list[str] | None = None) -> int:
         for slug, state in chapter_states(root=root, preset=args.preset).items():
             print(f"{slug:<24} {state}")
         return 0
+    if args.command == "plan":
+        print(all_plans_text(root=root, presets=args.preset or ("ci", "default", "paper")))
+        return 0
     if args.command == "run":
+        from lib.plans import memory_budget
+
+        budget = args.memory_budget or memory_budget()
+        if args.dry_run or not args.over_budget:
+            table, everything = chapter_plan(chapter.slug, values, root=root)
+            if args.dry_run:
+                print(plan_text(chapter.slug, table, everything, budget=budget))
+                return 0
+            try:
+                check_memory(table, budget)
+            except ValueError as error:
+                parser.exit(2, f"error: {error}\n")
         try:
             path = run_chapter(chapter.slug, values, root=root)
         except ChapterFailed as error:

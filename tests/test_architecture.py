@@ -44,7 +44,8 @@ LAYERS = {
     # geometry of sampled values and the data; siblings, so neither imports the other
     "lib.geometry": 2, "lib.neighbors": 2, "lib.sampling": 2, "lib.datasets": 2,
     # what is fitted or run on data
-    "lib.estimators": 3, "lib.graphs": 3, "lib.models": 3, "lib.sweeps": 3,
+    "lib.estimators": 3, "lib.graphs": 3, "lib.models": 3, "lib.sweeps": 3, "lib.plans": 3,
+    "lib.clusters": 3,
     # statistics that judge estimators (quantization measures k-means codebooks
     # with lib.estimators.representation_gap)
     "lib.stats": 4,

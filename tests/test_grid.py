@@ -69,3 +69,31 @@ def test_uniform_points_fill_the_box_uniformly_and_follow_the_seed():
         error = (high - low) / np.sqrt(12 * len(points))
         assert abs(points[:, column].mean() - (low + high) / 2) < 5 * error
     np.testing.assert_array_equal(grid.uniform_points(5, seed=3), points[:5])
+
+
+# --- the grid-geometry chapter's plan (lib.studies.grid_geometry.plan) -------------------------
+
+
+def test_grid_geometry_plan_counts_its_units_at_every_preset():
+    """A finite-difference unit per testbed manifold and level, a reach per reach order too,
+    a baseline per baseline level; more work and memory at larger presets; the default
+    within 5x of the chapter's measured wall time."""
+    from lib.plans import Speed, stage_seconds
+    from lib.studies import grid_geometry as study
+
+    speed = Speed(rate=7.8e10, overhead=6.6e-4)          # this machine's, measured 2026-12
+    totals, peaks = [], []
+    for preset in ("ci", "default", "paper"):
+        config = study.Config(preset=preset)
+        sizes, beds = config.sizes, len(study.testbed())
+        stages = study.plan(config)
+        assert [(stage.name, stage.units) for stage in stages] == [
+            ("finite differences on a grid", beds * len(sizes["levels"])),
+            ("grid reach", beds * len(sizes["levels"]) * len(sizes["reach_orders"])),
+            ("point-cloud baselines on the torus", len(sizes["baseline_levels"]))]
+        assert all(stage.cached is None and not stage.parallel for stage in stages)
+        totals.append(sum(stage.units * stage_seconds(stage, speed) for stage in stages))
+        peaks.append(max(stage.peak_bytes for stage in stages))
+    assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] < peaks[2]
+    # Measured 2026-12-07: the whole chapter 150 s at default (book/chapters/*.run.json).
+    assert 150 / 5 < totals[1] < 150 * 5

@@ -19,13 +19,12 @@ COLUMNS = ["volume", "curvature", "curvature+", "curvature-", "min reach", "reac
            "class distance"]
 
 
-@pytest.fixture(scope="module")
-def dsprites_only():
+@pytest.fixture
+def dsprites_only(monkeypatch):
     """The ci config with the turntable left out (its rendering is tested elsewhere)."""
     original = study._sources
-    study._sources = lambda config: original(config)[:1]
-    yield study.Config(preset="ci", dsprites_dim=2)
-    study._sources = original
+    monkeypatch.setattr(study, "_sources", lambda config: original(config)[:1])
+    return study.Config(preset="ci", dsprites_dim=2)
 
 
 def test_rescaling_law_matches_measuring_rescaled_images(dsprites_only, monkeypatch):
@@ -63,3 +62,36 @@ def test_fitted_orders_recover_the_stencil_order_from_synthetic_errors():
 def test_config_rejects_out_of_range_dimension():
     with pytest.raises(ValueError, match="'dsprites_dim' parameter .* must be an int in \\[1, 4\\]"):
         study.Config(dsprites_dim=5)
+
+
+def test_plan_counts_the_chapters_units_at_every_preset():
+    """A class unit per rendered class, a point unit per class and point of ``convergence``,
+    per data set; more work at larger presets, memory growing with the grid and the image;
+    the default within 5x of the chapter's measured wall time."""
+    from lib.plans import Speed, stage_seconds
+
+    speed = Speed(rate=7.8e10, overhead=6.6e-4)          # this machine's, measured 2026-12
+    totals, peaks = [], []
+    for preset in ("ci", "default", "paper"):
+        config = study.Config(preset=preset)
+        stages = {stage.name: stage for stage in study.plan(config)}
+        turntable = config.sizes["turntable"]["objects"]
+        expected = {"dsprites class on its grid": 3, "turntable class on its grid": turntable,
+                    "thumbnails of a data set": 2}
+        for name, (classes, points) in config.sizes["convergence"].items():
+            expected[f"{name} point: differences against autodiff"] = classes * points
+        assert {name: stage.units for name, stage in stages.items()} == expected
+        assert all(stage.cached is None and not stage.parallel for stage in stages.values())
+        totals.append(sum(stage.units * stage_seconds(stage, speed)
+                          for stage in stages.values()))
+        peaks.append(max(stage.peak_bytes for stage in stages.values()))
+    assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] <= peaks[2]
+    # Measured 2026-12-07: the whole chapter 324 s at default (book/chapters/*.run.json).
+    assert 324 / 5 < totals[1] < 324 * 5
+    # A class holds its float64 images and two (G, D, k) gradients: 7 G D 8 bytes at d = 3.
+    sprites = next(s for s in study._sources(study.Config(preset="default"))
+                   if s.name == "dsprites")
+    stage = study.plan(study.Config(preset="default"))[0]
+    assert stage.peak_bytes == sprites.grid.size * sprites.image_size**2 * 7 * 8
+    smaller = study.plan(study.Config(preset="default", dsprites_dim=2))[0]
+    assert smaller.peak_bytes < stage.peak_bytes and smaller.flops < stage.flops

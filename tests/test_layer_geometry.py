@@ -22,6 +22,10 @@ Truths and tolerances:
 - The difference stencil the study evaluates reads the grid's own samples,
   so its tangents equal lib.geometry.differences.gradient at grid points to
   rounding (1e-12).
+- The plan (study.plan) counts its units from the sizes exactly; its layer
+  widths equal the features layer_taps reads, and its multiply-adds are
+  summed by hand; its default estimate, at a fixed machine speed, lies within
+  5x of the measured cold wall time (a cost model, not a truth).
 """
 
 from collections import OrderedDict
@@ -414,3 +418,51 @@ def test_claim_verdicts_hold_when_every_class_follows_and_fail_at_half():
     table = study.claim_verdicts(pooled)
     assert table["verdict"].tolist() == ["holds", "inconclusive at these sizes", "does not hold"]
     assert table["ours"].iloc[1] == "3 of 4 classes; rho -0.20 to 0.80"
+
+
+def test_plan_layer_sizes_are_the_widths_layer_taps_reads():
+    """The plan's architecture count: every layer's width equals its tapped features, and
+    the multiply-adds of the 32 x 32 default network are worked out by hand."""
+    from lib.models.taps import layer_taps
+
+    for size in (32, 64):
+        spec = BetaVAESpec(image_size=size, channels=3, hidden=5, latent_dim=2)
+        model = BetaVAE(spec).double().eval()
+        inner = [name for name in spec.layer_names if name != "input"]
+        taps = layer_taps(model, np.zeros((1, 1, size, size)), inner)
+        widths = {name: width for name, width, _ in study.layer_sizes(spec)}
+        assert list(widths) == list(spec.layer_names)
+        assert widths == {"input": size * size, **{name: taps[name].shape[1] for name in inner}}
+    # conv 16^2*32*16 + 8^2*32^2*16 + 4^2*32^2*16; fc 512*256 + 256^2 + 2*256*10;
+    # decoder 10*256 + 256^2 + 256*512; deconv 4^2*32^2*16 + 8^2*32^2*16 + 16^2*32*16.
+    rows = study.layer_sizes(BetaVAESpec(image_size=32, channels=32, hidden=256))
+    assert sum(macs for _, _, macs in rows) == (131072 + 1048576 + 262144 + 131072 + 65536
+                                                + 5120 + 2560 + 65536 + 131072 + 262144
+                                                + 1048576 + 131072)
+
+
+def test_plan_counts_the_chapters_units_at_every_preset():
+    """Two networks trained at their step budget, one measures unit per data set and
+    network, one Jacobian unit per network, class and sampled point; more work and memory
+    at larger presets; the default within 5x of the chapter's measured cold wall time."""
+    from lib.plans import Speed, stage_seconds
+
+    speed = Speed(rate=7.8e10, overhead=6.6e-4)          # this machine's, measured 2026-12
+    totals, peaks = [], []
+    for preset in ("ci", "default", "paper"):
+        config = study.Config(preset=preset)
+        sizes = config.sizes
+        classes = len(sizes["turntable"]["objects"]) + len(dsprites.SHAPES)
+        points = sizes["tangent_points"] + sizes["rank_points"]
+        stages = study.plan(config)
+        assert [(stage.name, stage.units) for stage in stages] == [
+            ("train beta-VAE", 2), ("layer measures of a network", 2 * len(study.NETWORKS)),
+            ("exact layer Jacobians at a point", len(study.NETWORKS) * classes * points)]
+        assert stages[0].steps == sizes["training"]["max_steps"]
+        assert all(stage.cached is None and not stage.parallel for stage in stages)
+        totals.append(sum(stage.units * stage_seconds(stage, speed) for stage in stages))
+        peaks.append(max(stage.peak_bytes for stage in stages))
+    assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] < peaks[2]
+    # Measured 2026-12: 870-890 s cold at default (two networks converged at 7,000 and 6,750
+    # steps of the 16,000 the plan costs), 119 s warm.
+    assert 880 / 5 < totals[1] < 880 * 5

@@ -31,6 +31,9 @@ Truths and tolerances:
 - The eigenvalue chapter's autoencoders, trained on CUDA, encode there: one
   row per latent dimension, finite, with a local PCA dimension of the codes
   at most d (the codes lie in R^d).
+- The plan (study.plan) counts its units from the sizes exactly, and the
+  CNN's steps from the digits digit_split gives; its default estimate, at a
+  fixed machine speed, lies within 5x of the measured cold wall time.
 """
 
 import math
@@ -237,3 +240,57 @@ def test_claim_verdicts_read_each_claim_by_its_criterion():
     verdicts = study.claim_verdicts(per_seed, by_channel, spreading, calibration)["verdict"]
     assert verdicts.tolist() == ["does not hold", "holds", "holds", "holds",
                                  "inconclusive at these sizes"]
+
+
+def test_plan_counts_the_chapters_units_at_every_preset():
+    """The networks the chapter trains or reads (its CNNs, the eigenvalue chapter's depth-4
+    autoencoders, layer-geometry's beta-VAEs) and the graphs it builds, counted from the
+    sizes; the CNNs' steps from the training digits digit_split gives; more work at larger
+    presets; the default within 5x of the chapter's measured cold wall time."""
+    from lib.models.cnn import CNNSpec, SmallCNN
+    from lib.models.taps import layer_taps
+    from lib.plans import Speed, stage_seconds, training_steps
+    from lib.studies import layer_geometry
+
+    speed = Speed(rate=7.8e10, overhead=6.6e-4)          # this machine's, measured 2026-12
+    totals, peaks = [], []
+    for preset in ("ci", "default", "paper"):
+        config = study.Config(preset=preset)
+        sizes = config.sizes
+        stages = {stage.name: stage for stage in study.plan(config)}
+        epochs_measured = len(study.measured_epochs(sizes["cnn_epochs"], sizes["layer_epochs"]))
+        size = layer_geometry.SIZES[preset]["image_size"]
+        vae_layers = 2 * len(layer_geometry.BetaVAESpec(image_size=size).layer_names)
+        assert {name: stage.units for name, stage in stages.items()} == {
+            "train eigenvalue-predictors' autoencoder":
+                len(eigenvalues.SIZES[preset]["latent_dims"]),
+            "train layer-geometry's beta-VAE": 2,
+            "train CNN": sizes["cnn_seeds"] + 1,
+            "CNN epoch: NNK leave-one-out on the probe digits":
+                sizes["cnn_seeds"] * sizes["cnn_epochs"],
+            "CNN layer graphs at a measured epoch": sizes["cnn_seeds"] * epochs_measured,
+            "CNN layer graphs of a seed's last epoch": sizes["cnn_seeds"],
+            "rotated digits through a CNN": 2,
+            "calibration point cloud": 3 * len(sizes["dims"]),
+            "calibration image cloud": 2 * len(sizes["image_dims"]),
+            "degree calibration on a cube": max(sizes["dims"] + sizes["image_dims"]) + 1,
+            "propagation graphs at one k": len(sizes["ks"]),
+            "beta-VAE layer graph": vae_layers}
+        assert all(stage.cached is None and not stage.parallel for stage in stages.values())
+        totals.append(sum(stage.units * stage_seconds(stage, speed)
+                          for stage in stages.values()))
+        peaks.append(max(stage.peak_bytes for stage in stages.values()))
+    assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] < peaks[2]
+    # Measured 2026-12-06: 1,157 s cold at default, its networks trained until they converged
+    # (the plan costs their budgets).
+    assert 1157 / 5 < totals[1] < 1157 * 5
+    # The CNN's step count follows the digits it trains on, its widths the taps it reads.
+    config = study.Config(preset="ci")
+    train = len(study.digit_split(config).train[1])
+    cnn = next(stage for stage in study.plan(config) if stage.name == "train CNN")
+    assert cnn.steps == training_steps(train, 128, config.sizes["cnn_epochs"])
+    spec = CNNSpec(image_size=8)
+    taps = layer_taps(SmallCNN(spec).eval(), np.zeros((1, 1, 8, 8), np.float32),
+                      list(spec.layer_names[1:]))
+    assert [width for _, width, _ in study._cnn_layers(spec)] == [
+        64, *(taps[name].shape[1] for name in spec.layer_names[1:])]

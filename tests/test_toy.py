@@ -176,3 +176,48 @@ def test_undefined_quantities_say_why():
         toy.FlatTorus().principal_curvatures(np.zeros((1, 2)))
     with pytest.raises(NotImplementedError, match="no closed form"):
         toy.Torus().local_reach(np.zeros((1, 2)))
+
+
+# --- the chapter's plan (lib.studies.toy_manifolds.plan) -----------------------------------
+
+
+def _plan_seconds(stages):
+    """Total seconds of a plan at a fixed speed (this machine's, measured 2026-12)."""
+    from lib.plans import Speed, stage_seconds
+
+    speed = Speed(rate=7.8e10, overhead=6.6e-4)
+    return sum(stage.units * stage_seconds(stage, speed) for stage in stages)
+
+
+def test_plan_counts_the_chapters_units_at_every_preset():
+    """One derivatives unit per manifold, a reach per manifold and per profile, a quadrature
+    per manifold and resolution; more work and memory at larger presets."""
+    from lib.studies import toy_manifolds as study
+
+    totals, peaks = [], []
+    for preset in ("ci", "default", "paper"):
+        config = study.Config(preset=preset)
+        stages = {stage.name: stage for stage in study.plan(config)}
+        manifolds = len(study.family(config))
+        profiles = 3                    # local_reach_profiles: ellipse, torus, hyperboloid
+        assert {name: stage.units for name, stage in stages.items()} == {
+            "autodiff derivatives on a chart grid": manifolds,
+            "Aamari reach on a chart grid": manifolds + profiles,
+            "quadrature on a chart grid":
+                manifolds * len(config.sizes["convergence_resolutions"]),
+            "volume-uniform sample": 2}
+        assert all(stage.cached is None and not stage.parallel and stage.steps == 0
+                   for stage in stages.values())
+        totals.append(_plan_seconds(stages.values()))
+        peaks.append(max(stage.peak_bytes for stage in stages.values()))
+    assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] <= peaks[2]
+    # Measured 2026-12 on one thread: the study functions took 1.3 s at ci, 15 s at default.
+    assert 1.3 / 5 < totals[0] < 1.3 * 5 and 15 / 5 < totals[1] < 15 * 5
+
+
+def test_plan_reach_grows_with_the_ambient_dimension():
+    from lib.studies import toy_manifolds as study
+
+    small, large = (next(stage for stage in study.plan(study.Config(preset="ci", ambient_dim=D))
+                         if stage.name == "Aamari reach on a chart grid") for D in (10, 1000))
+    assert large.flops > 2 * small.flops and large.peak_bytes > small.peak_bytes

@@ -26,9 +26,10 @@ from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 from lib.params import ChapterConfig, Choice, Integer, Specification
+from lib.plans import Stage
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "testbed", "convergence", "fitted_orders",
-           "order_summary", "baselines"]
+           "order_summary", "baselines", "plan"]
 
 PARAMETERS = Specification("grid-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -257,3 +258,92 @@ def baselines(config: Config) -> pd.DataFrame:
             rows.append(dict(measure="intrinsic dimension", method=type(estimator).__name__,
                              points=n, seconds=t, error=_relative(fitted.dimension_, 2.0)))
     return pd.DataFrame(rows)
+
+
+# --- the plan of a run: its cost, before it runs ------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound work its equivalent at the
+# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
+# machine), measured there: one central-difference gradient costs about 20 ns per grid
+# point, ambient dimension and axis; lib.geometry.reach.local_reach about 45 ns per
+# query-candidate pair beyond its Gram matmuls and 0.45 us per query and ambient dimension;
+# an exact neighbour search about 13 flop-equivalents per pair of points and dimension
+# (float64 distances and top-k); a local PCA or quadratic fit about 0.12 ms per point.
+_STENCIL = 2.0e3
+_REACH_PAIR = 4.0e3
+_REACH_QUERY = 4.0e4
+_NEIGHBOURS = 13.0
+_LOCAL_FIT = 1.0e7
+_CLOSED_FORM = 300.0       # a closed-form field (volume element, curvature) at one chart point
+
+
+def _reach_cost(queries: int, candidates: int, ambient: int, dim: int) -> tuple[float, float]:
+    """(flops, peak bytes) of :func:`lib.geometry.reach.local_reach` (float64, default budget)."""
+    flops = (queries * candidates * (2.0 * ambient * (dim + 1) + _REACH_PAIR)
+             + queries * ambient * _REACH_QUERY)
+    block = min(queries * candidates * (dim + 4) * 8.0, 2.0**28)
+    arrays = (queries * ambient * (dim + 1) + candidates * ambient) * 8.0 * 2
+    return flops, 2 * block + arrays
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    Three kinds of unit, from the testbed's grid sizes alone:
+
+    - ``finite differences on a grid``: one per testbed manifold and
+      refinement level (:func:`convergence`): the embedded points, the total
+      volume and, on surfaces, the scalar curvature by the intrinsic and the
+      extrinsic route, each at stencil orders 2 and 4;
+    - ``grid reach``: one per manifold, level and ``reach_orders`` entry
+      (:func:`convergence`), every interior point against every grid point;
+    - ``point-cloud baselines on the torus``: one per ``baseline_levels``
+      entry (:func:`baselines`): the grid estimators at order 4 beside kNN
+      volume, quadratic-fit curvature, Aamari reach with local-PCA tangents,
+      TwoNN and the Levina-Bickel MLE on as many sampled points.
+
+    A unit's cost is the mean over the units of its stage, its memory the
+    largest. Nothing is cached by unit (``cached`` is None) and nothing runs
+    in parallel. Memory-bound work is counted in flop-equivalents at the
+    dense rate (the module's ``_STENCIL``, ``_REACH_*``, ``_NEIGHBOURS`` and
+    ``_LOCAL_FIT``, measured on one thread of a 2-core machine).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    sizes, ambient = config.sizes, config.ambient_dim
+    beds = testbed()
+    differences, reach = [], []
+    for bed in beds:
+        k, native = bed.manifold.dim, bed.manifold.native_dim
+        # Gradients per stencil order: the volume, and on surfaces the intrinsic curvature
+        # (about 1.5: three nested stencils, the last two on k x k fields) and the
+        # extrinsic route's Jacobian and Hessian (1 + k).
+        gradients = 1 + (1.5 + 1 + k if k == 2 else 0)
+        for level in sizes["levels"]:
+            grid = bed.grid(level)
+            n = grid.size
+            flops = (2 * n * native * ambient + 2 * gradients * n * ambient * k * _STENCIL
+                     + 4 * n * _CLOSED_FORM)
+            # Points, tangents and the Hessian's k x k second differences, in float64.
+            differences.append((flops, n * ambient * (1 + 2 * k + k * k) * 8.0))
+            for order in sizes["reach_orders"]:
+                queries = grid.interior(order // 2).size
+                search, peak = _reach_cost(queries, n, ambient, k)
+                reach.append((search + n * ambient * k * _STENCIL,
+                              peak + n * ambient * (1 + k) * 8.0))
+    torus = next(bed for bed in beds if bed.name == "torus")
+    k, clouds = torus.manifold.dim, []
+    for level in sizes["baseline_levels"]:
+        n = torus.grid(level).size
+        grid_work = (1 + 1 + k) * n * ambient * k * _STENCIL
+        search, peak = _reach_cost(n, n, ambient, k)        # grid reach and Aamari's
+        # Five exact neighbour searches (kNN volume, quadratic fit, local PCA, TwoNN, MLE).
+        cloud_work = 5 * _NEIGHBOURS * n * n * ambient + 2 * n * _LOCAL_FIT
+        clouds.append((grid_work + 2 * search + cloud_work,
+                       peak + n * ambient * (2 + k + k * k) * 8.0))
+    return [Stage.of_units(name, [(0, 0, flops, peak) for flops, peak in costs], cached=None)
+            for name, costs in (("finite differences on a grid", differences),
+                                ("grid reach", reach),
+                                ("point-cloud baselines on the torus", clouds))]

@@ -71,6 +71,7 @@ from lib.models.beta_vae import (LAPTOP_OBJECTIVES, PAPER_OBJECTIVES, BetaVAE, B
                                  BetaVAETraining, trained_beta_vae)
 from lib.models.taps import layer_jacobians, layer_taps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
+from lib.plans import Stage
 from lib.store import digest
 from lib.store import cache_folder
 
@@ -78,7 +79,7 @@ __all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", 
            "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
            "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
            "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table", "claim_verdicts",
-           "degeneracy_summary"]
+           "degeneracy_summary", "layer_sizes", "plan"]
 
 PARAMETERS = Specification("layer-geometry", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -1010,3 +1011,189 @@ def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
                      **{f"{cause} layers": causes.count(cause)
                         for cause in ("rank-deficient", "ill-conditioned", "unexplained")}})
     return pd.DataFrame(rows)
+
+
+# --- the plan of a run: its cost, before it runs ------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound work its equivalent at the
+# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
+# machine), measured there. A beta-VAE step (convolutions, one thread) runs about 2.5 times
+# slower than its multiply-adds at that rate (31-50 ms for the default 32 x 32 network,
+# 185 ms at 64 x 64); float64 inference twice slower again. Rendering, float64: a dSprites
+# image about 90 ns per pixel, a turntable view 7 us per pixel of its base_size render and
+# its scaling and rotation 0.3 us per output pixel; one forward-mode pass through a renderer
+# (the exact Jacobian at d = 3 takes four, Jacobian and Hessian thirteen) about 1 us per
+# pixel (dSprites) and 0.03 s plus 40 us per base pixel (turntable).
+# lib.geometry.measures.class_measures about 33 ns per grid point, feature and axis before
+# its reach; lib.geometry.reach.local_reach 45 ns per query-candidate pair beyond its Gram
+# matmuls plus 0.45 us per query and feature; an exact neighbour search (TwoNN) about 13
+# flop-equivalents per pair of points and feature.
+_CONV_SLOWDOWN = 2.5
+_FLOAT64 = 2.0
+_SPRITE_PIXEL = 7.5e3
+_VIEW_PIXEL = 6.0e5
+_SIMILARITY_PIXEL = 2.8e4
+_SPRITE_PASS_PIXEL = 8.5e4
+_VIEW_PASS = (2.7e9, 3.1e6)          # per point and forward-mode pass: fixed, per base pixel
+_MEASURE = 2.9e3
+_REACH_PAIR = 4.0e3
+_REACH_QUERY = 4.0e4
+_NEIGHBOURS = 13.0
+
+
+def layer_sizes(spec: BetaVAESpec) -> list[tuple[str, int, int]]:
+    """Features and multiply-adds of every layer of a beta-VAE, from its spec alone.
+
+    Parameters
+    ----------
+    spec : BetaVAESpec
+
+    Returns
+    -------
+    list of (str, int, int)
+        ``(layer, features, multiply-adds)`` per name of ``spec.layer_names``:
+        the width of the layer's output per image, as
+        :func:`lib.models.taps.layer_taps` reads it, and the multiply-adds of
+        the block that produces it (the ``mu`` row counts the log-variance
+        head beside it; ``input`` and ``output`` none).
+
+    Examples
+    --------
+    >>> rows = layer_sizes(BetaVAESpec(image_size=32, channels=32, hidden=256))
+    >>> rows[1], rows[-2]
+    (('encoder.conv1', 8192, 131072), ('decoder.deconv3', 1024, 131072))
+    >>> sum(macs for _, _, macs in rows)
+    3284480
+    """
+    c, h, d, m, size = spec.channels, spec.hidden, spec.latent_dim, spec.n_blocks, spec.image_size
+    rows = [("input", spec.pixels, 0)]
+    side, c_in = size, 1
+    for i in range(1, m + 1):                       # Conv2d(c_in, c, 4, 2, 1): side halves
+        side //= 2
+        rows.append((f"encoder.conv{i}", c * side * side, side * side * c_in * c * 16))
+        c_in = c
+    flat = c * 16
+    rows += [("encoder.fc1", h, flat * h), ("encoder.fc2", h, h * h),
+             ("mu", d, 2 * h * d),                 # the log-variance head runs beside mu
+             ("decoder.fc1", h, d * h), ("decoder.fc2", h, h * h), ("decoder.fc3", flat, h * flat)]
+    side = 4
+    for i in range(1, m + 1):                       # ConvTranspose2d(c, c_out, 4, 2, 1)
+        c_out = 1 if i == m else c
+        rows.append((f"decoder.deconv{i}", c_out * (2 * side) ** 2, side * side * c * c_out * 16))
+        side *= 2
+    rows.append(("output", spec.pixels, 0))
+    return rows
+
+
+def _render_flops(source: testbed.Testbed, images: int, views: int | None = None) -> float:
+    """Rendering ``images`` images of one class; a turntable renders ``views`` views
+    (default one per image) and scales and rotates every image."""
+    pixels = source.image_size ** 2
+    if source.name != "turntable":
+        return images * pixels * _SPRITE_PIXEL
+    views = images if views is None else views
+    return views * source.base_size ** 2 * _VIEW_PIXEL + images * pixels * _SIMILARITY_PIXEL
+
+
+def _render_pass_flops(source: testbed.Testbed) -> float:
+    """One forward-mode pass through the renderer at one point."""
+    if source.name != "turntable":
+        return source.image_size ** 2 * _SPRITE_PASS_PIXEL
+    fixed, per_pixel = _VIEW_PASS
+    return fixed + per_pixel * source.base_size ** 2
+
+
+def _measure_cost(grid: Grid, features: int, stride: int) -> tuple[float, float]:
+    """(flops, peak bytes) of class_measures on one class of ``features`` per grid point."""
+    k = grid.ndim
+    queries = candidates = 1
+    for axis in grid.axes:                          # the reach's strided queries and candidates
+        queries *= -(-(axis.n if axis.periodic else axis.n - 2 * BUFFER) // stride)
+        candidates *= len(range(0 if axis.periodic else BUFFER % stride, axis.n, stride))
+    flops = (grid.size * features * k * _MEASURE
+             + queries * candidates * (2.0 * features * (k + 1) + _REACH_PAIR)
+             + queries * features * _REACH_QUERY)
+    # The features and two (G, F, k) gradients at once (the tangents, the curvature's own).
+    return flops, grid.size * features * (1 + 2 * k) * 8.0
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    Three kinds of unit, from the preset's sizes and the beta-VAE's architecture alone:
+
+    - ``train beta-VAE``: one per data set (:func:`network`, ``"trained"``):
+      every class rendered on its grid, then Adam steps of batch 64 up to the
+      budget ``max_steps`` (a run that converges stops earlier: the time is
+      an upper bound) with an evaluation of the validation tenth every
+      ``eval_every`` steps. Cached by a hash of the images, so ``cached`` is
+      None (unknown without rendering them);
+    - ``layer measures of a network``: one per data set and network, trained
+      or untrained (:func:`layer_measures`, :func:`latent_table`): every
+      grid image through the network in float64, the features of every
+      layer of every class kept in memory (``taps_dir`` None, as the
+      notebook runs), :func:`~lib.geometry.measures.class_measures` of each
+      layer and class, and TwoNN of each layer on ``twonn_points`` rendered
+      samples per class;
+    - ``exact layer Jacobians at a point``: one per network, class and point
+      of ``tangent_points`` (:func:`tangent_errors`, with its central
+      differences through the network) and of ``rank_points``
+      (:func:`rank_table`): forward-mode autodiff through the renderer and
+      the network.
+
+    The unit cost of a stage is the mean over its data sets, its memory the
+    largest. Nothing runs in parallel. Convolutions and the memory-bound
+    rendering and grid estimators are counted in flop-equivalents at the
+    dense rate (the module's ``_CONV_SLOWDOWN``, ``_SPRITE_*``, ``_VIEW_*``,
+    ``_MEASURE`` and ``_REACH_*``, measured on one thread of a 2-core machine).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    sizes = config.sizes
+    sources = _sources(config)
+    # Every class of both data sets stays in memory in float64 (the images' lru cache).
+    images_bytes = sum(len(s.classes) * s.grid.size * s.image_size**2 * 8.0 for s in sources)
+    training, measures, jacobians = [], [], []
+    for source in sources:
+        spec, recipe = _spec(config, source), _training(config, source)
+        layers = layer_sizes(spec)
+        macs = sum(m for _, _, m in layers)
+        features = [f for name, f, _ in layers]
+        classes, grid, k = len(source.classes), source.grid, source.dim
+        images = classes * grid.size
+        views = grid.shape[0] if source.name == "turntable" else None
+        # Training: the classes rendered, Adam steps, a validation pass every eval_every steps.
+        render = classes * _render_flops(source, grid.size, views)
+        evaluations = recipe.max_steps // recipe.eval_every + 1
+        validation = evaluations * recipe.validation * images * 2.0 * macs * _CONV_SLOWDOWN
+        activations = recipe.batch_size * sum(features) * 4.0 * 3
+        training.append((recipe.max_steps, 6.0 * macs * recipe.batch_size * _CONV_SLOWDOWN,
+                         render + validation,
+                         images_bytes + images * spec.pixels * 4.0 + activations))
+        # One network on one data set: float64 taps of every image (kept for every layer
+        # and class), class_measures of every layer and class, TwoNN of every layer and
+        # class on the rendered samples (rendered once for both networks).
+        n, snap = sizes["twonn_points"], sizes[source.name].get("twonn_views")
+        forward = 2.0 * macs * _CONV_SLOWDOWN * _FLOAT64
+        flops = images * forward + classes * (_render_flops(source, n, snap) / len(NETWORKS)
+                                              + n * forward)
+        widest = 0.0
+        for width in features:
+            cost, peak = _measure_cost(grid, width, sizes["reach_stride"])
+            flops += classes * (cost + _NEIGHBOURS * n * n * width)
+            widest = max(widest, peak)
+        taps = images * (sum(features) - spec.pixels) * 8.0
+        measures += [(0, 0, flops, images_bytes + taps + widest)] * len(NETWORKS)
+        # Exact Jacobians: k + 1 forward-mode passes through the renderer and the network;
+        # a tangent point also sends its order-2 stencil's grid images through the network.
+        stencil = 1 + 2 * k + 2 * k * (k - 1)
+        exact = (k + 1) * (_render_pass_flops(source) + forward)
+        peak = max(features) * (k + 1) * 8.0 * 4 * len(layers)
+        for points, extra in ((sizes["tangent_points"], stencil * forward),
+                              (sizes["rank_points"], 0.0)):
+            jacobians += [(0, 0, exact + extra, peak)] * (len(NETWORKS) * classes * points)
+    return [Stage.of_units("train beta-VAE", training, cached=None),
+            Stage.of_units("layer measures of a network", measures, cached=None),
+            Stage.of_units("exact layer Jacobians at a point", jacobians, cached=None)]

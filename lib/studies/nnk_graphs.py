@@ -23,7 +23,7 @@ Computation only; the figures are in :mod:`lib.figures.nnk_graphs`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,12 +37,14 @@ from lib.graphs.metrics import (degree_calibration, dimension_from_degree, geome
                                 local_dimension, loo_interpolation_error, neighbor_count,
                                 polytope_diameter)
 from lib.graphs.propagation import graph_accuracy, stratified_labels
+from lib.models.beta_vae import BetaVAESpec
 from lib.models.cnn import (ClassifierTraining, CNNSpec, accuracy, load_checkpoint,
                             rotate_images, train_classifier, training_record)
 from lib.models.taps import layer_taps
 from lib.stats.intervals import mean_interval
 from lib._checks import check_int, check_real
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
+from lib.plans import Stage, mlp_parameters, training_steps
 from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "CNN_REL_TOL", "MAX_ANGLE", "STOPPING_RULES", "Config",
@@ -50,7 +52,7 @@ __all__ = ["PARAMETERS", "SIZES", "CNN_REL_TOL", "MAX_ANGLE", "STOPPING_RULES", 
            "propagation", "corrupt_labels", "digit_split", "measured_epochs", "layer_epochs",
            "cnn_training", "stability", "rotation_invariance", "channel_rule", "channel_epochs",
            "stopping_epochs", "stopping_summary", "beta_vae_training", "beta_vae_layers",
-           "autoencoder_codes", "NONINFERIORITY", "TRACKING", "claim_verdicts"]
+           "autoencoder_codes", "NONINFERIORITY", "TRACKING", "claim_verdicts", "plan"]
 
 PARAMETERS = Specification("nnk-graphs", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -1002,3 +1004,249 @@ def claim_verdicts(per_seed: pd.DataFrame, by_channel: pd.DataFrame, spreading: 
                  else VERDICTS[2],
                  "criterion": "mean degree increasing in d on every family"})
     return claims_table(rows)
+
+
+# --- the plan of a run: its cost, before it runs ------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound work its equivalent at the
+# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
+# machine), measured there (float64 unless said). An exact NNK graph: the neighbour search
+# about 13 flop-equivalents per pair of points and dimension, the candidates' kernel about
+# 36 per node, candidate pair and dimension, the batched solver about 0.12 ms per node at
+# k = 30, growing as k^2.2; the local PCA and the polytope diameter of a node about 60 per
+# candidate pair and dimension each; label propagation about 0.13 s on 2,000 nodes at k = 30.
+# A training step of the small CNN runs about 5.5 times slower than its multiply-adds at the
+# dense rate (57 ms at 28 x 28, batch 128, 6 ms at 8 x 8), a beta-VAE's 2.5 times.
+# Rendering: a dSprites image about 90 ns per pixel, a turntable view 7 us per pixel of its
+# render and its scaling and rotation 0.3 us per output pixel.
+_NEIGHBOURS = 13.0
+_KERNEL = 36.0
+_SOLVER = 1.0e7
+_LOCAL = 60.0
+_PROPAGATION = 1.7e5            # per node and candidate
+_CNN_SLOWDOWN = 5.5
+_VAE_SLOWDOWN = 2.5 * 2         # a beta-VAE's convolutions (layer-geometry's), in float64
+_SPRITE_PIXEL = 7.5e3
+_VIEW_PIXEL = 6.0e5
+_SIMILARITY_PIXEL = 2.8e4
+_ELEMENT = 100.0
+# The digits of each source: (images, test split, side). mnist-5k tags round(500 / 7) of
+# each class's 500 images as test; the 8 x 8 set has no test tag and digit_split draws 1/7.
+_DIGITS = {"mnist-5k": (5_000, 710, 28), "sklearn-8x8": (1_797, 256, 8)}
+
+
+def _nnk_flops(n: int, dim: int, k: int, *, local: int = 0) -> float:
+    """An exact NNK graph of ``n`` points in R^dim with ``k`` candidates, plus ``local``
+    local-PCA or polytope passes over its neighbourhoods."""
+    k = min(k, n - 1)
+    per_node = _KERNEL * k * k * dim + _SOLVER * (k / 30) ** 2.2 + local * _LOCAL * k * k * dim
+    return _NEIGHBOURS * n * n * dim + n * per_node
+
+
+def _nnk_bytes(n: int, dim: int, k: int) -> float:
+    """The points, the neighbour search's blocks (2**28 bytes) and the per-node problems."""
+    return 2 * n * dim * 8.0 + 2.0**28 + n * min(k, n - 1) ** 2 * 8.0 * 2
+
+
+def _cnn_layers(spec: CNNSpec) -> list[tuple[str, int, int]]:
+    """(layer, features per image, multiply-adds of the block that produces it) of every
+    name of ``spec.layer_names``, as :func:`lib.models.taps.layer_taps` reads them."""
+    side, c_in = spec.image_size, spec.in_channels
+    rows = [("input", c_in * side * side, 0)]
+    for i, c in enumerate(spec.channels, 1):   # 3 x 3 convolution, then 2 x 2 max-pooling
+        rows.append((f"conv{i}", c * (side // 2) ** 2, side * side * c_in * c * 9))
+        side, c_in = side // 2, c
+    rows += [("fc1", spec.hidden, spec.flat_features * spec.hidden),
+             ("logits", spec.n_classes, spec.hidden * spec.n_classes)]
+    return rows
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    From the preset's sizes and the networks' architectures alone, with the
+    networks this chapter reads from the other chapters' caches (trained here
+    when they are missing, as on a cold cache):
+
+    - ``train eigenvalue-predictors' autoencoder``: the depth-4 autoencoders of
+      :func:`autoencoder_codes`, one per latent dimension of that chapter's
+      preset, on mnist-5k at their epoch budget, with the NNK graph of their
+      test digits' codes;
+    - ``train layer-geometry's beta-VAE``: the two networks of
+      :func:`beta_vae_layers` (that chapter's :func:`lib.studies.layer_geometry.plan`);
+    - ``train CNN``: one per seed and the first seed's rotation-augmented one,
+      ``cnn_epochs`` epochs at most;
+    - ``CNN epoch: NNK leave-one-out on the probe digits``: per seed and epoch
+      (:func:`channel_epochs`, with :func:`cnn_training`'s test errors): one
+      NNK graph per channel of ``conv2`` and one of the whole layer on the
+      ``probe`` digits, and the validation and test errors;
+    - ``CNN layer graphs at a measured epoch``: per seed and measured epoch
+      (:func:`layer_epochs`): every layer's NNK graph of the test digits with its
+      polytope diameters, and the test and training errors;
+    - ``CNN layer graphs of a seed's last epoch`` (:func:`stability`) and
+      ``rotated digits through a CNN`` (:func:`rotation_invariance`, two networks);
+    - ``calibration point cloud``, ``calibration image cloud`` (rendered) and
+      ``degree calibration on a cube`` (:func:`clouds`, :func:`calibration`,
+      :func:`solver_comparison`);
+    - ``propagation graphs at one k`` (:func:`propagation`): NNK with both
+      rules and kNN on every digit, and label propagation on every labelled subset;
+    - ``beta-VAE layer graph``: one per layer of each beta-VAE
+      (:func:`beta_vae_layers`), with its share of rendering the samples and
+      sending them through the network.
+
+    Training is costed at its budget (the CNNs and autoencoders stop on
+    convergence, the beta-VAEs too: an upper bound), and the per-epoch CNN
+    units at ``cnn_epochs`` per seed. Every cache here is keyed by a hash of
+    the data, so ``cached`` is None; nothing runs in parallel. Memory-bound
+    work is counted in flop-equivalents at the dense rate (the module's
+    ``_NEIGHBOURS``, ``_KERNEL``, ``_SOLVER``, ``_LOCAL``, ``_CNN_SLOWDOWN``
+    and rendering constants, measured on one thread of a 2-core machine). A
+    unit's cost in a stage of unequal units is their mean, its memory the
+    largest (:meth:`lib.plans.Stage.of_units`).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    from lib.models.autoencoder import AutoencoderSpec, TrainingSpec
+    from lib.studies import eigenvalues, layer_geometry
+
+    sizes, k = config.sizes, config.n_neighbors
+    stages = []
+
+    # The eigenvalue chapter's depth-4 autoencoders on mnist-5k (the notebook's settings).
+    autoencoders = eigenvalues.Config(preset=config.preset, seed=config.seed, digits="mnist-5k",
+                                      activation="relu", device=config.device)
+    total, test, side = _DIGITS["mnist-5k"]
+    recipe = TrainingSpec(epochs=autoencoders.sizes["epochs"], **eigenvalues.CONVERGENCE)
+    fitted = int((total - test) * (1 - recipe.validation))
+    units = []
+    for latent in autoencoders.sizes["latent_dims"]:
+        widths = AutoencoderSpec(input_dim=side * side, latent_dim=latent,
+                                 depth=eigenvalues.SEEDED_DEPTH).layer_widths
+        parameters = mlp_parameters(widths) + mlp_parameters(widths[::-1])
+        # One held-out evaluation an epoch; the codes of the test digits.
+        evaluation = recipe.epochs * (total - test - fitted) * 2.0 * parameters
+        units.append((training_steps(fitted, recipe.batch_size, recipe.epochs),
+                      6.0 * parameters * recipe.batch_size,
+                      evaluation + test * 2.0 * parameters + _nnk_flops(test, latent, k, local=1),
+                      total * side * side * 8.0 * 2 + parameters * 4.0 * 4))
+    stages.append(Stage.of_units("train eigenvalue-predictors' autoencoder", units, cached=None))
+
+    # The layer-geometry chapter's beta-VAEs, as that chapter plans them.
+    vaes = _vae_config(config)
+    vae_training = next(stage for stage in layer_geometry.plan(vaes)
+                        if stage.name == "train beta-VAE")
+    stages.append(replace(vae_training, name="train layer-geometry's beta-VAE"))
+
+    # The CNNs and the digits they see.
+    total, test, side = _DIGITS[sizes["digits"]]
+    held = min(sizes["held_out"], test)
+    train = total - test - sizes["validation"]
+    probe = min(sizes["probe"], train)
+    spec = CNNSpec(image_size=side)
+    layers = _cnn_layers(spec)
+    macs = sum(m for _, _, m in layers)
+    forward = 2.0 * macs * _CNN_SLOWDOWN                    # one digit through the network
+    training = _training(config, 0)
+    networks = sizes["cnn_seeds"] + 1                       # and the rotation-augmented one
+    epochs = training.epochs
+    stages.append(Stage("train CNN", networks, None,
+                        steps=training_steps(train, training.batch_size, epochs),
+                        step_flops=6.0 * macs * training.batch_size * _CNN_SLOWDOWN,
+                        flops=epochs * sizes["validation"] * forward,
+                        peak_bytes=total * side * side * 8.0 * 3
+                        + training.batch_size * sum(f for _, f, _ in layers) * 4.0 * 4))
+
+    conv = spec.channels[-1]
+    per_channel = next(f for name, f, _ in layers if name == f"conv{len(spec.channels)}") // conv
+    probe_k = min(k, probe - 1)
+    channel_graphs = (conv * _nnk_flops(probe, per_channel, probe_k)
+                      + _nnk_flops(probe, conv * per_channel, probe_k)
+                      + conv * (conv - 1) / 2 * probe * probe_k * _ELEMENT)   # overlaps
+    evaluation = (probe + sizes["validation"] + held * networks / sizes["cnn_seeds"]) * forward
+    stages.append(Stage("CNN epoch: NNK leave-one-out on the probe digits",
+                        sizes["cnn_seeds"] * epochs, None, flops=channel_graphs + evaluation,
+                        peak_bytes=_nnk_bytes(probe, conv * per_channel, probe_k)
+                        + conv * probe * probe_k ** 2 * 8.0))
+
+    graphs = sum(_nnk_flops(held, width, k, local=1) for _, width, _ in layers)
+    widest = max(_nnk_bytes(held, width, k) for _, width, _ in layers)
+    features = held * sum(width for _, width, _ in layers) * 8.0
+    measured = len(measured_epochs(epochs, sizes["layer_epochs"], budget=epochs))
+    stages.append(Stage("CNN layer graphs at a measured epoch", sizes["cnn_seeds"] * measured,
+                        None, flops=graphs + (held + train) * forward,
+                        peak_bytes=features + widest))
+    stages.append(Stage("CNN layer graphs of a seed's last epoch", sizes["cnn_seeds"], None,
+                        flops=sum(_nnk_flops(held, width, k) for _, width, _ in layers)
+                        + held * forward, peak_bytes=features + widest))
+    count = min(sizes["rotated_digits"], held)
+    n = count * sizes["angles"]
+    # Per layer: the graph, the polytope diameters, and every digit's orbit (angles^2 pairs).
+    rotated = sum(_nnk_flops(n, width, k, local=1) + count * sizes["angles"] ** 2 * width * 3
+                  for _, width, _ in layers)
+    stages.append(Stage("rotated digits through a CNN", 2, None,
+                        flops=rotated + n * (forward + side * side * _ELEMENT),
+                        peak_bytes=n * sum(width for _, width, _ in layers) * 8.0
+                        + max(_nnk_bytes(n, width, k) for _, width, _ in layers)))
+
+    # Calibration: point clouds, image clouds, the cubes of the degree calibration.
+    def estimators(count, dim):
+        """NNK (reference rule), its local PCA, TwoNN and the MLE; the solver comparison."""
+        nodes = min(count, 300)
+        return (_nnk_flops(count, dim, k, local=1) + 2 * _NEIGHBOURS * count * count * dim
+                + 2 * _nnk_flops(nodes, dim, k))
+
+    clouds = [(0, 0, estimators(sizes["points"], max(20, 2 * d + 2)),
+               _nnk_bytes(sizes["points"], max(20, 2 * d + 2), k))
+              for d in sizes["dims"] for _ in (FlatTorus, Sphere, Cube)]
+    stages.append(Stage.of_units("calibration point cloud", clouds, cached=None))
+    count = sizes["image_points"]
+    sprite = dsprites.DSprites(blur=0.8).image_size ** 2
+    view = sizes["turntable_size"] ** 2
+    out = 64 ** 2                                   # Turntable.images' default out_size
+    images = []
+    for _ in sizes["image_dims"]:
+        images.append((0, 0, count * sprite * _SPRITE_PIXEL + estimators(count, sprite),
+                       _nnk_bytes(count, sprite, k)))
+        # One view rendered per image, then scaled and rotated.
+        images.append((0, 0, count * (view * _VIEW_PIXEL + out * _SIMILARITY_PIXEL)
+                       + estimators(count, out), _nnk_bytes(count, out, k)))
+    stages.append(Stage.of_units("calibration image cloud", images, cached=None))
+    cube = sizes["calibration_points"]
+    top = max(sizes["dims"] + sizes["image_dims"]) + 1
+    stages.append(Stage.of_units("degree calibration on a cube",
+                                 [(0, 0, _nnk_flops(cube, d, k), _nnk_bytes(cube, d, k))
+                                  for d in range(1, top + 1)], cached=None))
+
+    # Label propagation on every digit of the preset's source.
+    total, _, side = _DIGITS[sizes["digits"]]
+    dim = side * side
+    subsets = len(sizes["fractions"]) * sizes["repeats"]
+    stages.append(Stage.of_units("propagation graphs at one k", [
+        (0, 0, 2 * _nnk_flops(total, dim, j) + _NEIGHBOURS * total * total * dim
+         + 3 * subsets * total * j * _PROPAGATION, _nnk_bytes(total, dim, j))
+        for j in sizes["ks"]], cached=None))
+
+    # Every layer of the two beta-VAEs on vae_points samples per class: the samples rendered
+    # and sent through the network, then per layer the graph, its local PCA and polytope
+    # diameters, np.unique of the features and TwoNN.
+    units = []
+    for source in _vae_sources(vaes):
+        spec = BetaVAESpec(image_size=source.image_size, latent_dim=10, **vaes.sizes["network"])
+        layers = layer_geometry.layer_sizes(spec)
+        n = len(source.classes) * sizes["vae_points"]
+        snap = vaes.sizes[source.name].get("twonn_views")
+        pixels = source.image_size ** 2
+        if source.name == "turntable":
+            render = len(source.classes) * (snap * source.base_size ** 2 * _VIEW_PIXEL) \
+                + n * pixels * _SIMILARITY_PIXEL
+        else:
+            render = n * pixels * _SPRITE_PIXEL
+        shared = (render + n * 2.0 * sum(m for _, _, m in layers) * _VAE_SLOWDOWN) / len(layers)
+        taps = n * sum(width for _, width, _ in layers) * 8.0
+        units += [(0, 0, shared + _nnk_flops(n, width, k, local=2) + _NEIGHBOURS * n * n * width
+                   + n * width * _ELEMENT, taps + _nnk_bytes(n, width, k))
+                  for _, width, _ in layers]
+    stages.append(Stage.of_units("beta-VAE layer graph", units, cached=None))
+    return stages

@@ -24,9 +24,10 @@ from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.geometry.reach import local_reach
 from lib.params import ChapterConfig, Choice, Integer, Real, Specification
+from lib.plans import Stage
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "family", "closed_form_table", "curvature_fields",
-           "local_reach_profiles", "quadrature_convergence", "sampling_check"]
+           "local_reach_profiles", "quadrature_convergence", "sampling_check", "plan"]
 
 PARAMETERS = Specification("toy-manifolds", (
     Choice("preset", "default", ("ci", "default", "paper"),
@@ -254,3 +255,100 @@ def sampling_check(config: Config) -> list[SamplingCheck]:
     checks.append(SamplingCheck("torus", "tube angle v", angles, v, density,
                                 stats.kstest(angles, cdf).pvalue))
     return checks
+
+
+# --- the plan of a run: its cost, before it runs ------------------------------------------------
+
+# Cost model in floating-point operations, or for memory-bound elementwise work its
+# equivalent at the dense rate of lib.plans.machine_speed (measured on one thread of the
+# 2-core machine, about 8e10 FLOP/s): lib.geometry.reach.local_reach spends about 45 ns per
+# query-candidate pair beyond its Gram matmuls and about 0.45 us per query and ambient
+# dimension (QR and rank of the tangents); an elementwise torch operation about 1 ns per
+# element, so an autodiff pass costs about _ELEMENT flop-equivalents per output element.
+_REACH_PAIR = 4.0e3
+_REACH_QUERY = 4.0e4
+_ELEMENT = 100.0
+_AUTODIFF_SETUP = 5e9      # torch.func's fixed cost of one derivatives() call (0.02-0.09 s)
+_CLOSED_FORM = 300.0       # a closed-form field (volume element, curvature) at one chart point
+
+
+def _derivatives_flops(queries: int, ambient: int, dim: int) -> float:
+    """:func:`lib.derivatives.derivatives` at ``queries`` points: a forward-mode pass per
+    tangent direction and pair of them, each over ``ambient`` outputs."""
+    return _AUTODIFF_SETUP + queries * (1 + dim + dim * dim) * ambient * _ELEMENT
+
+
+def _reach_cost(queries: int, candidates: int, ambient: int, dim: int) -> tuple[float, float]:
+    """(flops, peak bytes) of the exact tangents and :func:`lib.geometry.reach.local_reach`
+    (float64, default memory budget)."""
+    flops = (_derivatives_flops(queries, ambient, dim)
+             + queries * candidates * (2.0 * ambient * (dim + 1) + _REACH_PAIR)
+             + queries * ambient * _REACH_QUERY)
+    block = min(queries * candidates * (dim + 4) * 8.0, 2.0**28)
+    arrays = (queries * ambient * (dim + 1) + candidates * ambient) * 8.0 * 2
+    return flops, 2 * block + arrays
+
+
+def plan(config: Config) -> list[Stage]:
+    """The stages of a chapter run and the model of their cost, computing nothing.
+
+    Four kinds of unit, from the chart grids' sizes alone:
+
+    - ``autodiff derivatives on a chart grid``: one per manifold
+      (:func:`closed_form_table`), the Jacobian and Hessian of the embedded
+      immersion at every regular point of the ``resolution`` grid, with the
+      closed-form fields on the same grid;
+    - ``Aamari reach on a chart grid``: the numerical reach with exact
+      tangents on the ``reach_resolution`` grid, one per manifold in
+      R^ambient_dim (:func:`closed_form_table`) and one per profile in the
+      native space (:func:`local_reach_profiles`), every query against every
+      grid point; a unit's cost is the mean over them, its memory the largest;
+    - ``quadrature on a chart grid``: one per manifold and
+      ``convergence_resolutions`` entry (:func:`quadrature_convergence`), and
+      the curvature gallery;
+    - ``volume-uniform sample``: the sphere's and the torus's ``samples``
+      rejection samples with their KS test (:func:`sampling_check`).
+
+    Nothing is cached by unit (``cached`` is None) and nothing runs in
+    parallel. Memory-bound work is counted in flop-equivalents at the dense
+    rate (the module's ``_REACH_*``, ``_ELEMENT`` and ``_AUTODIFF_SETUP``,
+    measured on one thread of a 2-core machine).
+
+    Returns
+    -------
+    list of lib.plans.Stage
+    """
+    sizes, ambient = config.sizes, config.ambient_dim
+    manifolds = family(config)
+    derivatives = []
+    for manifold in manifolds.values():
+        grid, d = manifold.grid(sizes["resolution"]), manifold.dim
+        queries = grid.interior(1).size
+        flops = _derivatives_flops(queries, ambient, d) + grid.size * _CLOSED_FORM
+        derivatives.append((0, 0, flops, queries * ambient * (1 + d + d * d) * 8.0 * 2))
+    reach = []
+    for manifold in manifolds.values():               # closed_form_table: in R^ambient_dim
+        grid = manifold.grid(sizes["reach_resolution"])
+        reach.append((0, 0, *_reach_cost(grid.interior(1).size, grid.size, ambient,
+                                         manifold.dim)))
+    for name in ("ellipse", "torus", "hyperboloid"):  # local_reach_profiles: native space
+        manifold = manifolds[name]
+        grid = manifold.grid(sizes["reach_resolution"])
+        reach.append((0, 0, *_reach_cost(grid.interior(1).size, grid.size,
+                                         manifold.native_dim, manifold.dim)))
+    # The curvature gallery's closed forms ride on the quadrature units.
+    gallery = sum(manifold.grid(sizes["resolution"]).size for manifold in manifolds.values())
+    quadrature = [manifold.grid(resolution).size for manifold in manifolds.values()
+                  for resolution in sizes["convergence_resolutions"]]
+    share = gallery / len(quadrature)
+    samples = sizes["samples"]
+    return [
+        Stage.of_units("autodiff derivatives on a chart grid", derivatives, cached=None),
+        Stage.of_units("Aamari reach on a chart grid", reach, cached=None),
+        Stage.of_units("quadrature on a chart grid",
+                       [(0, 0, (n + share) * _CLOSED_FORM, n * 8.0 * 8) for n in quadrature],
+                       cached=None),
+        # Rejection sampling proposes twice the count per round; about two rounds.
+        Stage("volume-uniform sample", 2, None, flops=4 * samples * _CLOSED_FORM,
+              peak_bytes=4 * samples * 8.0 * 4),
+    ]
