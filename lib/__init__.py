@@ -19,7 +19,9 @@ checked by ``tests/test_architecture.py`` and described in CONTRIBUTING.md):
   (immersions with closed forms, the image testbed, point clouds, MNIST);
 - :mod:`lib.estimators` (point-cloud estimators), :mod:`lib.graphs` (NNK and
   kNN graphs), :mod:`lib.models` (neural networks and their weight caches),
-  :mod:`lib.sweeps` (parameter sweeps cached per cell);
+  :mod:`lib.sweeps` (parameter sweeps cached per cell), :mod:`lib.clusters`
+  (Dask clusters on Slurm, for the sweeps), :mod:`lib.plans` (what a run will
+  cost, before it runs);
 - :mod:`lib.stats` (rates, regressions and quantization constants that judge
   the estimators);
 - :mod:`lib.studies` (one module per chapter question, returns results);

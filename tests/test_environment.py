@@ -1,4 +1,4 @@
-"""environment.yml and pyproject.toml must list the same dependencies."""
+"""environment.yml and pyproject.toml must list the same dependencies (every extra included)."""
 
 import tomllib
 from pathlib import Path
@@ -10,7 +10,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
-    declared = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    declared = set(project["dependencies"]).union(*project["optional-dependencies"].values())
     environment = yaml.safe_load((PROJECT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in environment["dependencies"]
                        if isinstance(item, dict))
@@ -60,3 +60,7 @@ def test_runtime_and_test_dependencies_are_where_they_are_used():
     test = {spec.split(">")[0].split("=")[0] for spec in project["optional-dependencies"]["test"]}
     assert "pillow" in runtime          # lib.datasets.coil20 reads PNGs with PIL
     assert "pyyaml" in test and "pyyaml" not in runtime   # only the tests read YAML
+    # Only lib.clusters needs dask-jobqueue (the cluster extra); tests/test_clusters.py too.
+    cluster = {spec.split(">")[0] for spec in project["optional-dependencies"]["cluster"]}
+    assert "dask-jobqueue" in cluster and "dask-jobqueue" in test
+    assert "dask-jobqueue" not in runtime
