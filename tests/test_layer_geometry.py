@@ -441,12 +441,13 @@ def test_plan_layer_sizes_are_the_widths_layer_taps_reads():
                                                 + 1048576 + 131072)
 
 
-def test_plan_counts_the_chapters_units_at_every_preset():
+def test_plan_counts_the_chapters_units_at_every_preset(tmp_path, monkeypatch):
     """Two networks trained at their step budget, one measures unit per data set and
     network, one Jacobian unit per network, class and sampled point; more work and memory
     at larger presets; the default within 5x of the chapter's measured cold wall time."""
     from lib.plans import Speed, stage_seconds
 
+    monkeypatch.setenv("MANIFOLD_BOOK_CACHE", str(tmp_path))
     speed = Speed(rate=7.8e10, overhead=6.6e-4)          # this machine's, measured 2026-12
     totals, peaks = [], []
     for preset in ("ci", "default", "paper"):
@@ -459,10 +460,27 @@ def test_plan_counts_the_chapters_units_at_every_preset():
             ("train beta-VAE", 2), ("layer measures of a network", 2 * len(study.NETWORKS)),
             ("exact layer Jacobians at a point", len(study.NETWORKS) * classes * points)]
         assert stages[0].steps == sizes["training"]["max_steps"]
-        assert all(stage.cached is None and not stage.parallel for stage in stages)
+        assert stages[0].parallel and stages[0].cached == 0        # an empty cache
+        assert all(stage.cached is None and not stage.parallel for stage in stages[1:])
         totals.append(sum(stage.units * stage_seconds(stage, speed) for stage in stages))
         peaks.append(max(stage.peak_bytes for stage in stages))
     assert totals[0] < totals[1] < totals[2] and peaks[0] < peaks[1] < peaks[2]
     # Measured 2026-12: 870-890 s cold at default (two networks converged at 7,000 and 6,750
     # steps of the 16,000 the plan costs), 119 s warm.
     assert 880 / 5 < totals[1] < 880 * 5
+
+
+def test_both_networks_train_at_once_on_two_processes_with_the_same_weights(tmp_path):
+    """The two beta-VAEs are independent cells: two loky processes train the ci networks
+    with the weights, byte for byte, and the records a sequential run gives."""
+    def networks(root, **execution):
+        config = study.Config(preset="ci", **execution)
+        records = study.train_networks(config, models_dir=root / "models",
+                                       sweep_dir=root / "sweeps", progress=False)
+        weights = {p.name: p.read_bytes() for p in sorted((root / "models").glob("*.pt"))}
+        return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in records], weights
+
+    sequential = networks(tmp_path / "sequential")
+    spread = networks(tmp_path / "spread", backend="loky", n_jobs=2)
+    assert len(sequential[1]) == len(study.training_cells(study.Config(preset="ci"))) == 2
+    assert spread == sequential

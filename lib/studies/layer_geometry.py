@@ -72,10 +72,12 @@ from lib.models.beta_vae import (LAPTOP_OBJECTIVES, PAPER_OBJECTIVES, BetaVAE, B
 from lib.models.taps import layer_jacobians, layer_taps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.plans import Stage
-from lib.store import digest
-from lib.store import cache_folder
+from lib.store import cache_folder, digest
+from lib.sweeps import (cached_count, check_execution, execution_options, execution_parameters,
+                        run_cells)
 
-__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "network", "objective_label", "training_history",
+__all__ = ["PARAMETERS", "SIZES", "BUFFER", "NETWORKS", "Config", "layer_part", "training_cells",
+           "training_cell", "train_networks", "network", "objective_label", "training_history",
            "training_summary", "grid_layer_measures", "layer_dimensions", "layer_measures",
            "tangent_errors", "ACTIVE_KL", "RANK_RTOL", "latent_activity", "jacobian_ranks",
            "latent_table", "rank_table", "trend_table", "CLAIMS", "claim_table", "claim_verdicts",
@@ -89,7 +91,8 @@ PARAMETERS = Specification("layer-geometry", (
             "seeds the networks (training and the untrained control), the TwoNN samples and "
             "the points where differences meet autodiff"),
     Device("device", "cpu", ("cpu", "cuda"), "where the networks train and run"),
-))
+    *execution_parameters(),
+), checks=(check_execution,))
 
 # The paper's buffer: interval axes carry three extra samples at each end, which the three
 # nested stencils of the curvature consume.
@@ -204,6 +207,41 @@ def _trained(config: Config, source: testbed.Testbed, models_dir, progress: bool
                             progress=progress)
 
 
+def training_cells(config: Config) -> list[dict]:
+    """One cell per data set's beta-VAE: what its training depends on (not where it runs)."""
+    return [{"preset": config.preset, "seed": config.seed, "device": config.device,
+             "dataset": source.name} for source in _sources(config)]
+
+
+def training_cell(*, preset: str, seed: int, device: str, dataset: str, models_dir: str) -> dict:
+    """Train (or read) one data set's beta-VAE into ``models_dir``; return its training record.
+
+    Module-level with JSON arguments, so any process or Dask worker can run
+    it (:func:`lib.sweeps.run_cells`).
+    """
+    config = Config(preset=preset, seed=seed, device=device)
+    return _trained(config, _source(config, dataset), models_dir, progress=False).record.as_dict()
+
+
+def train_networks(config: Config, *, models_dir=None, sweep_dir=None,
+                   progress: bool = True) -> list[dict]:
+    """Train both data sets' beta-VAEs on ``config.backend``, one cell each; their records.
+
+    The two networks are independent, so they train at once on two local
+    processes or two Dask workers (``-p backend loky -p n_jobs 2``, or a
+    cluster); their weights land in ``models_dir`` (default ``models`` under
+    the book's cache) where :func:`network` and :func:`training_history` read
+    them. Records are cached per cell in ``sweep_dir`` (default
+    ``sweeps/<code fingerprint of this module>`` under the book's cache).
+    """
+    return run_cells(training_cell, training_cells(config),
+                     cache_dir=cache_folder(sweep_dir, "sweeps", code_of=__name__),
+                     namespace="layer-geometry.training_cell",
+                     folders={"models_dir": cache_folder(models_dir, "models")},
+                     **execution_options(config), progress=progress,
+                     description="beta-VAEs")
+
+
 def network(config: Config, dataset: str, kind: str, *, models_dir=None,
             dtype: torch.dtype = torch.float64, progress: bool = False) -> BetaVAE:
     """The beta-VAE of one data set: ``"trained"`` on every grid image, or its ``"untrained"`` control.
@@ -252,8 +290,10 @@ def training_history(config: Config, *, models_dir=None, progress: bool = False)
     Columns: dataset, images, objective (:func:`objective_label`), the history
     of :func:`lib.models.beta_vae.train_beta_vae`, and the run's ``stopped``
     (converged, budget, diverged), ``steps``, ``best_step`` (the state kept)
-    and ``wall seconds`` (of the training loop, when it ran).
+    and ``wall seconds`` (of the training loop, when it ran). The networks
+    train first through :func:`train_networks`, on ``config.backend``.
     """
+    train_networks(config, models_dir=models_dir, progress=progress)   # spread, then read
     parts = []
     for source in _sources(config):
         result = _trained(config, source, models_dir, progress)
@@ -1122,12 +1162,12 @@ def plan(config: Config) -> list[Stage]:
 
     Three kinds of unit, from the preset's sizes and the beta-VAE's architecture alone:
 
-    - ``train beta-VAE``: one per data set (:func:`network`, ``"trained"``):
+    - ``train beta-VAE``: one per data set (:func:`train_networks`, a cell of
+      :mod:`lib.sweeps` each, so parallel, with its cached cells counted):
       every class rendered on its grid, then Adam steps of batch 64 up to the
       budget ``max_steps`` (a run that converges stops earlier: the time is
       an upper bound) with an evaluation of the validation tenth every
-      ``eval_every`` steps. Cached by a hash of the images, so ``cached`` is
-      None (unknown without rendering them);
+      ``eval_every`` steps;
     - ``layer measures of a network``: one per data set and network, trained
       or untrained (:func:`layer_measures`, :func:`latent_table`): every
       grid image through the network in float64, the features of every
@@ -1142,7 +1182,7 @@ def plan(config: Config) -> list[Stage]:
       the network.
 
     The unit cost of a stage is the mean over its data sets, its memory the
-    largest. Nothing runs in parallel. Convolutions and the memory-bound
+    largest. Only the training runs in parallel. Convolutions and the memory-bound
     rendering and grid estimators are counted in flop-equivalents at the
     dense rate (the module's ``_CONV_SLOWDOWN``, ``_SPRITE_*``, ``_VIEW_*``,
     ``_MEASURE`` and ``_REACH_*``, measured on one thread of a 2-core machine).
@@ -1194,6 +1234,8 @@ def plan(config: Config) -> list[Stage]:
         for points, extra in ((sizes["tangent_points"], stencil * forward),
                               (sizes["rank_points"], 0.0)):
             jacobians += [(0, 0, exact + extra, peak)] * (len(NETWORKS) * classes * points)
-    return [Stage.of_units("train beta-VAE", training, cached=None),
+    sweeps = cache_folder(None, "sweeps", code_of=__name__)
+    trained = cached_count("layer-geometry.training_cell", training_cells(config), sweeps)
+    return [Stage.of_units("train beta-VAE", training, cached=trained, parallel=True),
             Stage.of_units("layer measures of a network", measures, cached=None),
             Stage.of_units("exact layer Jacobians at a point", jacobians, cached=None)]

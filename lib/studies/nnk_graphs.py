@@ -1073,7 +1073,9 @@ def plan(config: Config) -> list[Stage]:
       preset, on mnist-5k at their epoch budget, with the NNK graph of their
       test digits' codes;
     - ``train layer-geometry's beta-VAE``: the two networks of
-      :func:`beta_vae_layers` (that chapter's :func:`lib.studies.layer_geometry.plan`);
+      :func:`beta_vae_layers` (that chapter's :func:`lib.studies.layer_geometry.plan`),
+      read from the weight cache where that chapter has run (``cached`` None:
+      its sweep's records do not prove the weights are still there);
     - ``train CNN``: one per seed and the first seed's rotation-augmented one,
       ``cnn_epochs`` epochs at most;
     - ``CNN epoch: NNK leave-one-out on the probe digits``: per seed and epoch
@@ -1137,7 +1139,9 @@ def plan(config: Config) -> list[Stage]:
     vaes = _vae_config(config)
     vae_training = next(stage for stage in layer_geometry.plan(vaes)
                         if stage.name == "train beta-VAE")
-    stages.append(replace(vae_training, name="train layer-geometry's beta-VAE"))
+    # Trained here one after the other (this chapter has no backend), unless that chapter ran.
+    stages.append(replace(vae_training, name="train layer-geometry's beta-VAE", cached=None,
+                          parallel=False))
 
     # The CNNs and the digits they see.
     total, test, side = _DIGITS[sizes["digits"]]
