@@ -445,3 +445,26 @@ def test_a_gpu_cell_asks_dask_for_a_gpu_and_checks_cuda_on_its_worker(tmp_path):
         run_cells(sample_rows, make_cells(calls, seeds=range(1)), backend="dask", gpu=True,
                   progress=False)
     assert calls_in(calls) == []
+
+
+def torch_threads(seed: int) -> int:
+    """A cell that reports how many intra-op threads torch gives it."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.mark.parametrize("backend, n_jobs", [("sequential", 1), ("loky", 2)])
+def test_every_cell_runs_on_one_torch_thread_and_the_callers_count_comes_back(backend, n_jobs):
+    """Two threads sum a float reduction in another order than one: a cell computed here
+    must be the bits a one-thread worker computes, so every backend gives cells one thread."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = run_cells(torch_threads, [{"seed": 0}, {"seed": 1}], backend=backend,
+                         n_jobs=n_jobs, progress=False)
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -13,7 +13,6 @@ divide RG by k^(2/d), while a continuous group lowers d by its dimension?
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -582,20 +581,6 @@ def _plane_orbit_distance(queries, train):
     return radius + ((queries[:, None, 2:] - train[None, :, 2:]) ** 2).sum(-1)
 
 
-@contextmanager
-def _one_thread():
-    """Torch on one thread inside, the caller's count restored after.
-
-    As a decorator of :func:`denoiser_cell`: ``n_jobs`` cells run at once, one per core.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _empirical_errors(support: np.ndarray, train: np.ndarray, queries: np.ndarray,
                       sigma: float, rng: np.random.Generator, *, train_repeats: int,
                       repeats: int) -> tuple[float, float]:
@@ -610,7 +595,6 @@ def _empirical_errors(support: np.ndarray, train: np.ndarray, queries: np.ndarra
     return errors[0], errors[1]
 
 
-@_one_thread()
 def denoiser_cell(*, family: str, dim: int, architecture: str, n: int, seed: int, sigma: float,
                   pool: int, queries: int, image_size: int, width: int, depth: int,
                   channels: int, conv_depth: int, max_steps: int, eval_every: int,
