@@ -190,3 +190,33 @@ def test_stencil_derivatives_at_a_grid_point_equal_the_grid_stencils(order):
     np.testing.assert_allclose(pointwise.hessian, on_grid.hessian[index], atol=1e-11)
     assert isinstance(pointwise.jacobian, np.ndarray) and torch.is_tensor(
         stencil_derivatives(torus.immersion, torch.as_tensor(theta), grid.spacing).jacobian)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+@pytest.mark.parametrize("stride", [2, 3])
+def test_a_strided_gradient_is_bitwise_the_full_one_subsampled(order, stride):
+    """The grid reach's tangents at every stride-th point, computed there only, must be the
+    full gradient's values at those points, bit for bit, on periodic and interval axes."""
+    import torch
+
+    from lib.geometry.differences import gradient
+    from lib.grid import Axis, Grid
+
+    grid = Grid((Axis("angle", 0.0, 2 * np.pi, 13, periodic=True), Axis("x", 0.0, 1.0, 11),
+                 Axis("y", -1.0, 2.0, 9)))
+    values = torch.as_tensor(np.random.default_rng(0).normal(size=(*grid.shape, 5)))
+    full = gradient(values, grid, order=order)
+    strided = gradient(values, grid, order=order, stride=stride)
+    step = (slice(None, None, stride),) * grid.ndim
+    assert strided.shape == full[step].shape
+    assert torch.equal(strided, full[step])
+    assert isinstance(gradient(values.numpy(), grid, order=order, stride=stride), np.ndarray)
+
+
+def test_gradient_stride_must_be_a_positive_int():
+    from lib.geometry.differences import gradient
+    from lib.grid import Grid
+
+    grid = Grid.product(x=(0.0, 1.0, 11))
+    with pytest.raises(ValueError, match="'stride' parameter of gradient"):
+        gradient(np.zeros((11, 2)), grid, stride=0)

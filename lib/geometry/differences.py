@@ -81,7 +81,7 @@ def _first(padded, grid, order, axis):
 
 
 @accepts_sampled
-def gradient(values, grid: Grid, *, order: int = 2):
+def gradient(values, grid: Grid, *, order: int = 2, stride: int = 1):
     """Partial derivatives of a field along every grid axis.
 
     Parameters
@@ -92,12 +92,18 @@ def gradient(values, grid: Grid, *, order: int = 2):
         Spacing and periodicity of the leading axes of ``values``.
     order : {2, 4}, default=2
         Accuracy order of the central stencil.
+    stride : int, default=1
+        Keep every ``stride``-th point of ``grid.interior(order // 2)`` per
+        axis, starting at its first: bitwise ``gradient(values, grid)[::stride,
+        ::stride, ...]``, computed at those points only, so that the memory
+        is the result's (the full tangents of a large grid need not fit).
 
     Returns
     -------
     gradient : array of shape (*grid.interior(order // 2).shape, *F, k)
-        ``gradient[..., i]`` is the derivative along grid axis i; same array
-        type, dtype and device as ``values``.
+        (each grid axis divided by ``stride``, rounded up.) ``gradient[..., i]``
+        is the derivative along grid axis i; same array type, dtype and device
+        as ``values``.
 
     Examples
     --------
@@ -108,9 +114,44 @@ def gradient(values, grid: Grid, *, order: int = 2):
     ((9, 1, 1), 3.0)
     """
     field, restore = _checked(values, grid, order, "gradient")
+    check_int(stride, name="stride", caller="gradient", low=1)
+    if stride > 1:
+        return restore(_strided_gradient(field, grid, order, stride))
     padded = _padded(field, grid, order // 2)
     partials = [_first(padded, grid, order, axis) for axis in range(grid.ndim)]
     return restore(torch.stack(partials, dim=-1))
+
+
+def _strided_gradient(field, grid, order, stride):
+    """:func:`gradient` at every ``stride``-th interior point, touching no other point.
+
+    The same terms in the same order as :func:`_first`, so the same bits: on an
+    interval axis a shifted, strided slice is a view; on a periodic axis the
+    shifted indices wrap (``index_select`` on already strided views, no padded
+    copy of the field).
+    """
+    depth = order // 2
+    partials = []
+    for axis in range(grid.ndim):
+        h = grid.spacing[axis]
+        total = None
+        for offset, weight in STENCILS[order]:
+            view = field
+            for position, grid_axis in enumerate(grid.axes):
+                shift = offset if position == axis else 0
+                if grid_axis.periodic:
+                    index = (torch.arange(0, grid_axis.n, stride, device=field.device)
+                             + shift) % grid_axis.n
+                    view = view.index_select(position, index)
+                else:
+                    rows = slice(depth + shift, grid_axis.n - depth + shift, stride)
+                    view = view[(slice(None),) * position + (rows,)]
+            if total is None:
+                total = view * (weight / h)
+            else:
+                total.add_(view, alpha=weight / h)
+        partials.append(total)
+    return torch.stack(partials, dim=-1)
 
 
 @accepts_sampled

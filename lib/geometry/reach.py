@@ -201,7 +201,9 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
 
     Tangents come from central differences on the full grid; queries are the
     points of ``grid.interior(order // 2)`` and candidates all grid points, both
-    taking every ``stride``-th sample per axis (the paper uses stride 2).
+    taking every ``stride``-th sample per axis (the paper uses stride 2). The
+    tangents are computed at the queries only, so memory grows with the
+    strided grid, not the full one.
 
     Parameters
     ----------
@@ -232,11 +234,12 @@ def grid_reach(values, grid: Grid, *, order: int = 2, stride: int = 1,
     x, restore = as_tensor(values)
     check_grid_field(x, grid, order=order, caller=caller, trailing=(None,))
     check_float_dtype(x, name="values", caller=caller)
-    tangents = gradient(x, grid, order=order)                      # (*G', D, k)
+    # Tangents at the strided queries only: the full grid's (D x k per point) need not fit.
+    tangents = gradient(x, grid, order=order, stride=stride)      # (*G'/stride, D, k)
     depth = order // 2
     inner = x[grid.interior_index(depth)]
     step = (slice(None, None, stride),) * grid.ndim
-    queries, tangents = inner[step], tangents[step]
+    queries = inner[step]
     shape = queries.shape[:-1]
     # Candidates on the same stride lattice as the queries, so every query is a candidate.
     lattice = tuple(slice(0 if axis.periodic else depth % stride, None, stride)

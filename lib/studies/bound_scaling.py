@@ -785,12 +785,12 @@ def _sample_cost(config: Config, name: str, dim: int,
              + queries * pixels * _REACH_QUERY)
     flops = classes * (render + 2 * grid.size * pixels * dim * _METRIC + reach)
     points = classes * grid.interior(1).size
-    # Every class on its grid in float64; in the reach, one class's tangents on the whole
-    # grid, its interior, the strided tangents' copies and bases, and the chunks' work
-    # arrays (about three times their budget: 1.5 GB measured for the 4,096 dSprites
-    # rotations); the float32 points kept.
+    # Every class on its grid in float64; the volume element's slabs (small); in the reach,
+    # the strided queries' tangents (computed there only) with their copies and bases, and
+    # the chunks' work arrays (about three times their budget: 1.5 GB measured for the
+    # 4,096 dSprites rotations); the float32 points kept.
     chunks = min(_CHUNK_BYTES, queries * (candidates * (dim + 4) + 16 * (pixels + dim + 3)) * 8.0)
-    peak = (classes * grid.size * pixels * 8.0 + grid.size * pixels * (dim + 1) * 8.0
+    peak = (classes * grid.size * pixels * 8.0 + queries * pixels * (dim + 1) * 8.0
             + 4 * queries * pixels * dim * 8.0 + points * pixels * 4.0 + 3 * chunks)
     return points, pixels, flops, peak
 
