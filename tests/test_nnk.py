@@ -83,7 +83,10 @@ def node_sigma(graph, i):
 def test_every_solve_is_certified_and_matches_scipy_nnls(kernel, sigma):
     points = relu_features(300, 12, seed=1) if kernel == "cosine" else curved_patch(300, 6, seed=1)
     graph = nnk_graph(points, 20, kernel=kernel, sigma=sigma, symmetrize=None)
-    _, cand = oracle_candidates(points, 20)
+    # The cosine kernel's candidates are the most similar directions.
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    ranked = unit if kernel == "cosine" else points
+    _, cand = oracle_candidates(ranked, 20)
     np.testing.assert_array_equal(graph.candidates, cand)
     for i in range(len(points)):
         A, b, factor, target = problem(points, i, cand[i], kernel, node_sigma(graph, i))
@@ -335,9 +338,10 @@ def test_knn_graph_matches_kernel_weights():
         W[i, cand[i]] = np.exp(-dist[i] ** 2 / (2 * sigma[i] ** 2))
     np.testing.assert_allclose(knn_graph(points, 5).toarray(), np.maximum(W, W.T), rtol=1e-13)
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    _, similar = oracle_candidates(unit, 5)              # cosine neighbours: directions
     C = np.zeros((80, 80))
     for i in range(80):
-        C[i, cand[i]] = (1 + unit[cand[i]] @ unit[i]) / 2
+        C[i, similar[i]] = (1 + unit[similar[i]] @ unit[i]) / 2
     np.testing.assert_allclose(knn_graph(points, 5, kernel="cosine").toarray(),
                                np.maximum(C, C.T), rtol=1e-13)
 
@@ -476,3 +480,31 @@ def test_unit_rows_refuses_what_its_callers_would_not_pass(x, exc, words):
     with pytest.raises(exc) as info:
         unit_rows(x, "f")
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("graph", ["nnk", "knn"])
+def test_cosine_candidates_are_the_most_similar_directions_not_the_nearest_points(graph):
+    """Raw features whose norms vary by 100x: the cosine kernel's candidates must be the k
+    largest cosine similarities (brute force), which here differ from the Euclidean ranking."""
+    from lib.graphs.nnk import knn_graph, nnk_graph
+
+    rng = np.random.default_rng(3)
+    directions = rng.normal(size=(120, 6))
+    x = directions * rng.uniform(0.1, 10.0, size=(120, 1))
+    k = 7
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    cosine = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    euclidean = np.argsort(np.linalg.norm(x[:, None] - x[None], axis=2)
+                           + np.diag(np.full(120, np.inf)), axis=1, kind="stable")[:, :k]
+    differ = np.mean([set(a) != set(b) for a, b in zip(cosine, euclidean)])
+    assert differ > 0.5                            # the example separates the two rankings
+    if graph == "nnk":
+        candidates = nnk_graph(x, k, kernel="cosine", symmetrize=None).candidates
+        assert all(set(c) == set(e) for c, e in zip(candidates, cosine))
+    else:
+        weights = knn_graph(x, k, kernel="cosine").toarray()
+        for i, row in enumerate(cosine):               # max-symmetrized: i's choices are in
+            assert np.all(weights[i, row] > 0)
+            assert np.allclose(weights[i, row], (1 + similarity[i, row]) / 2)

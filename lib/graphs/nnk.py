@@ -22,8 +22,11 @@ Kernels, both with :math:`K_{ii} = 1`:
   is exactly the NNLS :math:`\min_{\theta\ge0} |\phi_i - \Phi_S\theta|^2`; the
   batched solver works on its Gram form and the fallback on :math:`\Phi_S` itself.
 
-Candidates come from :func:`lib.neighbors.nearest_neighbors` (exact Euclidean
-distances on the points as given; for unit vectors that is the cosine ranking).
+Candidates come from :func:`lib.neighbors.nearest_neighbors`: exact Euclidean
+distances on the points for the Gaussian kernel, and on their directions
+:math:`\hat x` for the cosine kernel, which ranks by cosine similarity
+(:math:`|\hat x_i - \hat x_j|^2 = 2 - 2\cos`): a cosine graph of raw features
+links the most similar directions, not the nearest points.
 Duplicated points are allowed: a candidate at distance 0 has :math:`K = 1`.
 
 The per-node problems are solved by :func:`lib.graphs.nnk_solver.solve_exact`
@@ -171,7 +174,8 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     budget = check_int(memory_budget, name="memory_budget", caller=caller, low=2**16)
     x = x.to(torch.float64)
     units = unit_rows(x, caller) if kernel == "cosine" else None
-    distances, candidates = _candidates(x, k, budget)
+    # Cosine neighbours: Euclidean distance between directions, |u - v|^2 = 2 - 2 cos.
+    distances, candidates = _candidates(x if units is None else units, k, budget)
     bandwidth = None if kernel == "cosine" else _bandwidth(sigma, distances)
 
     count = x.shape[0]
@@ -249,11 +253,12 @@ def knn_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     _check_sigma(sigma, caller)
     budget = check_int(memory_budget, name="memory_budget", caller=caller, low=2**16)
     x = x.to(torch.float64)
-    distances, candidates = _candidates(x, k, budget)
     if kernel == "cosine":
         units = unit_rows(x, caller)
+        _, candidates = _candidates(units, k, budget)         # the most similar directions
         values = (1 + torch.einsum("nkd,nd->nk", units[candidates], units)) / 2
     else:
+        distances, candidates = _candidates(x, k, budget)
         values = _gaussian(distances**2, _bandwidth(sigma, distances).reshape(-1, 1))
     directed = _directed(values.cpu().numpy(), candidates.cpu().numpy())
     return directed.maximum(directed.T).tocsr()
