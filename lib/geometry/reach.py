@@ -25,7 +25,12 @@ from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_gri
 from lib.geometry.differences import gradient
 from lib.grid import Grid, accepts_sampled
 
-__all__ = ["ReachResult", "local_reach", "grid_reach"]
+__all__ = ["ReachResult", "EXPLICIT_MAX_DIM", "local_reach", "grid_reach"]
+
+#: Ambient dimensions up to which the normal part of y - x is measured in a basis of the
+#: normal space (no cancellation for any candidate); above it, as |v|^2 - |Q^T v|^2 from Gram
+#: matrices, with the ``exact_neighbours`` nearest recomputed from explicit differences.
+EXPLICIT_MAX_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,14 @@ def local_reach(queries, tangents, candidates, *, memory_budget: float = 2**28,
         Bytes for the (chunk, M, d + 4) float64 blocks of one batch of queries; does not
         change the answer beyond rounding.
     exact_neighbours : int, default=16
-        For this many nearest candidates of each query the ratio is recomputed
-        from explicit differences y - x and the residual y - x - Q Q^T (y - x),
-        since the Gram-matrix route loses about ``eps |x|^2 / d(y - x, T)^2`` of
-        relative accuracy, which matters only for the nearest candidates.
+        In an ambient dimension above :data:`EXPLICIT_MAX_DIM`, ratios come
+        from Gram matrices, and for this many nearest candidates of each query
+        the ratio is recomputed from explicit differences y - x and the
+        residual y - x - Q Q^T (y - x), since the Gram-matrix route loses about
+        ``eps |x|^2 / d(y - x, T)^2`` of relative accuracy, which matters most
+        for the nearest candidates. Up to :data:`EXPLICIT_MAX_DIM` the normal
+        part is measured in a basis of the normal space instead, which loses
+        nothing for any candidate and costs less there.
     progress : bool, default=False
         Show a tqdm bar over query chunks.
 
@@ -160,7 +169,14 @@ def _local_reach(queries, tangents, candidates, *, memory_budget, exact_neighbou
     duplicate_sq = max(float(64 * torch.finfo(x.dtype).eps * scale) ** 2,
                        float(1e3 * torch.finfo(torch.float64).eps * scale**2))
     k = tan.shape[-1]
-    bytes_per_query = (y.shape[0] * (k + 4) + exact_neighbours * (ambient + k + 3)) * 8
+    # In a low ambient dimension the normal part is measured in a basis of the normal
+    # space, |N^T (y - x)|, which does not cancel (|v|^2 - |Q^T v|^2 loses the normal
+    # part of near candidates to rounding) and costs M (D - k) more per query, less than
+    # the Gram route's M D k.
+    normals = (torch.linalg.qr(tan.to(torch.float64), mode="complete")[0][:, :, k:]
+               if ambient <= EXPLICIT_MAX_DIM else None)                 # (Q, D, D - k)
+    width = ambient - k if normals is not None else k
+    bytes_per_query = (y.shape[0] * (width + 4) + exact_neighbours * (ambient + k + 3)) * 8
     chunk = max(1, int(memory_budget // bytes_per_query))
     local = torch.empty(q_count, dtype=torch.float64, device=x.device)
     witness = torch.empty(q_count, dtype=torch.long, device=x.device)
@@ -168,12 +184,18 @@ def _local_reach(queries, tangents, candidates, *, memory_budget, exact_neighbou
     for start in progress_bar(starts, desc="reach", show=progress, leave=False):
         stop = min(start + chunk, q_count)
         q = qc[start:stop]                                                  # (c, D, k)
-        # Q^T (y - x) as (c, k, M): contiguous along M, so the reductions below stream.
-        along = torch.matmul(q.transpose(1, 2), yc.T)
-        along -= torch.einsum("cDk,cD->ck", q, xc[start:stop])[:, :, None]
         squared = torch.addmm(x_sq[start:stop, None] + y_sq[None], xc[start:stop], yc.T,
                               alpha=-2).clamp_min_(0)                       # |y - x|^2
-        normal_sq = (squared - along.square_().sum(1)).clamp_min_(0)
+        if normals is None:
+            # Q^T (y - x) as (c, k, M): contiguous along M, so the reductions below stream.
+            along = torch.matmul(q.transpose(1, 2), yc.T)
+            along -= torch.einsum("cDk,cD->ck", q, xc[start:stop])[:, :, None]
+            normal_sq = (squared - along.square_().sum(1)).clamp_min_(0)
+        else:
+            n = normals[start:stop]                                         # (c, D, D - k)
+            across = torch.matmul(n.transpose(1, 2), yc.T)
+            across -= torch.einsum("cDj,cD->cj", n, xc[start:stop])[:, :, None]
+            normal_sq = across.square_().sum(1)                             # |N^T (y - x)|^2
         ratio = squared / normal_sq.sqrt_().mul_(2)
         # Tangential candidates (normal part 0) and the query itself never bound the reach.
         ratio.masked_fill_((normal_sq == 0) | (squared <= duplicate_sq), torch.inf)
@@ -181,17 +203,26 @@ def _local_reach(queries, tangents, candidates, *, memory_budget, exact_neighbou
         # recompute those few from explicit differences (cost c * near * D).
         near = torch.topk(squared, min(exact_neighbours, squared.shape[1]), dim=1,
                           largest=False).indices                           # (c, near)
-        diff = yc[near] - xc[start:stop, None]                             # (c, near, D)
-        near_sq = (diff * diff).sum(-1)
-        # The normal part as an explicit residual v - Q Q^T v, not |v|^2 - |Q^T v|^2.
-        residual = diff - torch.einsum("cnk,cDk->cnD", torch.einsum("cnD,cDk->cnk", diff, q), q)
-        near_normal = (residual * residual).sum(-1)
-        near_ratio = torch.where((near_normal > 0) & (near_sq > duplicate_sq),
-                                 near_sq / (2 * near_normal.sqrt()), torch.inf)
+        near_ratio = _explicit_ratios(yc[near] - xc[start:stop, None], q, duplicate_sq)
         ratio.scatter_(1, near, near_ratio)
         local[start:stop], witness[start:stop] = ratio.min(dim=1)
     local = local.to(x.dtype)
     return ReachResult(local=restore(local), witness=restore(witness))
+
+
+def _explicit_ratios(diff, basis, duplicate_sq):
+    """|v|^2 / (2 |v - Q Q^T v|) for differences ``diff`` (c, n, D) and bases (c, D, k).
+
+    The normal part as an explicit residual, not as |v|^2 - |Q^T v|^2, which
+    cancels for candidates nearly in the tangent space. Tangential candidates
+    (normal part 0) and coincident points (|v|^2 <= ``duplicate_sq``) get inf.
+    """
+    squared = (diff * diff).sum(-1)
+    along = torch.einsum("cnD,cDk->cnk", diff, basis)
+    residual = diff - torch.einsum("cnk,cDk->cnD", along, basis)
+    normal = (residual * residual).sum(-1)
+    return torch.where((normal > 0) & (squared > duplicate_sq),
+                       squared / (2 * normal.sqrt()), torch.inf)
 
 
 @accepts_sampled

@@ -36,6 +36,7 @@ NOT_FED = {
     "lib.geometry.differences.STENCILS": "constant",
     "lib.geometry.differences.SECOND_STENCILS": "constant",
     "lib.geometry.reach.ReachResult": "result container",
+    "lib.geometry.reach.EXPLICIT_MAX_DIM": "constant",
     "lib.geometry.measures.COLUMNS": "constant",
     "lib.geometry.measures.DEGENERATE": "constant",
     "lib.geometry.measures.MIN_BUFFER": "constant",
