@@ -8,14 +8,19 @@ Three regimes, one answer:
 
 - low dimension on the CPU: scipy's k-d tree (exact, fastest up to D of a few
   tens);
-- high dimension (images: D in the thousands, where a k-d tree degenerates to
-  a slow brute force): the matrix-product form
-  :math:`|x|^2 - 2\,x\cdot y + |y|^2` *ranks* candidates in one GEMM, and the
-  ``n_neighbors + 8`` best of each row are re-measured from explicit
-  differences, after centring the cloud. The GEMM form alone loses every
-  digit of a distance that is small next to :math:`|x|`, which is exactly
-  what nearest-neighbour dimension estimators take logarithms of;
-- any tensor on a GPU: the same ranked search, so the points stay there.
+- higher dimension (above :data:`KDTREE_MAX_DIM`, up to images with D in the
+  thousands, where a k-d tree degenerates to a slow brute force): the
+  matrix-product form
+  :math:`|x|^2 - 2\,x\cdot y + |y|^2` *ranks* candidates (scikit-learn's
+  fused brute-force ArgKmin, ``n_neighbors + 1`` of them, on torch's thread
+  count), which are re-measured from explicit differences after centring the
+  cloud; a row whose k-th distance is not below the last candidate's by more
+  than the ranking's rounding (a tie) is searched again explicitly. The GEMM
+  form alone loses every digit of a distance that is small next to
+  :math:`|x|`, which is exactly what nearest-neighbour dimension estimators
+  take logarithms of;
+- any tensor on a GPU: a blocked torch GEMM ranks ``n_neighbors + 8``
+  candidates, re-measured the same way, so the points stay there.
 
 Measured on the 2-core CPU of this project (2026-11-23): 3,000 rendered
 64x64 images (D = 4096), 11 neighbours: k-d tree 26 s, the ranked search
@@ -23,6 +28,8 @@ under 2 s.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -113,7 +120,14 @@ def _ranked_search(reference, queries, k, budget, *, exclude_self):
     """k nearest rows of ``reference`` for each row of ``queries``: GEMM ranking, exact re-check.
 
     With ``exclude_self`` the queries are the reference itself and row i never
-    returns i.
+    returns i. On the CPU the ranking is scikit-learn's brute-force ArgKmin (a
+    fused, cache-blocked GEMM and selection, on as many threads as torch is
+    given) for ``k + 1`` candidates, re-measured from explicit differences; a
+    row is certified when its k-th exact distance lies below the last
+    candidate's ranked distance by more than the ranking's rounding, and the
+    rare row that is not (near ties) is searched again by explicit differences
+    to every point. Elsewhere (a GPU) a blocked torch GEMM ranks ``k + _SPARE``
+    candidates, re-measured the same way.
     """
     count, dim = reference.shape
     # Distances do not see a translation; centring makes |x|^2, and so the GEMM rounding,
@@ -122,26 +136,81 @@ def _ranked_search(reference, queries, k, budget, *, exclude_self):
     centre = exact.mean(0)
     exact = exact - centre
     probe = exact if exclude_self else queries.to(torch.float64) - centre
-    norms = torch.einsum("nd,nd->n", exact, exact)
-    take = min(k + _SPARE, count - 1 if exclude_self else count)
+    available = count - 1 if exclude_self else count
+    if exact.device.type == "cpu":
+        take = min(k + 1, available)
+        ranked, bound = _sklearn_candidates(exact, probe, take, budget, exclude_self=exclude_self)
+    else:
+        take, ranked = min(k + _SPARE, available), None
+        norms = torch.einsum("nd,nd->n", exact, exact)
     # A block of rows needs its (rows, N) ranking matrix and its (rows, take, D) re-check.
     n_queries = probe.shape[0]
     rows = max(1, min(n_queries, budget // (8 * (count + take * dim))))
     distances, indices = [], []
     for start in range(0, n_queries, rows):
         stop = min(start + rows, n_queries)
-        block = torch.addmm(norms[None, :], probe[start:stop], exact.T, alpha=-2)
-        if exclude_self:
-            local = torch.arange(stop - start, device=reference.device)
-            block[local, local + start] = torch.inf                     # not its own neighbour
-        candidates = torch.topk(block, take, dim=1, largest=False).indices
+        if ranked is not None:
+            candidates = ranked[start:stop]
+        else:
+            block = torch.addmm(norms[None, :], probe[start:stop], exact.T, alpha=-2)
+            if exclude_self:
+                local = torch.arange(stop - start, device=reference.device)
+                block[local, local + start] = torch.inf                 # not its own neighbour
+            candidates = torch.topk(block, take, dim=1, largest=False).indices
         diff = exact[candidates].sub_(probe[start:stop, None, :])
         true = torch.einsum("qkd,qkd->qk", diff, diff)
         order = torch.argsort(true, dim=1)[:, :k]
-        distances.append(torch.gather(true, 1, order).sqrt_())
-        indices.append(torch.gather(candidates, 1, order))
+        found, chosen = torch.gather(true, 1, order), torch.gather(candidates, 1, order)
+        if ranked is not None and take < available:
+            for row in (found[:, -1] >= bound[start:stop]).nonzero()[:, 0].tolist():
+                found[row], chosen[row] = _explicit_row(exact, probe[start + row], k,
+                                                        start + row if exclude_self else None)
+        distances.append(found.sqrt_())
+        indices.append(chosen)
     dtype = reference.dtype if reference.dtype.is_floating_point else torch.float64
     return torch.cat(distances).to(dtype), torch.cat(indices)
+
+
+def _sklearn_candidates(exact, probe, take, budget, *, exclude_self):
+    """Nearest rows of ``exact`` by scikit-learn's brute ArgKmin, and what certifies them.
+
+    Returns ``(indices (Q, take), bound (Q,))``: any row of ``exact`` left out
+    of a query's candidates is at a squared distance of at least ``bound``
+    (the last candidate's ranked squared distance, less twice the GEMM's
+    rounding, ``64 eps (|x|^2 + max |y|^2)`` for centred data). Its OpenMP
+    threads are limited to torch's count, so that one setting
+    (``torch.set_num_threads``) governs the whole search.
+    """
+    from sklearn import config_context
+    from sklearn.neighbors import NearestNeighbors
+
+    search = NearestNeighbors(n_neighbors=take, algorithm="brute").fit(exact.numpy())
+    with _thread_pools().limit(limits=torch.get_num_threads(), user_api="openmp"), \
+            config_context(working_memory=max(budget / 2**20, 1.0)):
+        # kneighbors(None) leaves each point out of its own list (by index, duplicates kept).
+        ranked, found = search.kneighbors(None if exclude_self else probe.numpy())
+    scale = torch.einsum("qd,qd->q", probe, probe) + torch.einsum("nd,nd->n", exact, exact).max()
+    rounding = 64 * torch.finfo(torch.float64).eps * scale
+    bound = torch.from_numpy(ranked[:, -1]).square() - 2 * rounding
+    return torch.from_numpy(found).to(torch.long), bound
+
+
+@functools.cache
+def _thread_pools():
+    """threadpoolctl's controller, made once: finding the loaded libraries takes milliseconds."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _explicit_row(exact, point, k, own):
+    """Squared distances and indices of the k nearest rows of ``exact`` to ``point``, explicitly."""
+    squared = ((exact - point) ** 2).sum(1)
+    if own is not None:
+        squared[own] = torch.inf
+    found, chosen = torch.topk(squared, k, largest=False)
+    order = torch.argsort(found)
+    return found[order], chosen[order]
 
 
 def query_neighbors(reference, queries, n_neighbors: int, *, memory_budget: int = 2**28):

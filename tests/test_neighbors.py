@@ -184,3 +184,26 @@ def test_query_gpu_matches_cpu(dim):
     np.testing.assert_array_equal(gpu_idx.cpu().numpy(), cpu_idx)
     with pytest.raises(ValueError, match="'queries'.*device"):
         query_neighbors(torch.as_tensor(reference, device="cuda"), torch.as_tensor(queries), 5)
+
+
+def test_rows_with_ties_past_the_candidates_are_searched_again_explicitly(monkeypatch):
+    """A cubic integer lattice in R^20 (padded with zeros, shifted far from the origin):
+    each interior point has 6 neighbours at distance 1, so with k = 3 the k-th distance ties
+    the last of the k + 1 candidates and those rows cannot be certified. They are searched
+    again explicitly; distances match the oracle to 1e-12."""
+    import lib.neighbors as neighbors
+
+    u, v, w = np.meshgrid(np.arange(6.0), np.arange(6.0), np.arange(6.0), indexing="ij")
+    points = np.zeros((u.size, 20))
+    points[:, 0], points[:, 1], points[:, 2] = u.ravel(), v.ravel(), w.ravel()
+    points += 1e3
+    calls = []
+    explicit = neighbors._explicit_row
+    monkeypatch.setattr(neighbors, "_explicit_row",
+                        lambda *args: calls.append(1) or explicit(*args))
+    distances, indices = nearest_neighbors(points, 3)
+    expected, _ = oracle(points, 3)
+    np.testing.assert_allclose(distances, expected, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(points[indices] - points[:, None], axis=2),
+                               expected, rtol=1e-12)
+    assert len(calls) >= 4 ** 3                      # every interior point at least
