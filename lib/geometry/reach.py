@@ -27,9 +27,9 @@ from lib.grid import Grid, accepts_sampled
 
 __all__ = ["ReachResult", "EXPLICIT_MAX_DIM", "local_reach", "grid_reach"]
 
-#: Ambient dimensions up to which the normal part of y - x is measured in a basis of the
-#: normal space (no cancellation for any candidate); above it, as |v|^2 - |Q^T v|^2 from Gram
-#: matrices, with the ``exact_neighbours`` nearest recomputed from explicit differences.
+#: Ambient dimensions up to which the normal part of ``v = y - x`` is measured in a basis of
+#: the normal space (no cancellation for any candidate); above it, as ``|v|^2 - |Q^T v|^2``
+#: from Gram matrices, with the ``exact_neighbours`` nearest recomputed explicitly.
 EXPLICIT_MAX_DIM = 32
 
 
