@@ -202,11 +202,11 @@ def cached_count(function_or_namespace, cells, cache_dir) -> int:
     Examples
     --------
     >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> cells = [{"number": 2.71828, "ndigits": 2}, {"number": 3.14159, "ndigits": 3}]
-    >>> _ = run_cells(round, cells[:1], cache_dir=folder, progress=False)
-    >>> cached_count(round, cells, folder)
-    1
+    >>> cache = tempfile.mkdtemp()
+    >>> cells = [{"base": 4, "exp": 2}, {"base": 9, "exp": 3}, {"base": 2, "exp": 5}]
+    >>> _ = run_cells(pow, cells[:2], cache_dir=cache, namespace="powers", progress=False)
+    >>> cached_count("powers", cells, cache), len(cells)
+    (2, 3)
     """
     folder = _cache_namespace(function_or_namespace, cache_dir, caller="cached_count")
     return sum((folder / f"{_key(text)}.json").exists()
