@@ -220,3 +220,28 @@ def test_nnk_solver_still_solves_a_diagonal_problem():
     theta, residual, unsolved = solve_exact(A, b, tol=1e-10)
     np.testing.assert_array_equal(theta.numpy(), b.clamp_min(0).numpy())
     assert not bool(unsolved.any())
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_check_finite_refuses_any_nan_or_inf_and_passes_finite_values_that_overflow_a_sum(
+        library, dtype):
+    """The float64 sum is only a shortcut: one NaN or infinity anywhere is refused (and
+    counted), and finite values whose sum overflows still pass."""
+    import torch
+
+    from lib._checks import check_finite
+
+    big = np.full(10, np.finfo(dtype).max / 2, dtype=dtype)     # float64 sum overflows
+    make = (lambda a: a) if library == "numpy" else torch.from_numpy
+    check_finite(make(big.copy()), name="x", caller="f")
+    check_finite(make(np.concatenate([big, -big])), name="x", caller="f")
+    for bad in (np.nan, np.inf, -np.inf):
+        values = np.zeros((3, 4), dtype=dtype)
+        values[1, 2] = bad
+        with pytest.raises(ValueError, match="'x' parameter of f must hold only finite values. "
+                                             "Got 1 non-finite entries"):
+            check_finite(make(values), name="x", caller="f")
+    mixed = np.array([np.inf, -np.inf, 1.0], dtype=dtype)         # the sum is NaN, not inf
+    with pytest.raises(ValueError, match="Got 2 non-finite entries"):
+        check_finite(make(mixed), name="x", caller="f")
