@@ -14,7 +14,7 @@ the error of both against the closed form:
 - intrinsic scalar curvature (``max|S - S*| / max|S*|`` on ``grid.interior(6)``,
   the points where every estimator is defined); ``lib`` is run by the paper's
   intrinsic route at stencil orders 2 and 4 and by the extrinsic (Gauss
-  equation) route at orders 2 and 4;
+  equation, :func:`lib.geometry.extrinsic.grid_scalar_curvature`) route at orders 2 and 4;
 - global reach (relative error of ``min_x tau(x)``), with the paper's stride 2
   for queries and candidates.
 
@@ -78,7 +78,6 @@ import pandas as pd  # noqa: E402
 
 from lib.datasets import toy  # noqa: E402
 from lib.geometry import curvature, extrinsic, metric, reach  # noqa: E402
-from lib.geometry.differences import derivatives  # noqa: E402
 from lib.grid import Grid  # noqa: E402
 
 try:
@@ -252,8 +251,7 @@ def run_curvature(manifold, grid, values, patches, cfg, record):
                sup_relative(on_interior(field, grid, depth, common), truth))
 
     def gauss_equation(order):
-        parts = derivatives(values, grid, order=order)
-        return extrinsic.scalar_curvature_from_derivatives(parts.jacobian, parts.hessian)
+        return extrinsic.grid_scalar_curvature(values, grid, order=order)
 
     for order in (2, 4):
         try:
@@ -268,7 +266,7 @@ def run_curvature(manifold, grid, values, patches, cfg, record):
             NOTES.add(f"ours ext: failed at D = {values.shape[-1]} ({str(error).splitlines()[0][:90]})")
             continue
         check_shape(field, grid.interior(order // 2).shape,
-                    "lib scalar_curvature_from_derivatives")
+                    "lib grid_scalar_curvature")
         record("scalar curvature", f"ours ext o{order}", seconds,
                sup_relative(on_interior(field, grid, order // 2, common), truth))
 
@@ -395,8 +393,7 @@ def warm_up():
                               subsample_points=2, device="cpu")
     metric.volume_element(values, grid)
     curvature.scalar_curvature(values, grid)
-    parts = derivatives(values, grid)
-    extrinsic.scalar_curvature_from_derivatives(parts.jacobian, parts.hessian)
+    extrinsic.grid_scalar_curvature(values, grid)
     reach.grid_reach(values, grid, stride=2)
 
 

@@ -168,3 +168,23 @@ def test_reach_of_a_fine_sphere_grid_is_the_radius_to_rounding():
     result = local_reach(points, np.stack([along_theta, along_phi], -1), points)
     assert abs(result.reach - 1.0) <= 1e-11
     assert np.abs(result.local - 1.0).max() <= 1e-11
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_grid_gauss_equation_by_slabs_is_the_pointwise_one_on_the_whole_grid(order):
+    """grid_scalar_curvature works slab by slab (a 48 x 48 grid in R^2048 is 9 slabs of
+    by_slabs' 4 MB); it must equal the Gauss equation on the whole grid's finite-difference
+    derivatives to rounding, and a sphere's 2 / R^2."""
+    from lib.geometry import differences
+    from lib.geometry.extrinsic import grid_scalar_curvature, scalar_curvature_from_derivatives
+
+    sphere = toy.Sphere(radius=1.5)
+    grid = sphere.grid(48)
+    values = torch.as_tensor(sphere.points(grid)) @ torch.as_tensor(
+        np.linalg.qr(np.random.default_rng(0).normal(size=(2048, 3)))[0].T)   # in R^2048
+    whole = differences.derivatives(values, grid, order=order)
+    expected = scalar_curvature_from_derivatives(whole.jacobian, whole.hessian)
+    field = grid_scalar_curvature(values, grid, order=order)
+    assert field.shape == expected.shape
+    torch.testing.assert_close(field, expected, rtol=1e-9, atol=1e-9)
+    assert float((field - 2 / 1.5**2).abs().max()) < (0.05 if order == 2 else 0.005)

@@ -13,7 +13,8 @@ codimension:
 - scalar curvature by the Gauss equation,
   :math:`S = d^2|H|^2 - g^{ik}g^{jl}\langle\mathrm{II}_{ij},\mathrm{II}_{kl}\rangle`,
   so the round sphere of radius R in R^3 has S = 2/R^2
-  (:func:`scalar_curvature_from_derivatives`; the grid estimator
+  (:func:`scalar_curvature_from_derivatives`; on a grid,
+  :func:`grid_scalar_curvature`; the grid estimator
   :func:`lib.geometry.curvature.scalar_curvature` is the intrinsic route).
 """
 
@@ -22,11 +23,15 @@ from __future__ import annotations
 import torch
 
 from lib._arrays import as_tensor
-from lib._checks import REAL_DTYPES, check_finite, check_float_dtype, check_shape
+from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_grid_field, check_in,
+                         check_shape)
+from lib.geometry import differences
 from lib.geometry.pointwise import (checked_jacobian, inverse_metric, is_degenerate,
                                     metric_from_jacobian)
+from lib.grid import Grid, accepts_sampled
 
-__all__ = ["second_fundamental_form", "scalar_curvature_from_derivatives", "principal_curvatures"]
+__all__ = ["second_fundamental_form", "scalar_curvature_from_derivatives",
+           "grid_scalar_curvature", "principal_curvatures"]
 
 
 def _pair(jacobian, hessian, caller):
@@ -102,11 +107,71 @@ def scalar_curvature_from_derivatives(jacobian, hessian):
     """
     caller = "scalar_curvature_from_derivatives"
     jac, hess, restore = _pair(jacobian, hessian, caller)
-    form = _normal_part(jac, hess)
-    inverse = inverse_metric(metric_from_jacobian(jac), caller=caller, name="jacobian")
-    trace = torch.einsum("...ij,...aij->...a", inverse, form)
-    norm = torch.einsum("...ik,...jl,...aij,...akl->...", inverse, inverse, form, form)
-    return restore((trace**2).sum(-1) - norm)
+    return restore(_gauss(jac, hess, caller, "jacobian"))
+
+
+@accepts_sampled
+def grid_scalar_curvature(values, grid: Grid, *, order: int = 2):
+    """Scalar curvature by the Gauss equation from finite differences on a grid.
+
+    The extrinsic route to :func:`lib.geometry.curvature.scalar_curvature`:
+    the Jacobian and Hessian of the sampled immersion by central differences
+    (:func:`lib.geometry.differences.derivatives`) and
+    :func:`scalar_curvature_from_derivatives` of them, computed slab by slab
+    along the first grid axis (:func:`lib.geometry.differences.by_slabs`), so
+    that the ``(*G, D, k, k)`` Hessian of a large D is never held whole.
+
+    Parameters
+    ----------
+    values : array of shape (*grid.shape, D)
+        float32 or float64.
+    grid : Grid
+    order : {2, 4}, default=2
+
+    Returns
+    -------
+    curvature : array of shape grid.interior(order // 2).shape
+        In the type of ``values``.
+
+    Examples
+    --------
+    >>> from lib.datasets.toy import Sphere
+    >>> sphere = Sphere(radius=2.0)
+    >>> grid = sphere.grid(64)
+    >>> field = grid_scalar_curvature(sphere.points(grid), grid, order=4)
+    >>> round(float(field.mean()), 4)
+    0.5
+    """
+    caller = "grid_scalar_curvature"
+    check_in(order, (2, 4), name="order", caller=caller)
+    x, restore = as_tensor(values)
+    check_grid_field(x, grid, order=order, caller=caller, trailing=(None,))
+    check_float_dtype(x, name="values", caller=caller)
+    check_finite(x, name="values", caller=caller)
+
+    def slab_curvature(slab, sub):
+        parts = differences.derivatives(slab, sub, order=order)
+        return _gauss(parts.jacobian, parts.hessian, caller, "values")
+
+    return restore(differences.by_slabs(slab_curvature, x, grid, halo=order // 2))
+
+
+def _gauss(jac, hess, caller, name):
+    """S = d^2 |H|^2 - |II|^2 from checked tensors J (*Q, D, d) and H (*Q, D, d, d)."""
+    metric = metric_from_jacobian(jac)
+    inverse = inverse_metric(metric, caller=caller, name=name)
+    # The Gauss equation needs only the inner products <II_ij, II_kl>, never II itself:
+    # with the normal projector I - J g^-1 J^T they are H_ij . H_kl - (J^T H_ij)^T g^-1
+    # (J^T H_kl), two batched products over D and no (*Q, D, d, d) temporary.
+    d = jac.shape[-1]
+    flat = hess.reshape(*hess.shape[:-2], d * d)                        # (*Q, D, d^2)
+    gram = flat.transpose(-1, -2) @ flat                               # (*Q, d^2, d^2)
+    along = jac.transpose(-1, -2) @ flat                               # (*Q, d, d^2)
+    products = gram - along.transpose(-1, -2) @ (inverse @ along)
+    products = products.reshape(*products.shape[:-2], d, d, d, d)      # <II_ij, II_kl>
+    trace = torch.einsum("...ij,...kl,...ijkl->...", inverse, inverse, products)
+    norm = torch.einsum("...ik,...jl,...ijkl->...", inverse, inverse, products)
+    return trace - norm
 
 
 def principal_curvatures(jacobian, hessian, normal):

@@ -371,6 +371,9 @@ CASES: dict[str, Case] = {
         "scalar_curvature_from_derivatives",
         lambda rng: (lambda J, H: {"jacobian": J, "hessian": 0 * H})(*jacobians(rng)),
         extrinsic.scalar_curvature_from_derivatives, ("jacobian", "hessian"), check_zero),
+    "lib.geometry.extrinsic.grid_scalar_curvature": _grid_case(extrinsic.grid_scalar_curvature,
+                                                               "grid_scalar_curvature",
+                                                               check_zero),
     "lib.geometry.extrinsic.principal_curvatures": Case(
         "principal_curvatures", lambda rng: _principal_build(rng),
         extrinsic.principal_curvatures, ("jacobian", "hessian", "normal")),
