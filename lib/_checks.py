@@ -57,29 +57,33 @@ def check_in(value, allowed, *, name: str, caller: str):
 def check_finite(array, *, name: str, caller: str) -> None:
     """Raise if ``array`` (numpy or torch) holds NaN or infinity.
 
-    A real array is first summed in float64, one read with no temporary: NaN or
+    A real array is first summed, one read with no temporary (in its own
+    dtype for float32 and float64, in float32 for the half types): NaN or
     infinity anywhere makes the sum non-finite, so a finite sum proves the
     array finite. Only a non-finite sum (a bad entry, or an overflow of finite
     ones) pays for the elementwise test, which counts the bad entries.
     """
     if isinstance(array, np.ndarray):
         if array.dtype.kind == "f":
+            wide = None if array.dtype.itemsize >= 4 else np.float32
             with np.errstate(over="ignore", invalid="ignore"):   # a bad sum is the signal
-                if np.isfinite(np.sum(array, dtype=np.float64)):
+                if np.isfinite(np.sum(array, dtype=wide)):
                     return
-    elif array.dtype.is_floating_point and bool(array.sum(dtype=_torch_float64()).isfinite()):
-        return
+    elif array.dtype.is_floating_point:
+        wide = None if array.element_size() >= 4 else _torch_float32()
+        if bool(array.sum(dtype=wide).isfinite()):
+            return
     finite = np.isfinite(array) if isinstance(array, np.ndarray) else array.isfinite()
     if not bool(finite.all()):
         raise ValueError(f"{_prefix(name, caller)} must hold only finite values. "
                          f"Got {int((~finite).sum())} non-finite entries instead.")
 
 
-def _torch_float64():
-    """torch.float64, imported only when a torch tensor is checked."""
+def _torch_float32():
+    """torch.float32, imported only when a half-precision tensor is checked."""
     import torch
 
-    return torch.float64
+    return torch.float32
 
 
 def check_shape(shape, expected, *, name: str, caller: str, describe: str) -> None:

@@ -223,16 +223,16 @@ def test_nnk_solver_still_solves_a_diagonal_problem():
 
 
 @pytest.mark.parametrize("library", ["numpy", "torch"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_check_finite_refuses_any_nan_or_inf_and_passes_finite_values_that_overflow_a_sum(
         library, dtype):
-    """The float64 sum is only a shortcut: one NaN or infinity anywhere is refused (and
-    counted), and finite values whose sum overflows still pass."""
+    """The sum is only a shortcut: one NaN or infinity anywhere is refused (and counted),
+    and finite values whose sum overflows still pass."""
     import torch
 
     from lib._checks import check_finite
 
-    big = np.full(10, np.finfo(dtype).max / 2, dtype=dtype)     # float64 sum overflows
+    big = np.full(10, np.finfo(dtype).max / 2, dtype=dtype)     # the sum may overflow
     make = (lambda a: a) if library == "numpy" else torch.from_numpy
     check_finite(make(big.copy()), name="x", caller="f")
     check_finite(make(np.concatenate([big, -big])), name="x", caller="f")
