@@ -34,7 +34,9 @@ import pandas as pd
 from lib._checks import check_int, check_real
 
 __all__ = ["Stage", "Speed", "PROCESS_BYTES", "mlp_parameters", "training_steps", "machine_speed",
-           "memory_budget", "plan_table", "stage_seconds"]
+           "memory_budget", "plan_table", "stage_seconds", "REACH_PAIR", "REACH_QUERY", "MEASURE",
+           "SPRITE_PIXEL", "VIEW_PIXEL", "SIMILARITY_PIXEL", "reach_flops", "local_reach_cost",
+           "strided_counts", "class_measures_cost", "render_flops"]
 
 #: Resident memory of a worker process before its unit starts: Python with torch, numpy,
 #: pandas and ``lib`` imported (about 420 MiB measured on Linux with torch 2.13 CPU).
@@ -260,3 +262,68 @@ def plan_table(stages, speed: Speed, *, workers: int = 1, remote: bool = False) 
              "peak MiB per unit": float(table["peak MiB per unit"].max()) if rows else 0.0,
              "peak MiB": float(table["peak MiB"].max()) if rows else 0.0}
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+# --- costs of the library's kernels that several chapters run -------------------------------
+#
+# Memory-bound work counted in flop-equivalents at the dense rate of machine_speed, from short
+# one-thread timings of the library's functions on the project's 2-core machine (2026-12).
+
+#: lib.geometry.reach.local_reach beyond its Gram matmuls: per query-candidate pair (about
+#: 45 ns) and per query and ambient dimension (QR and rank of the tangents, about 0.45 us).
+REACH_PAIR = 4.0e3
+REACH_QUERY = 4.0e4
+#: lib.geometry.measures.class_measures' finite differences: per point, feature and axis.
+MEASURE = 2.9e3
+#: The image testbed's renderers: a dSprites pixel, a turntable base-image pixel of one
+#: view, and a pixel of the turntable's scaling and rotation of each image.
+SPRITE_PIXEL = 7.5e3
+VIEW_PIXEL = 6.0e5
+SIMILARITY_PIXEL = 2.8e4
+
+
+def reach_flops(queries: int, candidates: int, ambient: int, dim: int) -> float:
+    """Work of :func:`lib.geometry.reach.local_reach` for ``queries`` x ``candidates`` in R^ambient."""
+    return (queries * candidates * (2.0 * ambient * (dim + 1) + REACH_PAIR)
+            + queries * ambient * REACH_QUERY)
+
+
+def local_reach_cost(queries: int, candidates: int, ambient: int,
+                     dim: int) -> tuple[float, float]:
+    """(flops, peak bytes) of :func:`lib.geometry.reach.local_reach` in float64 at its default
+    memory budget: two work blocks and the queries' tangents and the candidates, twice."""
+    block = min(queries * candidates * (dim + 4) * 8.0, 2.0**28)
+    arrays = (queries * ambient * (dim + 1) + candidates * ambient) * 8.0 * 2
+    return reach_flops(queries, candidates, ambient, dim), 2 * block + arrays
+
+
+def strided_counts(grid, stride: int, buffer: int) -> tuple[int, int]:
+    """Queries and candidates of a grid reach: every ``stride``-th point per axis, the queries
+    in ``grid.interior(buffer)``, the candidates on the same lattice over the whole grid."""
+    queries = candidates = 1
+    for axis in grid.axes:
+        inner = axis.n if axis.periodic else axis.n - 2 * buffer
+        queries *= -(-inner // stride)
+        candidates *= len(range(0 if axis.periodic else buffer % stride, axis.n, stride))
+    return queries, candidates
+
+
+def class_measures_cost(grid, features: int, stride: int, buffer: int) -> tuple[float, float]:
+    """(flops, peak bytes) of :func:`lib.geometry.measures.class_measures` on one class of
+    ``features`` per grid point: its differences, and its reach at every ``stride``-th point;
+    the points and two (G, D, k) gradients (the tangents, the curvature's own) at once."""
+    k = grid.ndim
+    queries, candidates = strided_counts(grid, stride, buffer)
+    flops = grid.size * features * k * MEASURE + reach_flops(queries, candidates, features, k)
+    return flops, grid.size * features * (1 + 2 * k) * 8.0
+
+
+def render_flops(source, images: int, views: int | None = None) -> float:
+    """Rendering ``images`` images of one class of an image testbed (``source``: its
+    ``name``, ``image_size`` and ``base_size``); a turntable renders ``views`` views (default
+    one per image) and scales and rotates every image."""
+    pixels = source.image_size ** 2
+    if source.name != "turntable":
+        return images * pixels * SPRITE_PIXEL
+    views = images if views is None else views
+    return views * source.base_size ** 2 * VIEW_PIXEL + images * pixels * SIMILARITY_PIXEL

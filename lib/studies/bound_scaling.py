@@ -49,9 +49,11 @@ from lib.geometry.metric import total_volume, volume_element
 from lib.geometry.reach import grid_reach
 from lib.models.beta_vae import LAPTOP_OBJECTIVES, PAPER_OBJECTIVES
 from lib.params import ChapterConfig, Choice, Device, Folder, Integer, Specification
+from lib.plans import Stage, reach_flops, strided_counts
 from lib.sampling import manifold_splits
 from lib.store import cache_folder
-from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
+from lib.sweeps import (cached_count, check_execution, execution_options, execution_parameters,
+                        run_cells)
 
 __all__ = ["PARAMETERS", "SIZES", "ESTIMATORS", "Config", "ManifoldSample", "manifold_sample",
            "measure_cell", "cells", "learned_cells", "error_table", "learned_error_table",
@@ -728,8 +730,7 @@ def claim_verdicts(exponents: pd.DataFrame, complexity: pd.DataFrame,
 #   10 us per pixel of its base_size render, its scaling and rotation 0.35 us per output
 #   pixel; a COIL-20 view read from its PNG about 1 ms;
 # - the volume element and the reach's tangents by central differences about 16 ns per grid
-#   point, pixel and axis each; lib.geometry.reach.local_reach 50 ns per query-candidate
-#   pair beyond its Gram matmuls plus 0.5 us per query and pixel;
+#   point, pixel and axis each; the reach is lib.plans.reach_flops;
 # - the farthest-point test set about 2 ns per test point, point and feature (a pass over
 #   the float32 points per test point, memory-bound: 18 s for 500 of 4,416 images of 4,096
 #   pixels) plus 2.5 ns per test point and point;
@@ -745,8 +746,6 @@ _VIEW_PIXEL = 8.0e5
 _SIMILARITY_PIXEL = 2.8e4
 _FILE_VIEW = 8.0e7
 _METRIC = 1.3e3
-_REACH_PAIR = 4.0e3
-_REACH_QUERY = 4.0e4
 _FPS = (1.5e2, 2.0e2)                 # per test point, point and feature; per test point and point
 _PAIR = 8.0e2
 _RECHECK = 6.0e2
@@ -755,15 +754,6 @@ _ORDER_2 = 1.3
 # The work arrays of one chunk of the reach, the neighbour search and the local fits (their
 # default memory_budget).
 _CHUNK_BYTES = float(2**28)
-
-
-def _strided(grid, stride: int) -> tuple[int, int]:
-    """Queries and candidates of :func:`~lib.geometry.reach.grid_reach` (order 2)."""
-    queries = candidates = 1
-    for axis in grid.axes:
-        queries *= -(-(axis.n if axis.periodic else axis.n - 2) // stride)
-        candidates *= len(range(0 if axis.periodic else 1 % stride, axis.n, stride))
-    return queries, candidates
 
 
 def _sample_cost(config: Config, name: str, dim: int,
@@ -780,9 +770,9 @@ def _sample_cost(config: Config, name: str, dim: int,
     else:
         per_view = source.base_size ** 2 * _VIEW_PIXEL if name == "turntable" else _FILE_VIEW
         render = grid.shape[0] * per_view + grid.size * pixels * _SIMILARITY_PIXEL
-    queries, candidates = _strided(grid, config.sizes["reach_stride"])
-    reach = (queries * candidates * (2.0 * pixels * (dim + 1) + _REACH_PAIR)
-             + queries * pixels * _REACH_QUERY)
+    # grid_reach at order 2: queries in grid.interior(1).
+    queries, candidates = strided_counts(grid, config.sizes["reach_stride"], 1)
+    reach = reach_flops(queries, candidates, pixels, dim)
     flops = classes * (render + 2 * grid.size * pixels * dim * _METRIC + reach)
     points = classes * grid.interior(1).size
     # Every class on its grid in float64; the volume element's slabs (small); in the reach,
@@ -918,16 +908,14 @@ def plan(config: Config) -> list[Stage]:
     Rendering, the grid estimators, the farthest-point splits and the local
     fits are memory-bound and counted in flop-equivalents at the dense rate
     (the module's ``_SPRITE_PIXEL``, ``_VIEW_PIXEL``, ``_SIMILARITY_PIXEL``,
-    ``_METRIC``, ``_REACH_*``, ``_FPS``, ``_PAIR``, ``_RECHECK``, ``_LOCAL``
-    and ``_CONV_SLOWDOWN``, measured on one thread of a 2-core machine).
+    ``_METRIC``, ``_FPS``, ``_PAIR``, ``_RECHECK``, ``_LOCAL`` and
+    ``_CONV_SLOWDOWN``, and the reach's :func:`lib.plans.reach_flops`,
+    measured on one thread of a 2-core machine).
 
     Returns
     -------
     list of lib.plans.Stage
     """
-    from lib.plans import Stage
-    from lib.sweeps import cached_count
-
     folder = cache_folder(None, "sweeps", code_of=__name__)
     namespace = "bound-scaling.measure_cell"
     rates = cells(config)

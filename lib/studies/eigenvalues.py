@@ -34,7 +34,8 @@ from lib.models.autoencoder import autoencoder_checkpoint, trained_autoencoder_r
 from lib.plans import Stage, mlp_parameters, training_steps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
 from lib.store import cache_folder
-from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
+from lib.sweeps import (cached_count, check_execution, execution_options, execution_parameters,
+                        run_cells)
 
 __all__ = ["PARAMETERS", "SIZES", "CONVERGENCE", "Config", "REFERENCE", "point_tables",
            "model_cell", "model_cells", "size_cell", "size_cells", "training_runs",
@@ -397,8 +398,6 @@ def plan(config: Config) -> list:
     -------
     list of lib.plans.Stage
     """
-    from lib.sweeps import cached_count
-
     sizes = config.sizes
     n_train, n_total = _digit_counts(config)
     points = n_total if sizes["points"] is None else min(sizes["points"], n_total)

@@ -26,7 +26,7 @@ from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 from lib.params import ChapterConfig, Choice, Integer, Specification
-from lib.plans import Stage
+from lib.plans import Stage, local_reach_cost
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "testbed", "convergence", "fitted_orders",
            "order_summary", "baselines", "plan"]
@@ -265,25 +265,13 @@ def baselines(config: Config) -> pd.DataFrame:
 # Cost model in floating-point operations, or for memory-bound work its equivalent at the
 # dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
 # machine), measured there: one central-difference gradient costs about 20 ns per grid
-# point, ambient dimension and axis; lib.geometry.reach.local_reach about 45 ns per
-# query-candidate pair beyond its Gram matmuls and 0.45 us per query and ambient dimension;
+# point, ambient dimension and axis (the reach's is lib.plans.local_reach_cost);
 # an exact neighbour search about 13 flop-equivalents per pair of points and dimension
 # (float64 distances and top-k); a local PCA or quadratic fit about 0.12 ms per point.
 _STENCIL = 2.0e3
-_REACH_PAIR = 4.0e3
-_REACH_QUERY = 4.0e4
 _NEIGHBOURS = 13.0
 _LOCAL_FIT = 1.0e7
 _CLOSED_FORM = 300.0       # a closed-form field (volume element, curvature) at one chart point
-
-
-def _reach_cost(queries: int, candidates: int, ambient: int, dim: int) -> tuple[float, float]:
-    """(flops, peak bytes) of :func:`lib.geometry.reach.local_reach` (float64, default budget)."""
-    flops = (queries * candidates * (2.0 * ambient * (dim + 1) + _REACH_PAIR)
-             + queries * ambient * _REACH_QUERY)
-    block = min(queries * candidates * (dim + 4) * 8.0, 2.0**28)
-    arrays = (queries * ambient * (dim + 1) + candidates * ambient) * 8.0 * 2
-    return flops, 2 * block + arrays
 
 
 def plan(config: Config) -> list[Stage]:
@@ -305,7 +293,7 @@ def plan(config: Config) -> list[Stage]:
     A unit's cost is the mean over the units of its stage, its memory the
     largest. Nothing is cached by unit (``cached`` is None) and nothing runs
     in parallel. Memory-bound work is counted in flop-equivalents at the
-    dense rate (the module's ``_STENCIL``, ``_REACH_*``, ``_NEIGHBOURS`` and
+    dense rate (the module's ``_STENCIL``, :mod:`lib.plans`' ``REACH_*``, ``_NEIGHBOURS`` and
     ``_LOCAL_FIT``, measured on one thread of a 2-core machine).
 
     Returns
@@ -330,7 +318,7 @@ def plan(config: Config) -> list[Stage]:
             differences.append((flops, n * ambient * (1 + 2 * k + k * k) * 8.0))
             for order in sizes["reach_orders"]:
                 queries = grid.interior(order // 2).size
-                search, peak = _reach_cost(queries, n, ambient, k)
+                search, peak = local_reach_cost(queries, n, ambient, k)
                 reach.append((search + n * ambient * k * _STENCIL,
                               peak + n * ambient * (1 + k) * 8.0))
     torus = next(bed for bed in beds if bed.name == "torus")
@@ -338,7 +326,7 @@ def plan(config: Config) -> list[Stage]:
     for level in sizes["baseline_levels"]:
         n = torus.grid(level).size
         grid_work = (1 + 1 + k) * n * ambient * k * _STENCIL
-        search, peak = _reach_cost(n, n, ambient, k)        # grid reach and Aamari's
+        search, peak = local_reach_cost(n, n, ambient, k)   # grid reach and Aamari's
         # Five exact neighbour searches (kNN volume, quadratic fit, local PCA, TwoNN, MLE).
         cloud_work = 5 * _NEIGHBOURS * n * n * ambient + 2 * n * _LOCAL_FIT
         clouds.append((grid_work + 2 * search + cloud_work,

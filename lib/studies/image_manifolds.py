@@ -28,7 +28,7 @@ from lib.geometry.measures import class_measures, scaled_measures
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.grid import Grid
 from lib.params import ChapterConfig, Choice, Integer, Real, Specification
-from lib.plans import Stage
+from lib.plans import Stage, class_measures_cost, render_flops
 
 __all__ = ["PARAMETERS", "SIZES", "BUFFER", "Config", "AxisSweep", "axis_sweeps", "gallery",
            "class_geometry", "scaled_geometry", "tangent_convergence", "fitted_orders", "plan"]
@@ -285,60 +285,17 @@ def fitted_orders(table: pd.DataFrame, *, finest: int = 3) -> pd.DataFrame:
 
 # --- the plan of a run: its cost, before it runs ------------------------------------------------
 
-# Cost model in floating-point operations, or for memory-bound work its equivalent at the
-# dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
-# machine), measured there, float64: a dSprites image costs about 90 ns per pixel, a turntable
-# view about 7 us per pixel of its base_size render and its scaling and rotation about 0.3 us
-# per output pixel; the renderers' exact Jacobian and Hessian (d = 3) about 13 us per pixel
-# and point (dSprites) and 0.4 s plus 0.5 ms per base pixel and point (turntable);
-# lib.geometry.measures.class_measures about 33 ns per grid point, pixel and axis before
-# its reach, and lib.geometry.reach.local_reach 45 ns per query-candidate pair beyond its
-# Gram matmuls plus 0.45 us per query and pixel.
-_SPRITE_PIXEL = 7.5e3
-_VIEW_PIXEL = 6.0e5
-_SIMILARITY_PIXEL = 2.8e4
+# Cost model in flop-equivalents at the dense rate of lib.plans.machine_speed (rendering,
+# class_measures and the reach are lib.plans.render_flops and class_measures_cost),
+# measured on one thread, float64: the renderers' exact Jacobian and Hessian (d = 3) cost
+# about 13 us per pixel and point (dSprites) and 0.4 s plus 0.5 ms per base pixel and point
+# (turntable).
 _SPRITE_DERIVATIVES_PIXEL = 1.1e6
 _VIEW_DERIVATIVES = (3.5e10, 4.0e7)       # per point: fixed, per base pixel
-_MEASURE = 2.9e3
-_REACH_PAIR = 4.0e3
-_REACH_QUERY = 4.0e4
 
 
 def _is_turntable(source: testbed.Testbed) -> bool:
     return source.name == "turntable"
-
-
-def _render_flops(source: testbed.Testbed, images: int, views: int | None = None) -> float:
-    """Rendering ``images`` images of one class; a turntable renders ``views`` views
-    (default one per image) and scales and rotates every image."""
-    pixels = source.image_size ** 2
-    if not _is_turntable(source):
-        return images * pixels * _SPRITE_PIXEL
-    views = images if views is None else views
-    return views * source.base_size ** 2 * _VIEW_PIXEL + images * pixels * _SIMILARITY_PIXEL
-
-
-def _strided(grid: Grid, stride: int, buffer: int) -> tuple[int, int]:
-    """Queries and candidates of class_measures' reach: every ``stride``-th point per axis,
-    the queries in ``grid.interior(buffer)``."""
-    queries = candidates = 1
-    for axis in grid.axes:
-        inner = axis.n if axis.periodic else axis.n - 2 * buffer
-        queries *= -(-inner // stride)
-        start = 0 if axis.periodic else buffer % stride
-        candidates *= len(range(start, axis.n, stride))
-    return queries, candidates
-
-
-def _measure_cost(grid: Grid, features: int, stride: int) -> tuple[float, float]:
-    """(flops, peak bytes) of class_measures on one class of ``features`` per grid point."""
-    k = grid.ndim
-    queries, candidates = _strided(grid, stride, BUFFER)
-    flops = (grid.size * features * k * _MEASURE
-             + queries * candidates * (2.0 * features * (k + 1) + _REACH_PAIR)
-             + queries * features * _REACH_QUERY)
-    # The points and two (G, D, k) gradients at once (the tangents, the curvature's own).
-    return flops, grid.size * features * (1 + 2 * k) * 8.0
 
 
 def _stencil_points(order: int, k: int) -> int:
@@ -375,9 +332,9 @@ def plan(config: Config) -> list[Stage]:
 
     Nothing is cached by unit (``cached`` is None) and nothing runs in
     parallel. Rendering and the grid estimators are memory-bound: they are
-    counted in flop-equivalents at the dense rate (the module's
-    ``_SPRITE_*``, ``_VIEW_*``, ``_SIMILARITY_PIXEL``, ``_MEASURE`` and
-    ``_REACH_*``, measured on one thread of a 2-core machine).
+    counted in flop-equivalents at the dense rate (:func:`lib.plans.render_flops`,
+    :func:`lib.plans.class_measures_cost` and the module's ``_SPRITE_*`` and
+    ``_VIEW_*``, measured on one thread of a 2-core machine).
 
     Returns
     -------
@@ -388,19 +345,19 @@ def plan(config: Config) -> list[Stage]:
     for source in _sources(config):
         grid, pixels = source.grid, source.image_size ** 2
         views = grid.shape[0] if _is_turntable(source) else None
-        measure, peak = _measure_cost(grid, pixels, sizes["reach_stride"])
+        measure, peak = class_measures_cost(grid, pixels, sizes["reach_stride"], BUFFER)
         stages.append(Stage(f"{source.name} class on its grid", len(source.classes), None,
-                            flops=_render_flops(source, grid.size, views) + measure,
+                            flops=render_flops(source, grid.size, views) + measure,
                             peak_bytes=peak))
         classes, queries = sizes["convergence"][source.name]
         stencils = sum(_stencil_points(order, source.dim) for order in (2, 4))
         stages.append(Stage(f"{source.name} point: differences against autodiff",
                             min(classes, len(source.classes)) * queries, None,
                             flops=_derivatives_flops(source)
-                            + _render_flops(source, sizes["steps"] * stencils),
+                            + render_flops(source, sizes["steps"] * stencils),
                             peak_bytes=pixels * (source.dim + 1) ** 2 * stencils * 8.0 * 2))
         # gallery: every class at the centre; axis_sweeps: 8 images per axis of one class.
-        thumbnails.append(_render_flops(source, len(source.classes) + 8 * grid.ndim))
+        thumbnails.append(render_flops(source, len(source.classes) + 8 * grid.ndim))
     stages.append(Stage.of_units("thumbnails of a data set",
                                  [(0, 0, flops, 0) for flops in thumbnails], cached=None))
     return stages

@@ -71,7 +71,7 @@ from lib.models.beta_vae import (LAPTOP_OBJECTIVES, PAPER_OBJECTIVES, BetaVAE, B
                                  BetaVAETraining, trained_beta_vae)
 from lib.models.taps import layer_jacobians, layer_taps
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
-from lib.plans import Stage
+from lib.plans import Stage, class_measures_cost, render_flops
 from lib.store import cache_folder, digest
 from lib.sweeps import (cached_count, check_execution, execution_options, execution_parameters,
                         run_cells)
@@ -1059,25 +1059,15 @@ def degeneracy_summary(measures: pd.DataFrame, ranks: pd.DataFrame,
 # dense rate of lib.plans.machine_speed (about 8e10 FLOP/s on one thread of the 2-core
 # machine), measured there. A beta-VAE step (convolutions, one thread) runs about 2.5 times
 # slower than its multiply-adds at that rate (31-50 ms for the default 32 x 32 network,
-# 185 ms at 64 x 64); float64 inference twice slower again. Rendering, float64: a dSprites
-# image about 90 ns per pixel, a turntable view 7 us per pixel of its base_size render and
-# its scaling and rotation 0.3 us per output pixel; one forward-mode pass through a renderer
-# (the exact Jacobian at d = 3 takes four, Jacobian and Hessian thirteen) about 1 us per
-# pixel (dSprites) and 0.03 s plus 40 us per base pixel (turntable).
-# lib.geometry.measures.class_measures about 33 ns per grid point, feature and axis before
-# its reach; lib.geometry.reach.local_reach 45 ns per query-candidate pair beyond its Gram
-# matmuls plus 0.45 us per query and feature; an exact neighbour search (TwoNN) about 13
-# flop-equivalents per pair of points and feature.
+# 185 ms at 64 x 64); float64 inference twice slower again. Rendering and class_measures
+# are lib.plans.render_flops and class_measures_cost; one forward-mode pass through a
+# renderer (the exact Jacobian at d = 3 takes four, Jacobian and Hessian thirteen) costs
+# about 1 us per pixel (dSprites) and 0.03 s plus 40 us per base pixel (turntable), float64;
+# an exact neighbour search (TwoNN) about 13 flop-equivalents per pair of points and feature.
 _CONV_SLOWDOWN = 2.5
 _FLOAT64 = 2.0
-_SPRITE_PIXEL = 7.5e3
-_VIEW_PIXEL = 6.0e5
-_SIMILARITY_PIXEL = 2.8e4
 _SPRITE_PASS_PIXEL = 8.5e4
 _VIEW_PASS = (2.7e9, 3.1e6)          # per point and forward-mode pass: fixed, per base pixel
-_MEASURE = 2.9e3
-_REACH_PAIR = 4.0e3
-_REACH_QUERY = 4.0e4
 _NEIGHBOURS = 13.0
 
 
@@ -1125,36 +1115,12 @@ def layer_sizes(spec: BetaVAESpec) -> list[tuple[str, int, int]]:
     return rows
 
 
-def _render_flops(source: testbed.Testbed, images: int, views: int | None = None) -> float:
-    """Rendering ``images`` images of one class; a turntable renders ``views`` views
-    (default one per image) and scales and rotates every image."""
-    pixels = source.image_size ** 2
-    if source.name != "turntable":
-        return images * pixels * _SPRITE_PIXEL
-    views = images if views is None else views
-    return views * source.base_size ** 2 * _VIEW_PIXEL + images * pixels * _SIMILARITY_PIXEL
-
-
 def _render_pass_flops(source: testbed.Testbed) -> float:
     """One forward-mode pass through the renderer at one point."""
     if source.name != "turntable":
         return source.image_size ** 2 * _SPRITE_PASS_PIXEL
     fixed, per_pixel = _VIEW_PASS
     return fixed + per_pixel * source.base_size ** 2
-
-
-def _measure_cost(grid: Grid, features: int, stride: int) -> tuple[float, float]:
-    """(flops, peak bytes) of class_measures on one class of ``features`` per grid point."""
-    k = grid.ndim
-    queries = candidates = 1
-    for axis in grid.axes:                          # the reach's strided queries and candidates
-        queries *= -(-(axis.n if axis.periodic else axis.n - 2 * BUFFER) // stride)
-        candidates *= len(range(0 if axis.periodic else BUFFER % stride, axis.n, stride))
-    flops = (grid.size * features * k * _MEASURE
-             + queries * candidates * (2.0 * features * (k + 1) + _REACH_PAIR)
-             + queries * features * _REACH_QUERY)
-    # The features and two (G, F, k) gradients at once (the tangents, the curvature's own).
-    return flops, grid.size * features * (1 + 2 * k) * 8.0
 
 
 def plan(config: Config) -> list[Stage]:
@@ -1184,8 +1150,9 @@ def plan(config: Config) -> list[Stage]:
     The unit cost of a stage is the mean over its data sets, its memory the
     largest. Only the training runs in parallel. Convolutions and the memory-bound
     rendering and grid estimators are counted in flop-equivalents at the
-    dense rate (the module's ``_CONV_SLOWDOWN``, ``_SPRITE_*``, ``_VIEW_*``,
-    ``_MEASURE`` and ``_REACH_*``, measured on one thread of a 2-core machine).
+    dense rate (:func:`lib.plans.render_flops`, :func:`lib.plans.class_measures_cost`
+    and the module's ``_CONV_SLOWDOWN``, ``_SPRITE_PASS_PIXEL`` and ``_VIEW_PASS``,
+    measured on one thread of a 2-core machine).
 
     Returns
     -------
@@ -1205,7 +1172,7 @@ def plan(config: Config) -> list[Stage]:
         images = classes * grid.size
         views = grid.shape[0] if source.name == "turntable" else None
         # Training: the classes rendered, Adam steps, a validation pass every eval_every steps.
-        render = classes * _render_flops(source, grid.size, views)
+        render = classes * render_flops(source, grid.size, views)
         evaluations = recipe.max_steps // recipe.eval_every + 1
         validation = evaluations * recipe.validation * images * 2.0 * macs * _CONV_SLOWDOWN
         activations = recipe.batch_size * sum(features) * 4.0 * 3
@@ -1217,11 +1184,11 @@ def plan(config: Config) -> list[Stage]:
         # class on the rendered samples (rendered once for both networks).
         n, snap = sizes["twonn_points"], sizes[source.name].get("twonn_views")
         forward = 2.0 * macs * _CONV_SLOWDOWN * _FLOAT64
-        flops = images * forward + classes * (_render_flops(source, n, snap) / len(NETWORKS)
+        flops = images * forward + classes * (render_flops(source, n, snap) / len(NETWORKS)
                                               + n * forward)
         widest = 0.0
         for width in features:
-            cost, peak = _measure_cost(grid, width, sizes["reach_stride"])
+            cost, peak = class_measures_cost(grid, width, sizes["reach_stride"], BUFFER)
             flops += classes * (cost + _NEIGHBOURS * n * n * width)
             widest = max(widest, peak)
         taps = images * (sum(features) - spec.pixels) * 8.0

@@ -44,7 +44,8 @@ from lib.models.taps import layer_taps
 from lib.stats.intervals import mean_interval
 from lib._checks import check_int, check_real
 from lib.params import ChapterConfig, Choice, Device, Integer, Specification
-from lib.plans import Stage, mlp_parameters, training_steps
+from lib.plans import (SIMILARITY_PIXEL, SPRITE_PIXEL, VIEW_PIXEL, Stage, mlp_parameters,
+                       training_steps)
 from lib.store import cache_folder
 
 __all__ = ["PARAMETERS", "SIZES", "CNN_REL_TOL", "MAX_ANGLE", "STOPPING_RULES", "Config",
@@ -1017,8 +1018,7 @@ def claim_verdicts(per_seed: pd.DataFrame, by_channel: pd.DataFrame, spreading: 
 # candidate pair and dimension each; label propagation about 0.13 s on 2,000 nodes at k = 30.
 # A training step of the small CNN runs about 5.5 times slower than its multiply-adds at the
 # dense rate (57 ms at 28 x 28, batch 128, 6 ms at 8 x 8), a beta-VAE's 2.5 times.
-# Rendering: a dSprites image about 90 ns per pixel, a turntable view 7 us per pixel of its
-# render and its scaling and rotation 0.3 us per output pixel.
+# Rendering: lib.plans' SPRITE_PIXEL, VIEW_PIXEL and SIMILARITY_PIXEL.
 _NEIGHBOURS = 13.0
 _KERNEL = 36.0
 _SOLVER = 1.0e7
@@ -1026,9 +1026,6 @@ _LOCAL = 60.0
 _PROPAGATION = 1.7e5            # per node and candidate
 _CNN_SLOWDOWN = 5.5
 _VAE_SLOWDOWN = 2.5 * 2         # a beta-VAE's convolutions (layer-geometry's), in float64
-_SPRITE_PIXEL = 7.5e3
-_VIEW_PIXEL = 6.0e5
-_SIMILARITY_PIXEL = 2.8e4
 _ELEMENT = 100.0
 # The digits of each source: (images, test split, side). mnist-5k tags round(500 / 7) of
 # each class's 500 images as test; the 8 x 8 set has no test tag and digit_split draws 1/7.
@@ -1211,10 +1208,10 @@ def plan(config: Config) -> list[Stage]:
     out = 64 ** 2                                   # Turntable.images' default out_size
     images = []
     for _ in sizes["image_dims"]:
-        images.append((0, 0, count * sprite * _SPRITE_PIXEL + estimators(count, sprite),
+        images.append((0, 0, count * sprite * SPRITE_PIXEL + estimators(count, sprite),
                        _nnk_bytes(count, sprite, k)))
         # One view rendered per image, then scaled and rotated.
-        images.append((0, 0, count * (view * _VIEW_PIXEL + out * _SIMILARITY_PIXEL)
+        images.append((0, 0, count * (view * VIEW_PIXEL + out * SIMILARITY_PIXEL)
                        + estimators(count, out), _nnk_bytes(count, out, k)))
     stages.append(Stage.of_units("calibration image cloud", images, cached=None))
     cube = sizes["calibration_points"]
@@ -1243,10 +1240,10 @@ def plan(config: Config) -> list[Stage]:
         snap = vaes.sizes[source.name].get("twonn_views")
         pixels = source.image_size ** 2
         if source.name == "turntable":
-            render = len(source.classes) * (snap * source.base_size ** 2 * _VIEW_PIXEL) \
-                + n * pixels * _SIMILARITY_PIXEL
+            render = len(source.classes) * (snap * source.base_size ** 2 * VIEW_PIXEL) \
+                + n * pixels * SIMILARITY_PIXEL
         else:
-            render = n * pixels * _SPRITE_PIXEL
+            render = n * pixels * SPRITE_PIXEL
         shared = (render + n * 2.0 * sum(m for _, _, m in layers) * _VAE_SLOWDOWN) / len(layers)
         taps = n * sum(width for _, width, _ in layers) * 8.0
         units += [(0, 0, shared + _nnk_flops(n, width, k, local=2) + _NEIGHBOURS * n * n * width

@@ -29,7 +29,10 @@ from lib.stats.quantization import (asymptotic_gap, asymptotic_gap_density,
                                     random_quantizer_constant, zador_bounds)
 from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
 from lib.params import ChapterConfig, Choice, Integer, Specification
-from lib.sweeps import check_execution, execution_options, execution_parameters, run_cells
+from lib.plans import Stage, mlp_parameters
+from lib.store import cache_folder
+from lib.sweeps import (cached_count, check_execution, execution_options, execution_parameters,
+                        run_cells)
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "models", "law_curves", "dimension_table",
            "denoiser_limit", "symmetry_curves", "fitted_exponents", "image_dimensions",
@@ -710,8 +713,6 @@ def trained_denoisers(config: Config, *, sweep_dir=None, progress: bool = True) 
     thread each, or a Dask cluster; every cell is seeded, so the table does
     not depend on where or how many at once.
     """
-    from lib.store import cache_folder
-
     folder = cache_folder(sweep_dir, "sweeps", code_of=__name__)
     results = run_cells(denoiser_cell, denoiser_cells(config), cache_dir=folder,
                         namespace="representation-gap.denoiser_cell", progress=progress,
@@ -923,8 +924,6 @@ def _estimate_cost(points: int, features: int) -> tuple[float, float]:
 
 def _denoiser_cost(cell: dict) -> tuple[float, float, float, float]:
     """(steps, step flops, other flops, peak bytes) of one :func:`denoiser_cell` at its budget."""
-    from lib.plans import mlp_parameters
-
     group = ARCHITECTURES[cell["family"]][cell["architecture"]]
     n, queries, pool = cell["n"], cell["queries"], cell["pool"]
     batch, repeats = min(n, 64), 4
@@ -1002,10 +1001,6 @@ def plan(config: Config) -> list[Stage]:
     -------
     list of lib.plans.Stage
     """
-    from lib.plans import Stage
-    from lib.store import cache_folder
-    from lib.sweeps import cached_count
-
     sizes, ambient = config.sizes, config.ambient_dim
     queries, n_max = sizes["queries"], sizes["n_max"]
     chosen = models(config)

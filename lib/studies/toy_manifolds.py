@@ -24,7 +24,7 @@ from lib.geometry.extrinsic import scalar_curvature_from_derivatives
 from lib.geometry.pointwise import volume_element_from_jacobian
 from lib.geometry.reach import local_reach
 from lib.params import ChapterConfig, Choice, Integer, Real, Specification
-from lib.plans import Stage
+from lib.plans import Stage, local_reach_cost
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "family", "closed_form_table", "curvature_fields",
            "local_reach_profiles", "quadrature_convergence", "sampling_check", "plan"]
@@ -261,12 +261,9 @@ def sampling_check(config: Config) -> list[SamplingCheck]:
 
 # Cost model in floating-point operations, or for memory-bound elementwise work its
 # equivalent at the dense rate of lib.plans.machine_speed (measured on one thread of the
-# 2-core machine, about 8e10 FLOP/s): lib.geometry.reach.local_reach spends about 45 ns per
-# query-candidate pair beyond its Gram matmuls and about 0.45 us per query and ambient
-# dimension (QR and rank of the tangents); an elementwise torch operation about 1 ns per
-# element, so an autodiff pass costs about _ELEMENT flop-equivalents per output element.
-_REACH_PAIR = 4.0e3
-_REACH_QUERY = 4.0e4
+# 2-core machine, about 8e10 FLOP/s; the reach's is lib.plans.local_reach_cost): an
+# elementwise torch operation costs about 1 ns per element, so an autodiff pass costs about
+# _ELEMENT flop-equivalents per output element.
 _ELEMENT = 100.0
 _AUTODIFF_SETUP = 5e9      # torch.func's fixed cost of one derivatives() call (0.02-0.09 s)
 _CLOSED_FORM = 300.0       # a closed-form field (volume element, curvature) at one chart point
@@ -281,12 +278,8 @@ def _derivatives_flops(queries: int, ambient: int, dim: int) -> float:
 def _reach_cost(queries: int, candidates: int, ambient: int, dim: int) -> tuple[float, float]:
     """(flops, peak bytes) of the exact tangents and :func:`lib.geometry.reach.local_reach`
     (float64, default memory budget)."""
-    flops = (_derivatives_flops(queries, ambient, dim)
-             + queries * candidates * (2.0 * ambient * (dim + 1) + _REACH_PAIR)
-             + queries * ambient * _REACH_QUERY)
-    block = min(queries * candidates * (dim + 4) * 8.0, 2.0**28)
-    arrays = (queries * ambient * (dim + 1) + candidates * ambient) * 8.0 * 2
-    return flops, 2 * block + arrays
+    flops, peak = local_reach_cost(queries, candidates, ambient, dim)
+    return _derivatives_flops(queries, ambient, dim) + flops, peak
 
 
 def plan(config: Config) -> list[Stage]:
@@ -311,7 +304,7 @@ def plan(config: Config) -> list[Stage]:
 
     Nothing is cached by unit (``cached`` is None) and nothing runs in
     parallel. Memory-bound work is counted in flop-equivalents at the dense
-    rate (the module's ``_REACH_*``, ``_ELEMENT`` and ``_AUTODIFF_SETUP``,
+    rate (:mod:`lib.plans`' ``REACH_*``, the module's ``_ELEMENT`` and ``_AUTODIFF_SETUP``,
     measured on one thread of a 2-core machine).
 
     Returns
