@@ -336,7 +336,7 @@ def _workers(values: dict) -> tuple[int, bool]:
 
 
 def chapter_plan(slug: str, parameters: dict | None = None, *, root: Path = PROJECT_ROOT,
-                 speed=None):
+                 speed=None, timed: bool = True):
     """The plan of a chapter run, computing nothing: :func:`lib.plans.plan_table` of its stages.
 
     The parameters are checked as for :func:`run_chapter`; the study's
@@ -345,7 +345,8 @@ def chapter_plan(slug: str, parameters: dict | None = None, *, root: Path = PROJ
     process) on the workers the run would use here (``n_jobs`` with a local
     backend). With a Dask scheduler address, the parallel stages run on the
     cluster: their time is for one worker and their memory is not this
-    machine's.
+    machine's. With ``timed=False`` nothing is measured and the seconds are
+    NaN: the memory check before a run needs only the peak.
 
     Returns
     -------
@@ -364,7 +365,9 @@ def chapter_plan(slug: str, parameters: dict | None = None, *, root: Path = PROJ
     with _kernel_environment(root):          # the cache folder the run would read
         stages = study.plan(study.Config(**everything))
     workers, remote = _workers(everything)
-    return plan_table(stages, speed or machine_speed(), workers=workers,
+    if timed and speed is None:
+        speed = machine_speed()
+    return plan_table(stages, speed if timed else None, workers=workers,
                       remote=remote), everything
 
 
@@ -801,7 +804,9 @@ def main(argv: list[str] | None = None) -> int:
 
         budget = args.memory_budget or memory_budget()
         if args.dry_run or not args.over_budget:
-            table, everything = chapter_plan(chapter.slug, values, root=root)
+            # The memory check needs no timing: measure the machine only for a dry run.
+            table, everything = chapter_plan(chapter.slug, values, root=root,
+                                             timed=args.dry_run)
             if args.dry_run:
                 print(plan_text(chapter.slug, table, everything, budget=budget))
                 return 0

@@ -210,14 +210,16 @@ def memory_budget() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def plan_table(stages, speed: Speed, *, workers: int = 1, remote: bool = False) -> pd.DataFrame:
+def plan_table(stages, speed: Speed | None, *, workers: int = 1,
+               remote: bool = False) -> pd.DataFrame:
     """The plan of a run as a table: one row per stage, then a total row.
 
     Parameters
     ----------
     stages : sequence of Stage
-    speed : Speed
-        From :func:`machine_speed`.
+    speed : Speed or None
+        From :func:`machine_speed`; None leaves the seconds NaN (the memory
+        alone needs no timing).
     workers : int, default=1
         Units of a parallel stage that run at once on this machine (the
         run's local workers); a stage that is not parallel runs one unit at
@@ -246,7 +248,7 @@ def plan_table(stages, speed: Speed, *, workers: int = 1, remote: bool = False) 
         left = stage.units - (stage.cached or 0)
         at_once = min(workers, max(left, 1)) if stage.parallel and not remote else 1
         here = 0 if stage.parallel and remote else at_once
-        per_unit = stage_seconds(stage, speed)
+        per_unit = math.nan if speed is None else stage_seconds(stage, speed)
         unit_mib = (PROCESS_BYTES + stage.peak_bytes) / 2**20
         rows.append({"stage": stage.name, "units": stage.units,
                      "cached": "?" if stage.cached is None else stage.cached,
@@ -258,7 +260,7 @@ def plan_table(stages, speed: Speed, *, workers: int = 1, remote: bool = False) 
                                         "peak MiB"])
     total = {"stage": "total", "units": int(table["units"].sum()), "cached": "",
              "to compute": int(table["to compute"].sum()), "seconds per unit": math.nan,
-             "seconds": float(table["seconds"].sum()),
+             "seconds": float(table["seconds"].sum(min_count=1)),
              "peak MiB per unit": float(table["peak MiB per unit"].max()) if rows else 0.0,
              "peak MiB": float(table["peak MiB"].max()) if rows else 0.0}
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)

@@ -150,3 +150,16 @@ def test_a_bad_memory_budget_is_named(value, capsys):
     assert exit_.value.code == 2
     assert "'--memory-budget' option of lib.book must be a number of GiB in (0, inf)" in \
         capsys.readouterr().err
+
+
+def test_the_memory_check_before_a_run_measures_no_speed(monkeypatch):
+    """Peak memory does not depend on speed: an untimed plan has the same memory as a timed one
+    and leaves every time NaN, so a plain run pays for no speed measurement."""
+    import lib.plans as plans
+
+    timed, _ = book.chapter_plan("eigenvalue-predictors", {"preset": "ci"}, speed=SPEED)
+    monkeypatch.setattr(plans, "machine_speed",
+                        lambda *a: pytest.fail("the memory check measured the machine"))
+    untimed, _ = book.chapter_plan("eigenvalue-predictors", {"preset": "ci"}, timed=False)
+    assert untimed["peak MiB"].tolist() == timed["peak MiB"].tolist()
+    assert untimed["seconds per unit"].isna().all() and untimed["seconds"].isna().all()
