@@ -271,16 +271,20 @@ def plan_table(stages, speed: Speed | None, *, workers: int = 1,
 # Memory-bound work counted in flop-equivalents at the dense rate of machine_speed, from short
 # one-thread timings of the library's functions on the project's 2-core machine (2026-12).
 
-#: lib.geometry.reach.local_reach beyond its Gram matmuls: per query-candidate pair (about
-#: 45 ns) and per query and ambient dimension (QR and rank of the tangents, about 0.45 us).
+#: Work of ``lib.geometry.reach.local_reach`` beyond its Gram matmuls, per query and
+#: candidate (about 45 ns).
 REACH_PAIR = 4.0e3
+#: Work of ``lib.geometry.reach.local_reach`` per query and ambient dimension (the QR and
+#: rank of its tangents, about 0.45 us).
 REACH_QUERY = 4.0e4
-#: lib.geometry.measures.class_measures' finite differences: per point, feature and axis.
+#: Work of the finite differences of ``lib.geometry.measures.class_measures`` per grid
+#: point, feature and axis.
 MEASURE = 2.9e3
-#: The image testbed's renderers: a dSprites pixel, a turntable base-image pixel of one
-#: view, and a pixel of the turntable's scaling and rotation of each image.
+#: Work of rendering one dSprites pixel.
 SPRITE_PIXEL = 7.5e3
+#: Work of one pixel of a turntable view's base render.
 VIEW_PIXEL = 6.0e5
+#: Work of one pixel of the turntable's scaling and rotation of each image.
 SIMILARITY_PIXEL = 2.8e4
 
 
