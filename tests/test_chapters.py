@@ -155,6 +155,27 @@ def test_representation_gap_chapter_recovers_the_known_exponents(built_book):
         assert (abs(closed[column] / closed["true d"] - 1) < 0.15).all(), column
 
 
+def test_representation_gap_chapter_measures_the_rg_slope_coverage(built_book):
+    """The calibrated interval holds d on more samples than the raw one, on every shape kind.
+
+    At ci (15 models, 4 samples of 1,000 points, 2026-12-07) the raw interval
+    held d on 72 % of the samples and the calibrated one on 88 %; the raw
+    one failed on every 5-cube sample (estimate 4.4), the calibrated one on none.
+    """
+    outputs = book.CHAPTERS["representation-gap"].outputs(built_book)
+    samples = pd.read_csv(outputs / "slope-coverage-intervals.csv")
+    summary = pd.read_csv(outputs / "slope-coverage.csv")
+    assert set(summary["model"]) == set(samples["model"])
+    inside = lambda low, high: ((samples[low] <= samples["true d"])
+                                & (samples["true d"] <= samples[high]))
+    assert inside("low", "high").mean() > inside("raw low", "raw high").mean() + 0.1
+    assert (samples["low"] <= samples["calibrated"]).all()
+    assert (samples["calibrated"] <= samples["high"]).all()
+    cube = summary.set_index("model").loc["cube d=5"]
+    assert cube["raw coverage"] <= 0.25 and cube["coverage"] >= 0.75
+    assert summary["reference"].any() and not summary["reference"].all()
+
+
 def test_representation_gap_chapter_finds_d_on_one_parameter_image_manifolds(built_book):
     """On the image testbed the estimators agree with the known d where the sampling is dense.
 

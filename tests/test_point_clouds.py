@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from lib.datasets.point_clouds import Cube, FlatTorus, Gaussian, Sphere
+from lib.datasets.point_clouds import Ball, Cube, FlatTorus, Gaussian, Sphere
 
 N = 40_000
 
@@ -35,6 +35,19 @@ def test_sphere_points_are_uniform_on_the_sphere(d):
     cap = x[:, -1] / 2.0 > 0.5
     p_cap = 0.5 * float(special.betainc(d / 2, 0.5, 1 - 0.5**2))
     within(cap.astype(float), p_cap)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_ball_points_are_uniform_in_the_ball(d):
+    x = Ball(d).sample(N, seed=d)
+    radius = np.linalg.norm(x, axis=1)
+    assert np.all(radius <= 1)
+    # Uniform in the d-ball: |x|^d is uniform on [0, 1] (mean 1/2), and the directions
+    # are uniform: each squared coordinate has mean E|x|^2 / d = 1 / (d + 2).
+    within(radius**d, 0.5)
+    within(x[:, 0] ** 2, 1 / (d + 2))
+    assert Ball(d).volume == pytest.approx(math.pi ** (d / 2) / math.gamma(d / 2 + 1), rel=1e-14)
+    assert Ball(3).volume == pytest.approx(4 / 3 * math.pi, rel=1e-14)
 
 
 def test_sphere_volume_closed_forms():

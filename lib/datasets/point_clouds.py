@@ -22,6 +22,7 @@ here samples exactly from its law (no rejection) and knows
 - :class:`Sphere`: the round d-sphere of ``radius`` in R^(d+1), uniform
   (normalised Gaussians); volume :math:`2\pi^{(d+1)/2} r^d / \Gamma((d+1)/2)`.
 - :class:`Cube`: the unit cube [0, 1]^d, uniform: flat, with boundary.
+- :class:`Ball`: the unit ball of R^d, uniform: flat, with a round boundary.
 - :class:`Gaussian`: the standard normal law on R^d: unbounded, so the
   integral of :math:`f^{1-2/d}` is finite only for d > 2.
 
@@ -40,7 +41,7 @@ import numpy as np
 from lib._checks import check_int, check_real
 from lib.datasets.toy import embed
 
-__all__ = ["PointCloudModel", "FlatTorus", "Sphere", "Cube", "Gaussian"]
+__all__ = ["PointCloudModel", "FlatTorus", "Sphere", "Cube", "Ball", "Gaussian"]
 
 
 def _rng(seed) -> np.random.Generator:
@@ -174,6 +175,29 @@ class Cube(PointCloudModel):
 
     def _native(self, n, rng):
         return rng.uniform(0.0, 1.0, size=(n, self.dim))
+
+
+@dataclass(frozen=True)
+class Ball(PointCloudModel):
+    """The unit ball of R^dim, uniform: flat, volume pi^(d/2) / Gamma(d/2 + 1), round boundary.
+
+    Examples
+    --------
+    >>> round(Ball(2).volume / math.pi, 6)
+    1.0
+    >>> bool(np.all(np.linalg.norm(Ball(5).sample(100, seed=0), axis=1) <= 1))
+    True
+    """
+
+    @property
+    def volume(self) -> float:
+        return math.pi ** (self.dim / 2) / math.gamma(self.dim / 2 + 1)
+
+    def _native(self, n, rng):
+        direction = rng.standard_normal((n, self.dim))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        # The radius of a uniform point has P(R <= r) = r^d.
+        return direction * rng.uniform(0.0, 1.0, size=(n, 1)) ** (1 / self.dim)
 
 
 @dataclass(frozen=True)

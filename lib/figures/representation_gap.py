@@ -8,7 +8,8 @@ import seaborn as sns
 
 from lib.figures._style import STYLE, marker_handles, new_figure, palette, panel_grid
 
-__all__ = ["law_ratios", "denoiser_limit", "symmetry", "rotation_symmetry", "trained_gaps"]
+__all__ = ["law_ratios", "slope_coverage", "denoiser_limit", "symmetry", "rotation_symmetry",
+           "trained_gaps"]
 
 
 def law_ratios(table):
@@ -29,6 +30,35 @@ def law_ratios(table):
                    ylabel=r"RG$_n$ / asymptotic law" if ax is axes[0] else "")
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         fig.legend(handles=marker_handles(colours), loc="outside lower center", ncols=len(dims))
+    return fig
+
+
+def slope_coverage(table):
+    """Every sample's RG-slope interval over d, raw and calibrated, one row per model.
+
+    ``table`` is :func:`lib.studies.representation_gap.slope_coverage`; an
+    interval that contains d crosses the vertical line at 1.
+    """
+    models = list(dict.fromkeys(table["model"]))
+    colours = palette(["raw", "calibrated"])
+    with sns.axes_style("whitegrid"), mpl.rc_context(STYLE):
+        fig = new_figure(figsize=(7.5, 0.32 * len(models) + 1.4))
+        ax = fig.subplots()
+        seeds = table["seed"].max() + 1
+        for row, model in enumerate(models):
+            part = table[table["model"] == model]
+            d = part["true d"].to_numpy()
+            for offset, (label, (mid, low, high)) in zip((-0.18, 0.18), {
+                    "raw": ("raw", "raw low", "raw high"),
+                    "calibrated": ("calibrated", "low", "high")}.items()):
+                y = row + offset + 0.1 * (part["seed"].to_numpy() - (seeds - 1) / 2) / seeds
+                ax.hlines(y, part[low] / d, part[high] / d, color=colours[label], lw=1.2)
+                ax.plot(part[mid] / d, y, "o", markersize=2.5, color=colours[label])
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_yticks(range(len(models)), models)
+        ax.invert_yaxis()
+        ax.set(xlabel="estimated d / true d (95% interval of each sample)")
+        fig.legend(handles=marker_handles(colours), loc="outside lower center", ncols=2)
     return fig
 
 

@@ -20,14 +20,15 @@ import torch
 
 from lib._checks import check_real
 from lib.claims import VERDICTS, claims_table, contains_verdict
-from lib.datasets import dsprites, extension, mnist, turntable
+from lib.datasets import dsprites, extension, mnist, toy, turntable
 from lib.datasets.point_clouds import Cube, FlatTorus, Gaussian, PointCloudModel, Sphere
 from lib.estimators.intrinsic_dim import LevinaBickelMLE, TwoNN
 from lib.stats.quantization import (asymptotic_gap, asymptotic_gap_density,
                                     flat_torus_gap, kmeans_codebook_gap,
                                     optimal_quantizer_constant,
                                     random_quantizer_constant, zador_bounds)
-from lib.estimators.representation_gap import RGSlope, optimal_denoiser, representation_gap
+from lib.estimators.representation_gap import (RGSlope, default_sizes, optimal_denoiser,
+                                               representation_gap)
 from lib.params import ChapterConfig, Choice, Integer, Specification
 from lib.plans import Stage, mlp_parameters
 from lib.store import cache_folder
@@ -36,6 +37,7 @@ from lib.sweeps import (cached_count, check_execution, execution_options, execut
 
 __all__ = ["PARAMETERS", "SIZES", "Config", "models", "law_curves", "dimension_table",
            "denoiser_limit", "symmetry_curves", "fitted_exponents", "image_dimensions",
+           "coverage_models", "slope_coverage", "coverage_summary",
            "rotation_symmetry", "codebook_constants", "digits_dimensions", "digit_shifts",
            "claim_verdicts", "TRAINED_RULE", "ARCHITECTURES", "denoiser_cell", "denoiser_cells",
            "trained_denoisers", "trained_exponents", "trained_summary", "exponent_view",
@@ -56,6 +58,7 @@ BUFFER = 3
 
 SIZES = {
     "ci": dict(n_max=2_000, queries=400, repeats=1, dims=(1, 2, 3, 5), id_points=2_000,
+               coverage_points=1_000, coverage_seeds=4,
                image_points=800, turntable_size=32, rotation_dims=(4,), rotation_points=400,
                rotation_orders=(1, 16), codes=(32, 128, 256), mnist_classes=1,
                denoiser_sizes=(100, 300), sigmas=(0.1, 0.03, 0.01, 0.003), group_orders=(4, 16),
@@ -65,7 +68,8 @@ SIZES = {
                             width=16, depth=2, channels=4,
                             conv_depth=2, max_steps=300, eval_every=100)),
     "default": dict(n_max=30_000, queries=2_000, repeats=3, dims=(1, 2, 3, 5, 8),
-                    id_points=8_000, image_points=3_000, turntable_size=64,
+                    id_points=8_000, coverage_points=2_000, coverage_seeds=10,
+                    image_points=3_000, turntable_size=64,
                     rotation_dims=(3, 4), rotation_points=2_000, rotation_orders=(1, 4, 16, 64),
                     codes=(100, 400, 1000), mnist_classes=3, denoiser_sizes=(100, 300, 1000),
                     sigmas=(0.3, 0.1, 0.03, 0.01, 0.003), group_orders=(4, 16),
@@ -75,7 +79,8 @@ SIZES = {
                                  queries=2_000, image_size=10, width=64, depth=3, channels=6,
                                  conv_depth=2, max_steps=12_000, eval_every=200)),
     "paper": dict(n_max=100_000, queries=5_000, repeats=5, dims=(1, 2, 3, 5, 8, 10),
-                  id_points=20_000, image_points=10_000, turntable_size=128,
+                  id_points=20_000, coverage_points=4_000, coverage_seeds=20,
+                  image_points=10_000, turntable_size=128,
                   rotation_dims=(2, 3, 4), rotation_points=4_000, rotation_orders=(1, 4, 16, 64, 128),
                   codes=(200, 1000, 2000), mnist_classes=10, denoiser_sizes=(100, 300, 1000, 3000),
                   sigmas=(1.0, 0.3, 0.1, 0.03, 0.01, 0.003), group_orders=(4, 16),
@@ -137,10 +142,15 @@ def law_curves(config: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rg_slope(points, seed) -> RGSlope:
+    return RGSlope(n_permutations=3, n_bootstrap=100, random_state=seed).fit(points)
+
+
 def _estimates(points, seed) -> dict:
-    slope = RGSlope(n_permutations=3, n_bootstrap=100, random_state=seed).fit(points)
+    slope = _rg_slope(points, seed)
     low, high = slope.confidence_interval_
     return {"RG slope": slope.dimension_, "RG slope 95% interval": f"[{low:.2f}, {high:.2f}]",
+            "RG slope (raw)": slope.raw_dimension_,
             "TwoNN": TwoNN().fit(points).dimension_,
             "MLE (k=10)": LevinaBickelMLE(n_neighbors=10).fit(points).dimension_}
 
@@ -148,11 +158,14 @@ def _estimates(points, seed) -> dict:
 def dimension_table(config: Config) -> pd.DataFrame:
     """Intrinsic dimension of every model by the RG slope, TwoNN and Levina-Bickel MLE.
 
+    The RG slope is :class:`RGSlope` calibrated against balls, spheres and
+    cubes; ``RG slope (raw)`` is -2 / slope before the calibration.
+
     Returns
     -------
     DataFrame
         With columns ``model, true d, RG slope, RG slope 95% interval,
-        TwoNN, MLE (k=10)``.
+        RG slope (raw), TwoNN, MLE (k=10)``.
     """
     rng = np.random.default_rng(config.seed)
     rows = []
@@ -160,6 +173,82 @@ def dimension_table(config: Config) -> pd.DataFrame:
         points = model.sample(config.sizes["id_points"], seed=rng, ambient_dim=config.ambient_dim)
         rows.append({"model": model.name, "true d": model.dim, **_estimates(points, config.seed)})
     return pd.DataFrame(rows)
+
+
+def coverage_models(config: Config) -> list:
+    """The chapter's models and the torus of revolution in R^3, for :func:`slope_coverage`.
+
+    Spheres and cubes are reference laws of :class:`RGSlope`'s calibration;
+    flat tori, Gaussians and the torus of revolution (curved, with a
+    curvature that changes sign) are not.
+    """
+    return [*models(config), toy.Torus()]
+
+
+def _coverage_sample(model, count, rng, ambient_dim) -> tuple[str, np.ndarray]:
+    """(name, points) of one sample; the torus of revolution stays in its R^3."""
+    if isinstance(model, toy.ToyManifold):
+        return (f"torus of revolution d={model.dim}",
+                model.points(model.sample(count, seed=rng)))
+    return model.name, model.sample(count, seed=rng, ambient_dim=ambient_dim)
+
+
+def slope_coverage(config: Config) -> pd.DataFrame:
+    """How often the RG slope's 95% interval contains d, raw and calibrated, over many samples.
+
+    For every model of :func:`coverage_models` and each of ``coverage_seeds``
+    independent samples of ``coverage_points`` points, :class:`RGSlope`
+    (three permutations, 100 bootstrap replicates) gives its raw estimate
+    -2 / slope with the bootstrap interval, and the estimate and interval
+    calibrated against uniform balls, spheres and cubes of the same size.
+
+    Returns
+    -------
+    DataFrame
+        One row per model and sample: ``model, true d, reference, seed,
+        raw, raw low, raw high, calibrated, low, high``; ``reference`` says
+        whether the model's law is one of the calibration's.
+    """
+    sizes = config.sizes
+    rng = np.random.default_rng([config.seed, 1])
+    rows = []
+    for model in coverage_models(config):
+        for seed in range(sizes["coverage_seeds"]):
+            name, points = _coverage_sample(model, sizes["coverage_points"], rng,
+                                            config.ambient_dim)
+            slope = _rg_slope(points, seed)
+            (raw_low, raw_high), (low, high) = (slope.raw_confidence_interval_,
+                                                slope.confidence_interval_)
+            rows.append({"model": name, "true d": model.dim,
+                         "reference": isinstance(model, (Sphere, Cube)), "seed": seed,
+                         "raw": slope.raw_dimension_, "raw low": raw_low, "raw high": raw_high,
+                         "calibrated": slope.dimension_, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
+    """Per model of :func:`slope_coverage`: mean estimates and the share of intervals holding d.
+
+    Returns
+    -------
+    DataFrame
+        One row per model: ``model, true d, reference, samples, raw, raw
+        coverage, calibrated, coverage, width`` (the calibrated interval's
+        mean width).
+    """
+    table = coverage.assign(
+        raw_inside=(coverage["raw low"] <= coverage["true d"])
+        & (coverage["true d"] <= coverage["raw high"]),
+        inside=(coverage["low"] <= coverage["true d"]) & (coverage["true d"] <= coverage["high"]),
+        width=coverage["high"] - coverage["low"])
+    grouped = table.groupby("model", sort=False)
+    return pd.DataFrame({"true d": grouped["true d"].first(),
+                         "reference": grouped["reference"].first(),
+                         "samples": grouped.size(), "raw": grouped["raw"].mean(),
+                         "raw coverage": grouped["raw_inside"].mean(),
+                         "calibrated": grouped["calibrated"].mean(),
+                         "coverage": grouped["inside"].mean(),
+                         "width": grouped["width"].mean()}).reset_index()
 
 
 def image_dimensions(config: Config) -> pd.DataFrame:
@@ -911,8 +1000,6 @@ def _neighbour_flops(points: int, features: int, neighbours: int) -> float:
 
 def _estimate_cost(points: int, features: int) -> tuple[float, float]:
     """(flops, peak bytes) of the RG slope, TwoNN and the MLE on ``points`` in R^features."""
-    from lib.estimators.representation_gap import default_sizes
-
     queries = int(round(0.2 * points))
     pool = points - queries
     sizes = len(default_sizes(pool))
@@ -920,6 +1007,21 @@ def _estimate_cost(points: int, features: int) -> tuple[float, float]:
              + _neighbour_flops(points, features, 2) + _neighbour_flops(points, features, 10))
     # A float64 copy of the points and a permuted pool beside them, one chunk of work arrays.
     return flops, 3 * points * features * 8.0 + _gap_bytes(points, points, features)
+
+
+def _calibration_cost(points: int) -> tuple[float, float, float, float]:
+    """(0, 0, flops, peak bytes) of RGSlope's reference laws at one sample size.
+
+    Three laws, three draws and about 14 reference dimensions (1..8, then
+    steps of 25 % up to 30) of three-permutation RG curves, at 10 features on
+    average; each sample size is calibrated once per process.
+    """
+    queries = int(round(0.2 * points))
+    pool = points - queries
+    sizes = len(default_sizes(pool))
+    fits = 3 * 3 * 14
+    return (0, 0, fits * 3 * _gap_flops(queries, pool, 10, sizes),
+            3 * points * 30 * 8.0 + _gap_bytes(points, points, 30))
 
 
 def _denoiser_cost(cell: dict) -> tuple[float, float, float, float]:
@@ -975,7 +1077,10 @@ def plan(config: Config) -> list[Stage]:
       ``n_max`` points against ``queries`` in R^ambient_dim, exact float64;
     - ``codebook constants at one d``: random codebooks and k-means
       (:func:`codebook_constants`), one per d;
+    - ``calibrate the RG slope at one sample size``: the reference laws of
+      :class:`RGSlope` at every sample size the chapter estimates d at;
     - ``RG slope, TwoNN and MLE of a model``: :func:`dimension_table`;
+    - ``RG slope of a coverage sample``: :func:`slope_coverage`;
     - ``optimal denoiser at one n``: :func:`denoiser_limit`, every noise level;
     - ``RG on the Clifford torus with its groups``: :func:`symmetry_curves`;
     - ``render an image class, estimate its d``: :func:`image_dimensions`
@@ -1023,6 +1128,12 @@ def plan(config: Config) -> list[Stage]:
     flops, peak = _estimate_cost(sizes["id_points"], ambient)
     dimensions = Stage("RG slope, TwoNN and MLE of a model", len(chosen), None, flops=flops,
                        peak_bytes=peak)
+    count = sizes["coverage_points"]
+    coverage = Stage("RG slope of a coverage sample",
+                     len(coverage_models(config)) * sizes["coverage_seeds"], None,
+                     flops=3 * _gap_flops(count // 5, count - count // 5, ambient,
+                                          len(default_sizes(count - count // 5))),
+                     peak_bytes=3 * count * ambient * 8.0 + _gap_bytes(count, count, ambient))
 
     sphere_dim = min(ambient, 10)
     limit = [(0, 0, _gap_flops(queries, n, sphere_dim) + len(sizes["sigmas"]) * (queries + n)
@@ -1079,10 +1190,15 @@ def plan(config: Config) -> list[Stage]:
 
     cells = denoiser_cells(config)
     folder = cache_folder(None, "sweeps", code_of=__name__)
+    calibrated = sorted({sizes["id_points"], count, sizes["image_points"],
+                         *(points for points, _ in digit_sets)})
     return [
         law,
         Stage.of_units("codebook constants at one d", codebooks, cached=None),
+        Stage.of_units("calibrate the RG slope at one sample size",
+                       [_calibration_cost(points) for points in calibrated], cached=None),
         dimensions,
+        coverage,
         Stage.of_units("optimal denoiser at one n", limit, cached=None),
         symmetry,
         Stage.of_units("render an image class, estimate its d", images, cached=None),

@@ -45,6 +45,7 @@ NOT_FED = {
     "lib.estimators.projection.ManifoldEstimator": "protocol",
     "lib.estimators.projection.ProjectionError": "result container",
     "lib.estimators.representation_gap.RGCurve": "result container",
+    "lib.estimators.representation_gap.CALIBRATION_LAWS": "constant",
     "lib.graphs.nnk.NNKGraph": "result container",
     "lib.graphs.metrics.DegreeCalibration": "result container",
     "lib.graphs.metrics.InterpolationError": "result container",
