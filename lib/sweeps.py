@@ -40,13 +40,13 @@ import functools
 import json
 import os
 import platform
-import sys
 from collections.abc import Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 from lib._checks import check_in, check_int, check_real
 from lib._progress import progress_bar
+from lib._threads import set_torch_threads, torch_threads
 from lib.params import Address, Choice, Integer, shown
 from lib.store import canonical_json, code_fingerprint, digest, write_atomic
 
@@ -224,35 +224,15 @@ def _cache_namespace(function_or_namespace, cache_dir, *, caller: str) -> Path:
     return _folder(cache_dir, caller=caller) / namespace
 
 
-def _torch_threads(count: int | None) -> int | None:
-    """Set torch's intra-op threads to ``count`` where torch is loaded; return the old count.
-
-    Cells run on one torch thread wherever they run: a float reduction split
-    over two threads sums in another order than over one, so a network
-    trained in this process would otherwise differ in its last bits from the
-    same network trained on a one-thread worker. A module that defines a cell
-    using torch has imported it by the time the cell runs.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None or count is None:
-        return None
-    old = torch.get_num_threads()
-    torch.set_num_threads(count)
-    return old
-
-
-@contextmanager
-def _one_torch_thread():
-    old = _torch_threads(1)
-    try:
-        yield
-    finally:
-        _torch_threads(old)
-
+# Cells run on one torch thread wherever they run (lib._threads): a float reduction split
+# over two threads sums in another order than over one, so a network trained in this
+# process would otherwise differ in its last bits from the same network trained on a
+# one-thread worker. A module that defines a cell using torch has imported it by the time
+# the cell runs.
 
 def _evaluate(function, index: int, cell: dict, folders: Mapping) -> tuple[int, str]:
     """Run one cell where the backend puts it; return its index and its result as JSON text."""
-    _torch_threads(1)       # a worker process runs cells only; in this process, see run_cells
+    set_torch_threads(1)    # a worker process runs cells only; in this process, see run_cells
     try:
         result = function(**cell, **folders)
     except Exception as error:
@@ -638,7 +618,7 @@ def run_cells(function, cells, *, cache_dir=None, namespace: str | None = None,
     # show=None: a bar only where stderr is a terminal (or relayed by the chapter runner),
     # never in a notebook's output.
     with progress_bar(total=len(texts), initial=len(texts) - len(todo), desc=description,
-                      show=None if progress else False) as bar, _one_torch_thread():
+                      show=None if progress else False) as bar, torch_threads(1):
         for index, result_text in _outputs(function, todo, cells, backend=backend,
                                            n_jobs=n_jobs, scheduler=scheduler, folders=folders,
                                            gpu=gpu, worker_timeout=worker_timeout):

@@ -37,7 +37,7 @@ LIB = PROJECT / "lib"
 #: Units of one layer are siblings: they do not import each other.
 LAYERS = {
     # private helpers, importing nothing from lib
-    "lib._arrays": 0, "lib._checks": 0, "lib._lazy": 0, "lib._progress": 0,
+    "lib._arrays": 0, "lib._checks": 0, "lib._lazy": 0, "lib._progress": 0, "lib._threads": 0,
     # foundations (lib.store and lib.derivatives are issue 16's new modules)
     "lib.grid": 1, "lib.params": 1, "lib.store": 1, "lib.derivatives": 1, "lib.prose": 1,
     "lib.claims": 1,

@@ -207,3 +207,22 @@ def test_rows_with_ties_past_the_candidates_are_searched_again_explicitly(monkey
     np.testing.assert_allclose(np.linalg.norm(points[indices] - points[:, None], axis=2),
                                expected, rtol=1e-12)
     assert len(calls) >= 4 ** 3                      # every interior point at least
+
+
+def test_the_ranked_search_gives_the_same_answer_on_one_and_two_threads():
+    # D > KDTREE_MAX_DIM: scikit-learn ranks chunks side by side, torch re-measures blocks.
+    points = np.random.default_rng(2).standard_normal((3000, 40))
+    old = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(nearest_neighbors(points, 7))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(old)
+    (d1, i1), (d2, i2) = results
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(d1, d2)
+    exact = np.sort(cdist(points, points) + np.diag(np.full(3000, np.inf)), axis=1)[:, :7]
+    np.testing.assert_allclose(d1, exact, rtol=1e-14)

@@ -508,3 +508,36 @@ def test_cosine_candidates_are_the_most_similar_directions_not_the_nearest_point
         for i, row in enumerate(cosine):               # max-symmetrized: i's choices are in
             assert np.all(weights[i, row] > 0)
             assert np.allclose(weights[i, row], (1 + similarity[i, row]) / 2)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
+def test_threads_solve_blocks_side_by_side_with_the_same_answer(kernel, monkeypatch):
+    """Blocks of nodes run on Python threads, each on one torch thread; the graph is the same.
+
+    The blocks of 1,024 nodes never meet at an OpenMP barrier (whose spinning idle
+    threads made a loaded 2-core machine 3-20x slower): each solve sees one torch thread,
+    the caller's count comes back, and 1 and 2 threads give identical weights.
+    """
+    points = np.random.default_rng(5).random((2500, 20))
+    seen = []
+    solve = nnk_solver.solve_exact
+
+    def recording(A, b, *, tol):
+        seen.append(torch.get_num_threads())
+        return solve(A, b, tol=tol)
+
+    monkeypatch.setattr(nnk_solver, "solve_exact", recording)
+    old = torch.get_num_threads()
+    graphs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            graphs.append(nnk_graph(points, 12, kernel=kernel))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(old)
+    assert seen == [1] * 6                                   # 3 blocks per graph
+    one, two = graphs
+    np.testing.assert_array_equal(one.theta, two.theta)
+    np.testing.assert_array_equal(one.candidates, two.candidates)
+    assert (one.weights != two.weights).nnz == 0

@@ -52,8 +52,14 @@ Speed (k = 50, measured 2026-11-23, ``benchmarks/nnk.py``): N = 10,000 in
 D = 64 takes 1.5 s (cosine) to 2.7 s (Gaussian) on 2 CPU cores, of which the
 candidate search is 0.9 s, and 0.15 to 0.3 s on one H100; N = 60,000 in
 D = 784 takes about 1.3 s on the H100. The solver issues many small torch
-operations: on a CPU shared with other busy processes, ``torch.set_num_threads(1)``
-avoids the spin-waiting of idle threads (measured: up to 50x slower otherwise).
+operations. On a CPU, blocks of nodes are solved side by side on torch's
+thread count, each block on one thread (``lib._threads.map_blocks``), as
+the candidate search does: split over OpenMP threads instead, they met at
+barriers where idle threads spin, and on a 2-core machine with one other busy
+process two threads took 2-3x (up to 20x) longer than one. Measured
+2026-12-07 (N = 2,000, k = 50, D = 64 and 784, ``OMP_WAIT_POLICY`` unset):
+two threads are 1.4-1.7x faster than one when idle and as fast as one when
+loaded.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ import scipy.sparse
 import torch
 
 from lib._arrays import as_tensor
+from lib._threads import map_blocks, torch_threads
 from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
                          check_real, check_shape)
 from lib.graphs import nnk_solver
@@ -79,6 +86,8 @@ SIGMAS = ("global", "local")
 SYMMETRIZE = ("reference", "max", "min", None)
 # CPU rows per block beyond which the batched solver's working arrays leave the cache.
 _MAX_BLOCK = 1024
+# Bytes of gathered neighbour coordinates per piece of a kernel block on a CPU (cache-sized).
+_GATHER_BYTES = 2**24
 
 
 @dataclass(frozen=True)
@@ -183,27 +192,38 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     kkt = torch.zeros(count, dtype=x.dtype, device=x.device)
     error = torch.zeros(count, dtype=x.dtype, device=x.device)
     fallbacks = 0
+    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+    # Blocks do not depend on the thread count, so neither do the weights.
     block = _block_rows(count, k, x.shape[1], budget, x.device)
-    for start in range(0, count, block):
+
+    def solve_block(start):
+        """Weights, KKT residuals, errors and fallback count of the nodes from ``start``."""
         rows = torch.arange(start, min(start + block, count), device=x.device)
-        A, b = _kernel_block(x, units, candidates, distances, bandwidth, rows)
+        A, b = _kernel_rows(x, units, candidates, distances, bandwidth, rows)
         if mode == "reference":
             A_np, b_np = A.cpu().numpy(), b.cpu().numpy()
             solved = np.stack([nnk_solver.solve_reference(A_np[n], b_np[n], x_tol=tol)
                                for n in range(len(rows))])
             t = torch.from_numpy(solved).to(x.device)
-            residual = nnk_solver.kkt_residual(t, A, b)
-        else:
-            t, residual, unsolved = nnk_solver.solve_exact(A, b, tol=tol)
-            for n in unsolved.nonzero()[:, 0].tolist():
-                solved = _fallback(A[n], b[n], units, candidates, rows[n])
-                t[n] = torch.from_numpy(solved).to(t.device)
-            if bool(unsolved.any()):
-                fallbacks += int(unsolved.sum())
-                residual[unsolved] = nnk_solver.kkt_residual(t[unsolved], A[unsolved], b[unsolved])
-        theta[rows] = t
-        kkt[rows] = residual
-        error[rows] = (1.0 + 2 * nnk_solver.objective(t, A, b)).clamp_min(0)
+            return rows, t, nnk_solver.kkt_residual(t, A, b), nnk_solver.objective(t, A, b), 0
+        t, residual, unsolved = nnk_solver.solve_exact(A, b, tol=tol)
+        for n in unsolved.nonzero()[:, 0].tolist():
+            solved = _fallback(A[n], b[n], units, candidates, rows[n])
+            t[n] = torch.from_numpy(solved).to(t.device)
+        if bool(unsolved.any()):
+            residual[unsolved] = nnk_solver.kkt_residual(t[unsolved], A[unsolved], b[unsolved])
+        return rows, t, residual, nnk_solver.objective(t, A, b), int(unsolved.sum())
+
+    starts = range(0, count, block)
+    # On a CPU the blocks run side by side on the caller's threads, each block on one torch
+    # thread: the solver's many small operations then never wait at an OpenMP barrier,
+    # whose idle threads spin and made a loaded 2-core machine 3-20x slower.
+    with torch_threads(1 if x.device.type == "cpu" else None):
+        for rows, t, residual, value, unsolved in map_blocks(solve_block, starts, workers):
+            theta[rows] = t
+            kkt[rows] = residual
+            error[rows] = (1.0 + 2 * value).clamp_min(0)
+            fallbacks += unsolved
     if mode == "exact" and bool((kkt > tol).any()):
         warnings.warn(f"nnk_graph: {int((kkt > tol).sum())} node(s) keep a KKT residual above "
                       f"x_tol={tol:g} after the scipy fallback (largest {float(kkt.max()):.2e}); "
@@ -370,6 +390,22 @@ def _block_rows(count, k, dim, budget, device):
     rows = max(1, min(count, budget // per_row))
     # A GPU wants every row it can hold in one launch; a CPU wants blocks that stay in cache.
     return rows if device.type == "cuda" else min(rows, _MAX_BLOCK)
+
+
+def _kernel_rows(x, units, candidates, distances, bandwidth, rows):
+    """:func:`_kernel_block` of ``rows``, in cache-sized pieces on a CPU.
+
+    The gather of the neighbours' coordinates, (B, k, D), is memory-bound: in
+    pieces of 16 MiB it ran 2x faster (k = 50, D = 784, one thread, 1,024
+    rows: 0.15 s against 0.30 s for the cosine kernel), with identical
+    results. A GPU takes the block whole.
+    """
+    step = max(1, _GATHER_BYTES // (8 * candidates.shape[1] * x.shape[1]))
+    if x.device.type != "cpu" or step >= len(rows):
+        return _kernel_block(x, units, candidates, distances, bandwidth, rows)
+    parts = [_kernel_block(x, units, candidates, distances, bandwidth, rows[start:start + step])
+             for start in range(0, len(rows), step)]
+    return torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])
 
 
 def _kernel_block(x, units, candidates, distances, bandwidth, rows):
