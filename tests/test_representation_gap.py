@@ -68,7 +68,7 @@ from lib.estimators.representation_gap import (
     CALIBRATION_LAWS,
     RGCurve,
     RGSlope,
-    _reference_dimension,
+    _reference_dimensions_at,
     default_sizes,
     optimal_denoiser,
     representation_gap,
@@ -310,7 +310,7 @@ def test_rg_slope_calibration_is_monotone_and_does_not_depend_on_the_cache():
         assert table[0, 0] == 1 and table[-1, 0] <= X.shape[1]
         # The inverse of the raw estimate lies between the references that bracket it.
         assert table[-1, 1] >= first.raw_dimension_
-    _reference_dimension.cache_clear()
+    _reference_dimensions_at.cache_clear()
     second = RGSlope(n_bootstrap=20, random_state=0).fit(X)
     assert second.dimension_ == first.dimension_
     np.testing.assert_array_equal(second.confidence_interval_, first.confidence_interval_)

@@ -45,6 +45,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from lib._arrays import as_tensor
+from lib._threads import map_blocks, torch_threads
 from lib.datasets.point_clouds import Ball, Cube, Sphere
 from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_in, check_int,
                          check_real, check_sample_matrix)
@@ -387,21 +388,30 @@ class _RawSetting:
     n_permutations: int
 
 
-@functools.lru_cache(maxsize=4096)
-def _reference_dimension(law, dim, setting):
-    """Mean raw estimate of the uniform ``law`` of dimension ``dim`` under ``setting``."""
-    model = _REFERENCE_MODELS[law](dim)
-    values = []
-    for draw in range(_REFERENCE_DRAWS):
-        # Fixed seeds: the calibration is a property of the setting, not of the data.
-        points = model.sample(setting.total,
-                              seed=np.random.default_rng([draw, dim, setting.total,
-                                                          CALIBRATION_LAWS.index(law)]))
-        values.append(RGSlope(sizes=setting.sizes, n_queries=setting.n_queries,
-                              n_permutations=setting.n_permutations,
-                              fit_range=setting.fit_range, n_bootstrap=0, calibration=None,
-                              random_state=draw).fit(points).raw_dimension_)
-    return float(np.mean(values))
+@functools.lru_cache(maxsize=1024)
+def _reference_dimensions_at(dim, setting):
+    """Mean raw estimate of each uniform law of :data:`CALIBRATION_LAWS` at ``dim``, by name.
+
+    All draws of all laws are fitted together, side by side on torch's
+    threads with one torch thread each (the laws need the same dimensions),
+    so the values do not depend on the thread count.
+    """
+    jobs = [(law, draw) for law in CALIBRATION_LAWS for draw in range(_REFERENCE_DRAWS)]
+    workers = torch.get_num_threads()
+    with torch_threads(1):
+        values = map_blocks(lambda job: _reference_fit(*job, dim, setting), jobs, workers)
+    return {law: float(np.mean([value for (name, _), value in zip(jobs, values) if name == law]))
+            for law in CALIBRATION_LAWS}
+
+
+def _reference_fit(law, draw, dim, setting):
+    """Raw estimate of one draw of the uniform ``law`` of dimension ``dim``."""
+    # Fixed seeds: the calibration is a property of the setting, not of the data.
+    seed = np.random.default_rng([draw, dim, setting.total, CALIBRATION_LAWS.index(law)])
+    points = _REFERENCE_MODELS[law](dim).sample(setting.total, seed=seed)
+    return RGSlope(sizes=setting.sizes, n_queries=setting.n_queries,
+                   n_permutations=setting.n_permutations, fit_range=setting.fit_range,
+                   n_bootstrap=0, calibration=None, random_state=draw).fit(points).raw_dimension_
 
 
 def _reference_dimensions(cap):
@@ -428,7 +438,7 @@ class _Calibration:
         for i, dim in enumerate(_reference_dimensions(self.cap)):
             if i == len(self.values):
                 # Non-decreasing: noise between neighbouring references must not fold the map.
-                value = max(_reference_dimension(self.law, dim, self.setting), prev_value)
+                value = max(_reference_dimensions_at(dim, self.setting)[self.law], prev_value)
                 self.dims.append(dim)
                 self.values.append(value)
             value = self.values[i]
