@@ -118,6 +118,15 @@ def nnk_problem(rng):
     return A, rng.standard_normal((B, k))
 
 
+def factor_problem(rng, count=None, k=None):
+    """An NNLS in factor form: M (B, m, k) and y (B, m)."""
+    count = count or int(rng.integers(1, 5))
+    k = k or int(rng.integers(2, 5))
+    rows = int(rng.integers(2, 6))
+    return {"factor": rng.standard_normal((count, rows, k)),
+            "target": rng.standard_normal((count, rows))}
+
+
 def labelled_cloud(rng):
     x = point_cloud(rng, n=int(rng.integers(30, 40)))
     return x, (x[:, 0] > np.median(x[:, 0])).astype(np.int64)
@@ -502,6 +511,15 @@ CASES: dict[str, Case] = {
     "lib.graphs.nnk_solver.fallback_nnls": Case(
         "fallback_nnls", lambda rng: (lambda A, b: {"A": A[0], "b": b[0]})(*nnk_problem(rng)),
         nnk_solver.fallback_nnls, ("A", "b"), torch_only=("A", "b")),
+    "lib.graphs.nnk_solver.solve_factor": Case(
+        "solve_factor", lambda rng: factor_problem(rng),
+        lambda factor, target: nnk_solver.solve_factor(factor, target, tol=1e-10),
+        ("factor", "target"), torch_only=("factor", "target"), names=("tol",)),
+    "lib.graphs.nnk_solver.factor_error": Case(
+        "factor_error", lambda rng: {"theta": np.abs(rng.standard_normal((2, 4))),
+                                     **factor_problem(rng, count=2, k=4)},
+        nnk_solver.factor_error, ("theta", "factor", "target"),
+        torch_only=("theta", "factor", "target")),
     "lib.graphs.nnk_solver.kkt_residual": Case(
         "kkt_residual", lambda rng: _with_theta(rng), nnk_solver.kkt_residual,
         ("theta", "A", "b"), torch_only=("theta", "A", "b")),
