@@ -102,7 +102,7 @@ _FACTOR_MAX_ROWS = 16
 
 @dataclass(frozen=True)
 class NNKGraph:
-    """An NNK graph and the per-node solutions behind it.
+    r"""An NNK graph and the per-node solutions behind it.
 
     Attributes
     ----------
@@ -115,7 +115,9 @@ class NNKGraph:
     error : array of shape (N,)
         Reconstruction error e_i >= 0 (rounding below 0 is clipped).
     kkt : array of shape (N,)
-        KKT residual of each solve (see :mod:`lib.graphs.nnk_solver`).
+        KKT residual of each solve (see :mod:`lib.graphs.nnk_solver`); for
+        the nodes solved in factor form (the cosine kernel, module docstring)
+        its gradient is evaluated as :math:`\Phi_S^\top(\Phi_S\theta - \phi_i)`.
     fallbacks : int
         Nodes the batched solver handed to :func:`scipy.optimize.nnls`.
     sigma : float, array of shape (N,) or None
