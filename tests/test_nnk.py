@@ -99,16 +99,23 @@ def test_every_solve_is_certified_and_matches_scipy_nnls(kernel, sigma):
     assert graph.kkt.max() <= 1e-10 and graph.fallbacks == 0
 
 
-def test_solver_on_random_problems_with_many_removals():
-    # Strongly correlated columns make Lawson-Hanson drop weights often (its inner loop).
+@pytest.mark.parametrize("start", ["empty", "pruned"])
+def test_solver_on_random_problems_with_many_removals(start):
+    # Strongly correlated columns make Lawson-Hanson drop weights often (its inner loop),
+    # and make the heuristic's pruning miss the optimum, so the certificate must catch it.
     rng = np.random.default_rng(3)
     count, k = 300, 14
     mixing = rng.standard_normal((count, k + 2, k)) + 2.0
     M = mixing / np.linalg.norm(mixing, axis=1, keepdims=True)
     y = rng.standard_normal((count, k + 2)) + 1.0
     A, b = np.einsum("nmj,nml->njl", M, M), np.einsum("nmj,nm->nj", M, y)
+    if start == "pruned":
+        pruned, residual = nnk_solver._pruned(torch.from_numpy(A), torch.from_numpy(b))
+        # The pruning certifies 21 of the 300 (measured) and hands the rest to
+        # Lawson-Hanson: both paths are exercised.
+        assert 10 <= (residual <= 1e-10).sum() <= 290
     theta, residual, unsolved = nnk_solver.solve_exact(torch.from_numpy(A), torch.from_numpy(b),
-                                                       tol=1e-10)
+                                                       tol=1e-10, start=start)
     theta = theta.numpy()
     assert not unsolved.any()
     for n in range(count):
@@ -349,6 +356,8 @@ def test_knn_graph_matches_kernel_weights():
 def test_fallback_is_counted_and_exact(monkeypatch):
     # Batched paths that certify nothing send every node to scipy.
     monkeypatch.setattr(nnk_solver, "_lawson_hanson", lambda A, b, add_tol: torch.zeros_like(b))
+    monkeypatch.setattr(nnk_solver, "_pruned", lambda A, b: (
+        torch.zeros_like(b), torch.full((b.shape[0],), torch.inf, dtype=b.dtype)))
     monkeypatch.setattr(nnk_solver, "solve_factor", lambda factor, target, tol: (
         torch.zeros(factor.shape[0], factor.shape[2], dtype=factor.dtype),
         torch.ones(factor.shape[0], dtype=factor.dtype),
@@ -561,9 +570,9 @@ def test_threads_solve_blocks_side_by_side_with_the_same_answer(kernel, monkeypa
     seen = []
     solve = nnk_solver.solve_exact
 
-    def recording(A, b, *, tol):
+    def recording(A, b, *, tol, start="empty"):
         seen.append(torch.get_num_threads())
-        return solve(A, b, tol=tol)
+        return solve(A, b, tol=tol, start=start)
 
     monkeypatch.setattr(nnk_solver, "solve_exact", recording)
     old = torch.get_num_threads()
@@ -575,8 +584,25 @@ def test_threads_solve_blocks_side_by_side_with_the_same_answer(kernel, monkeypa
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(old)
-    assert seen == [1] * 6                                   # 3 blocks per graph
+    assert set(seen) == {1} and len(seen) >= 6              # 3 blocks per graph
     one, two = graphs
     np.testing.assert_array_equal(one.theta, two.theta)
     np.testing.assert_array_equal(one.candidates, two.candidates)
     assert (one.weights != two.weights).nnz == 0
+
+
+def test_solve_exact_refuses_an_unknown_start_before_any_work():
+    A, b, _ = _problem()
+    with pytest.raises(ValueError, match="'start' parameter of solve_exact must be one of"):
+        nnk_solver.solve_exact(A, b, tol=1e-10, start="heuristic")
+
+
+def test_gaussian_graphs_start_from_the_pruning_and_keep_the_exact_answer():
+    points = relu_features(600, 16, seed=7)
+    graph = nnk_graph(points, 30, symmetrize=None)
+    assert graph.fallbacks == 0 and graph.kkt.max() <= 1e-10
+    for i in range(0, 600, 40):
+        A, b, _, _ = problem(points, i, graph.candidates[i], "gaussian", graph.sigma[i])
+        # The objective of scipy's NNLS on a factor of the problem, to rounding.
+        reference = nnk_solver.fallback_nnls(A, b)
+        assert objective(A, b, graph.theta[i]) <= objective(A, b, reference) + OBJECTIVE_TOL

@@ -224,7 +224,9 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
             t, residual, unsolved = nnk_solver.solve_factor(factor, target, tol=tol)
             error = nnk_solver.factor_error(t, factor, target)
         else:
-            t, residual, unsolved = nnk_solver.solve_exact(A, b, tol=tol)
+            # Gaussian supports hold most candidates: start from the heuristic's pruning.
+            t, residual, unsolved = nnk_solver.solve_exact(
+                A, b, tol=tol, start="empty" if units is not None else "pruned")
             if units is not None and bool(unsolved.any()):
                 # Near-duplicate directions: the Gram form cannot certify them, the factor can.
                 again = unsolved.nonzero()[:, 0]
