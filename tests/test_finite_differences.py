@@ -7,7 +7,7 @@ import torch
 from lib.datasets import toy
 from lib.geometry import extrinsic, metric, pointwise
 from lib.geometry.curvature import scalar_curvature
-from lib.geometry.differences import derivatives, gradient, stencil_derivatives
+from lib.geometry.differences import derivative_vectors, derivatives, gradient, stencil_derivatives
 from lib.geometry.reach import grid_reach
 from lib.grid import Grid
 
@@ -236,3 +236,36 @@ def test_gradient_stride_must_be_a_positive_int():
     grid = Grid.product(x=(0.0, 1.0, 11))
     with pytest.raises(ValueError, match="'stride' parameter of gradient"):
         gradient(np.zeros((11, 2)), grid, stride=0)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+@pytest.mark.parametrize("manifold", [toy.Circle(1.0), toy.Torus(1.0, 0.4), "cube"])
+def test_derivative_vectors_are_the_derivatives_rows(manifold, order):
+    """The same stencils as derivatives(), as rows: first ones, then d_i d_j for i <= j."""
+    if manifold == "cube":                   # k = 3: a smooth map of a 3-d box into R^5
+        grid = Grid.product(a=(0.0, 1.0, 9), b=(0.0, 1.0, 10), c=(0.0, 1.0, 11))
+        t = grid.points
+        values = np.stack([np.sin(t[..., 0]) * t[..., 1], t[..., 2] ** 2, t[..., 0] * t[..., 2],
+                           np.cos(t[..., 1]), t.sum(-1) ** 3], -1)
+    else:
+        grid = manifold.grid(24)
+        values = manifold.points(grid)
+    k = grid.ndim
+    rows = derivative_vectors(values, grid, order=order)
+    parts = derivatives(values, grid, order=order)
+    assert rows.shape == (*parts.jacobian.shape[:-2], k + k * (k + 1) // 2, values.shape[-1])
+    np.testing.assert_array_equal(np.swapaxes(rows[..., :k, :], -1, -2), parts.jacobian)
+    pairs = [(i, j) for i in range(k) for j in range(i, k)]
+    for row, (i, j) in enumerate(pairs, start=k):
+        np.testing.assert_allclose(rows[..., row, :], parts.hessian[..., i, j], rtol=0,
+                                   atol=1e-12 * np.abs(parts.hessian).max())
+
+
+def test_grid_curvature_by_inner_products_equals_the_gauss_equation_on_derivatives():
+    torus = toy.Torus(1.0, 0.4)
+    grid = torus.grid(48)
+    values = toy.embed(torus.points(grid).reshape(-1, 3), 40, seed=1).reshape(*grid.shape, 40)
+    parts = derivatives(values, grid)
+    expected = extrinsic.scalar_curvature_from_derivatives(parts.jacobian, parts.hessian)
+    np.testing.assert_allclose(extrinsic.grid_scalar_curvature(values, grid), expected,
+                               rtol=1e-9, atol=1e-9)

@@ -21,7 +21,8 @@ from lib._checks import (REAL_DTYPES, check_finite, check_float_dtype, check_gri
 from lib.derivatives import Derivatives
 from lib.grid import Axis, Grid, accepts_sampled
 
-__all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "stencil_derivatives", "by_slabs"]
+__all__ = ["STENCILS", "SECOND_STENCILS", "gradient", "derivatives", "derivative_vectors",
+           "stencil_derivatives", "by_slabs"]
 
 # Offsets and weights of the central first-derivative stencils, per accuracy order.
 STENCILS = {2: ((1, 0.5), (-1, -0.5)),
@@ -182,17 +183,60 @@ def derivatives(values, grid: Grid, *, order: int = 2):
     for i in range(k):
         row = []
         for j in range(k):
-            if i == j:
-                terms = [({i: offset}, weight / grid.spacing[i] ** 2)
-                         for offset, weight in SECOND_STENCILS[order]]
-            else:
-                scale = grid.spacing[i] * grid.spacing[j]
-                terms = [({i: oi, j: oj}, wi * wj / scale)
-                         for oi, wi in STENCILS[order] for oj, wj in STENCILS[order]]
-            row.append(_combine(padded, grid, depth, terms))
+            row.append(_combine(padded, grid, depth, _second_terms(grid, order, i, j)))
         rows.append(torch.stack(row, dim=-1))
     hessian = torch.stack(rows, dim=-2)
     return Derivatives(jacobian=restore(jacobian), hessian=restore(hessian))
+
+
+def _second_terms(grid, order, i, j):
+    """Stencil terms of d^2/d theta_i d theta_j: the second difference, or a product of firsts."""
+    if i == j:
+        return [({i: offset}, weight / grid.spacing[i] ** 2)
+                for offset, weight in SECOND_STENCILS[order]]
+    scale = grid.spacing[i] * grid.spacing[j]
+    return [({i: oi, j: oj}, wi * wj / scale)
+            for oi, wi in STENCILS[order] for oj, wj in STENCILS[order]]
+
+
+@accepts_sampled
+def derivative_vectors(values, grid: Grid, *, order: int = 2):
+    """The k first and k(k+1)/2 distinct second partial derivatives as rows, by central differences.
+
+    The stencils of :func:`derivatives`, with each mixed derivative computed
+    once and every derivative kept as a contiguous vector in R^D: made for
+    inner products over a large D (the Gauss equation of
+    :func:`lib.geometry.extrinsic.grid_scalar_curvature`), where stacking the
+    components into the last axes, as :func:`derivatives` returns them, is a
+    strided copy that cost more than the differences themselves (D = 4096).
+
+    Parameters
+    ----------
+    values : array of shape (*grid.shape, D)
+    grid : Grid
+    order : {2, 4}, default=2
+
+    Returns
+    -------
+    vectors : array of shape (*grid.interior(order // 2).shape, k + k (k + 1) / 2, D)
+        Rows ``d_0 x, ..., d_{k-1} x``, then ``d_i d_j x`` for i <= j in row-major
+        order (for k = 2: ``d_00, d_01, d_11``), in the input's array type.
+
+    Examples
+    --------
+    >>> grid = Grid.product(u=(0.0, 1.0, 11), v=(0.0, 1.0, 11))
+    >>> x = (grid.points ** 2).sum(-1, keepdims=True)            # u^2 + v^2 in R^1
+    >>> rows = derivative_vectors(x, grid)
+    >>> rows.shape, rows[4, 4, 2:, 0].round(6).tolist()         # d_uu, d_uv, d_vv
+    ((9, 9, 5, 1), [2.0, 0.0, 2.0])
+    """
+    field, restore = _checked(values, grid, order, "derivative_vectors")
+    depth, k = order // 2, grid.ndim
+    padded = _padded(field, grid, depth)
+    rows = [_first(padded, grid, order, axis) for axis in range(k)]
+    rows += [_combine(padded, grid, depth, _second_terms(grid, order, i, j))
+             for i in range(k) for j in range(i, k)]
+    return restore(torch.stack(rows, dim=-2))
 
 
 def by_slabs(function, values: torch.Tensor, grid: Grid, *, halo: int,

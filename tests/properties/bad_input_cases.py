@@ -169,6 +169,15 @@ def check_derivatives(out, args):
     close(out.hessian, 0, atol=1e-6)   # second differences lose eps |x| / h^2 ~ 1e-12 * 1e4
 
 
+def check_derivative_vectors(out, args):
+    k = args["A"].shape[1]
+    # Rows: the k first derivatives (the columns of A), then the second ones (zero).
+    close(np.swapaxes(out[..., :k, :], -1, -2), np.broadcast_to(args["A"], (*out.shape[:-2],
+                                                                            *args["A"].shape)),
+          atol=1e-9)
+    close(out[..., k:, :], 0, atol=1e-6)
+
+
 def check_metric(out, args):
     close(out, np.broadcast_to(args["A"].T @ args["A"], out.shape), rtol=1e-8)
 
@@ -334,6 +343,8 @@ CASES: dict[str, Case] = {
                                                     check_gradient),
     "lib.geometry.differences.derivatives": _grid_case(differences.derivatives, "derivatives",
                                                        check_derivatives),
+    "lib.geometry.differences.derivative_vectors": _grid_case(
+        differences.derivative_vectors, "derivative_vectors", check_derivative_vectors),
     "lib.geometry.differences.by_slabs": Case(
         "by_slabs", lambda rng: dict(zip(("grid", "values", "A"), affine_on_grid(rng))),
         _slabs, ("values",), check_gradient, names=("grid", "halo")),
