@@ -211,7 +211,14 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
     def solve_block(start):
         """Weights, KKT residuals, errors and fallback count of the nodes from ``start``."""
         rows = torch.arange(start, min(start + block, count), device=x.device)
-        A, b = _kernel_rows(x, units, candidates, distances, bandwidth, rows)
+        if units is not None and units.shape[1] + 1 <= _FACTOR_MAX_ROWS and mode == "exact":
+            # Solved on the factor itself: the kernel block is built only for the fallback.
+            factor, target = _cosine_factor(units, candidates, rows)
+            t, residual, unsolved = nnk_solver.solve_factor(factor, target, tol=tol)
+            error = nnk_solver.factor_error(t, factor, target)
+            A = b = None
+        else:
+            A, b = _kernel_rows(x, units, candidates, distances, bandwidth, rows)
         if mode == "reference":
             A_np, b_np = A.cpu().numpy(), b.cpu().numpy()
             solved = np.stack([nnk_solver.solve_reference(A_np[n], b_np[n], x_tol=tol)
@@ -219,11 +226,7 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
             t = torch.from_numpy(solved).to(x.device)
             error = (1.0 + 2 * nnk_solver.objective(t, A, b)).clamp_min(0)
             return rows, t, nnk_solver.kkt_residual(t, A, b), error, 0
-        if units is not None and units.shape[1] + 1 <= _FACTOR_MAX_ROWS:
-            factor, target = _cosine_factor(units, candidates, rows)
-            t, residual, unsolved = nnk_solver.solve_factor(factor, target, tol=tol)
-            error = nnk_solver.factor_error(t, factor, target)
-        else:
+        if A is not None:
             # Gaussian supports hold most candidates: start from the heuristic's pruning.
             t, residual, unsolved = nnk_solver.solve_exact(
                 A, b, tol=tol, start="empty" if units is not None else "pruned")
@@ -234,14 +237,16 @@ def nnk_graph(points, n_neighbors: int, *, kernel: str = "gaussian", sigma="loca
                 t[again], residual[again], unsolved[again] = nnk_solver.solve_factor(
                     factor, target, tol=tol)
             error = (1.0 + 2 * nnk_solver.objective(t, A, b)).clamp_min(0)
-        for n in unsolved.nonzero()[:, 0].tolist():
-            solved = _fallback(A[n], b[n], units, candidates, rows[n])
-            t[n] = torch.from_numpy(solved).to(t.device)
-        if bool(unsolved.any()):
-            residual[unsolved] = nnk_solver.kkt_residual(t[unsolved], A[unsolved], b[unsolved])
-            error[unsolved] = (1.0 + 2 * nnk_solver.objective(t[unsolved], A[unsolved],
-                                                              b[unsolved])).clamp_min(0)
-        return rows, t, residual, error, int(unsolved.sum())
+        left = unsolved.nonzero()[:, 0]
+        if left.numel():
+            A_left, b_left = ((A[left], b[left]) if A is not None else
+                              _kernel_rows(x, units, candidates, distances, bandwidth, rows[left]))
+            for n, row in enumerate(left.tolist()):
+                solved = _fallback(A_left[n], b_left[n], units, candidates, rows[row])
+                t[row] = torch.from_numpy(solved).to(t.device)
+            residual[left] = nnk_solver.kkt_residual(t[left], A_left, b_left)
+            error[left] = (1.0 + 2 * nnk_solver.objective(t[left], A_left, b_left)).clamp_min(0)
+        return rows, t, residual, error, int(left.numel())
 
     starts = range(0, count, block)
     # On a CPU the blocks run side by side on the caller's threads, each block on one torch

@@ -94,9 +94,19 @@ def _objective(theta, A, b):
 
 def _kkt_residual(theta, A, b):
     # Unchecked, for the same reason; a NaN row gives NaN, which compares False with tol.
-    g = torch.einsum("njl,nl->nj", A, theta) - b
+    return _residual(theta, torch.einsum("njl,nl->nj", A, theta) - b)
+
+
+def _residual(theta, g):
+    """KKT residual of each row from its gradient g (module docstring); inf where theta < 0."""
     r = torch.where(theta > 0, g.abs(), (-g).clamp_min(0))
     return torch.where(theta < 0, torch.inf, r).amax(1)
+
+
+def _masked_system(A, inside):
+    """A with the rows and columns outside ``inside`` (B, k) replaced by the identity's."""
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    return torch.where(inside.unsqueeze(2) & inside.unsqueeze(1), A, eye)
 
 
 def _check_batch(theta, A, b, caller):
@@ -174,8 +184,13 @@ def solve_exact(A, b, *, tol: float, start: str = "empty"):
         theta, residual = _pruned(A, b)
         rest = ~(residual <= tol)
         if bool(rest.any()):
-            theta[rest], residual[rest], _ = solve_exact(A[rest], b[rest], tol=tol)
+            theta[rest], residual[rest], _ = _from_empty(A[rest], b[rest], tol)
         return theta, residual, ~(residual <= tol)
+    return _from_empty(A, b, tol)
+
+
+def _from_empty(A, b, tol):
+    """:func:`solve_exact` from theta = 0 on checked input: Lawson-Hanson, then the polish."""
     theta = _lawson_hanson(A, b, add_tol=0.1 * tol)
     # The inverse updates accumulate rounding along the path; one fresh Cholesky solve on
     # each final support removes it (residual ~1e-16 instead of ~1e-14), where it is valid.
@@ -218,16 +233,14 @@ def _pruned(A, b, *, rounds: int = 30):
     fails, whose first solve keeps under 60 % of the weights, or that still change after
     ``rounds`` come back with an infinite residual.
     """
-    count, k = b.shape
-    eye = torch.eye(k, dtype=A.dtype, device=A.device)
+    count = b.shape[0]
     active = b > 0
     theta = torch.zeros_like(b)
     failed = torch.zeros(count, dtype=torch.bool, device=b.device)
     todo = torch.arange(count, device=b.device)
     for round_ in range(rounds):
         inside = active[todo]
-        system = torch.where(inside.unsqueeze(2) & inside.unsqueeze(1), A[todo], eye)
-        factor, info = torch.linalg.cholesky_ex(system)
+        factor, info = torch.linalg.cholesky_ex(_masked_system(A[todo], inside))
         solved = torch.cholesky_solve((b[todo] * inside).unsqueeze(2), factor).squeeze(2)
         solved = solved * inside
         keep = inside & (solved > 0)
@@ -267,9 +280,7 @@ def _polish(A, b, support):
         valid = support.gather(1, order)
         flat = (order.unsqueeze(2) * k + order.unsqueeze(1)).reshape(count, width * width)
         sub = A.reshape(count, k * k).gather(1, flat).reshape(count, width, width)
-    eye = torch.eye(width, dtype=A.dtype, device=A.device)
-    system = torch.where(valid.unsqueeze(2) & valid.unsqueeze(1), sub, eye)
-    factor, info = torch.linalg.cholesky_ex(system)
+    factor, info = torch.linalg.cholesky_ex(_masked_system(sub, valid))
     rhs = (b.gather(1, order) * valid).unsqueeze(2)
     half = torch.linalg.solve_triangular(factor, rhs, upper=False)
     solved = torch.linalg.solve_triangular(factor.mT, half, upper=True).squeeze(2) * valid
@@ -564,9 +575,7 @@ def _factor_gradient(factor, target, theta):
 
 
 def _factor_residual(factor, target, theta):
-    g = _factor_gradient(factor, target, theta)
-    r = torch.where(theta > 0, g.abs(), (-g).clamp_min(0))
-    return torch.where(theta < 0, torch.inf, r).amax(1)
+    return _residual(theta, _factor_gradient(factor, target, theta))
 
 
 def _support_lstsq(factor, target, support):
