@@ -155,6 +155,9 @@ def grid_scalar_curvature(values, grid: Grid, *, order: int = 2):
     check_finite(x, name="values", caller=caller)
 
     k = grid.ndim
+    # Row of d_i d_j x among derivative_vectors' rows, for every (i, j), flattened.
+    flat = torch.tensor([_pair_index(i, j, k) for i in range(k) for j in range(k)],
+                        device=x.device)
 
     def slab_curvature(slab, sub):
         # Every inner product the Gauss equation needs, from one (m, D) @ (D, m) product per
@@ -162,9 +165,6 @@ def grid_scalar_curvature(values, grid: Grid, *, order: int = 2):
         # components into its last axes cost more than the differences themselves.
         vectors = differences.derivative_vectors(slab, sub, order=order)
         inner = vectors @ vectors.transpose(-1, -2)                       # (*Q, m, m)
-        pair = torch.tensor([[_pair_index(i, j, k) for j in range(k)] for i in range(k)],
-                            device=inner.device)                         # (k, k) -> row
-        flat = pair.reshape(-1)
         metric = inner[..., :k, :k]
         along = inner[..., :k, :][..., flat]                              # (*Q, k, k^2)
         gram = inner[..., flat, :][..., flat]                             # (*Q, k^2, k^2)
